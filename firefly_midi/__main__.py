@@ -1,0 +1,3 @@
+from firefly_midi.cli import main
+
+raise SystemExit(main())

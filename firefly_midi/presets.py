@@ -1,0 +1,123 @@
+"""TOML presets: where they are looked up, how they are read and checked.
+
+A preset is a TOML file whose tables hold parameter keys: ``[swarm]`` holds ``swarm.*`` and so on.
+Errors name the file, the line and the key, with the allowed range from the parameter table.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from firefly_midi import params as P
+
+DEFAULT_PRESET = "ermentrout-800"
+
+
+def shipped_dir() -> Path:
+    """The presets that come with firefly-midi: inside the wheel, or presets/ of a source checkout."""
+    inside = Path(__file__).parent / "presets"
+    return inside if inside.is_dir() else Path(__file__).resolve().parent.parent / "presets"
+
+
+def user_dir() -> Path:
+    return Path(platformdirs.user_config_dir("firefly-midi")) / "presets"
+
+
+def search_path() -> list[Path]:
+    """User presets first, so a user's file of the same name shadows a shipped one."""
+    return [user_dir(), shipped_dir()]
+
+
+def available() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for folder in reversed(search_path()):
+        if folder.is_dir():
+            found.update({p.stem: p for p in sorted(folder.glob("*.toml"))})
+    return dict(sorted(found.items()))
+
+
+def locate(name_or_path: str) -> Path:
+    """A preset by name (searched) or by path; FileNotFoundError lists the names known."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"no preset file {path}")
+        return path
+    known = available()
+    if name_or_path in known:
+        return known[name_or_path]
+    raise FileNotFoundError(f"no preset named {name_or_path!r}; known presets: {', '.join(known) or 'none'}")
+
+
+def load(name_or_path: str) -> dict[str, Any]:
+    """Read a preset into flat, checked ``{key: value}`` (only the keys it sets)."""
+    path = locate(name_or_path)
+    text = path.read_text(encoding="utf-8")
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str = "<preset>") -> dict[str, Any]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise P.ParamError(f"not valid TOML: {exc}", source=source, line=int(match.group(1)) if match else None) from None
+    values: dict[str, Any] = {}
+    for key, value in _flatten(data):
+        try:
+            values[key] = P.check(key, value)
+        except P.ParamError as exc:
+            raise exc.located(source, _line_of(text, key)) from None
+    try:
+        P.check_consistency({**P.defaults(), **values})
+    except P.ParamError as exc:
+        raise exc.located(source, _line_of(text, exc.key) if exc.key else None) from None
+    return values
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items = []
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            items.extend(_flatten(value, key + "."))
+        else:
+            items.append((key, value))
+    return items
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The line that sets ``key`` (as ``name =`` under its table, or dotted), for error messages."""
+    table, _, name = key.rpartition(".")
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.match(r"^\[([^\[\]]+)\]", stripped)
+        if header:
+            current = header.group(1).strip()
+            continue
+        assigned = re.match(r"^([\w.\-\"]+)\s*=", stripped)
+        if not assigned:
+            continue
+        full = ".".join(p for p in (current, assigned.group(1).replace('"', "")) if p)
+        if full == key or (current == table and assigned.group(1) == name):
+            return number
+    return None
+
+
+def resolve(preset: str | None, assignments: list[str] | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Defaults, then the preset, then ``--set`` assignments, then ``--seed``: checked as a whole."""
+    values = P.defaults()
+    values.update(load(preset or DEFAULT_PRESET))
+    for text in assignments or []:
+        key, value = P.parse_assignment(text)
+        values[key] = value
+    if seed is not None:
+        values["swarm.seed"] = P.check("swarm.seed", seed)
+    P.check_consistency(values)
+    return values

@@ -1,0 +1,225 @@
+"""Swarm: one ``step(dt)`` per tick, returning how many fireflies flashed and when.
+
+The engine is pure: no ports, clocks, threads or files.  It owns every buffer the kernels write, so a
+step allocates nothing; flashes of the last step are ``flash_ids[:count]`` and ``flash_times[:count]``
+(the fraction of the tick at which each happened).
+
+Coupling, in one place:
+- pulse-type models (pulse, mirollo_strogatz, ermentrout) react to observed flashes.  Each observed
+  flash counts with weight ``w``: 1 when ``swarm.normalize`` is false (ε acts per flash, as in the
+  Ermentrout paper), 1/k when true, k being how many fireflies each one observes (N-1 for global).
+  Normalised, a whole neighbourhood flashing at once is worth ε whatever the swarm size.
+- Flashes within one tick arrive together: global coupling adds them into one count and touches
+  every firefly once (O(N)); sparse topologies deliver each flash to its k peers (O(N·k)).  Fireflies
+  pushed to threshold flash in the same tick and are absorbed (they ignore the rest of that tick).
+- kuramoto couples continuously through the mean field (global, O(N)) or neighbour averages.
+- An external flash of strength s counts as s whole neighbourhoods flashing (s = 1: as strong as all
+  the fireflies a firefly watches flashing together).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from firefly_midi import params as P
+from firefly_midi.swarm import kernels as K
+from firefly_midi.swarm import state as S
+from firefly_midi.swarm import topology
+from firefly_midi.swarm.metrics import Recorder
+
+MODEL_CODES = {"pulse": K.PULSE, "mirollo_strogatz": K.MIROLLO_STROGATZ, "ermentrout": K.ERMENTROUT, "kuramoto": K.KURAMOTO}
+PRC_CODES = {"constant": K.CONSTANT, "linear": K.LINEAR, "sine": K.SINE, "sawtooth": K.SAWTOOTH}
+
+MAX_EXTERNAL = 256  # external flashes queued per tick; more are counted as dropped
+_HIST_BINS = 4096
+
+_EMPTY = np.empty(0, dtype=np.int64)
+_NO_TABLE = np.empty((0, 1), dtype=np.int32)  # global coupling: one aggregate count, no table
+_RESHAPING = ("swarm.n", "swarm.seed", "swarm.topology", "swarm.neighbors", "swarm.freq_dist", "swarm.freq_spread_hz", "clock.tick_ms")
+
+
+class Swarm:
+    """A swarm of fireflies advancing by fixed ticks."""
+
+    def __init__(self, values: dict[str, Any] | None = None):
+        merged = P.defaults()
+        merged.update(values or {})
+        for key, value in merged.items():
+            merged[key] = P.check(key, value)
+        P.check_consistency(merged)
+        self.values = merged
+        self.reset()
+
+    # ----------------------------------------------------------------------------------- set-up
+    def reset(self) -> None:
+        """Draw the swarm afresh from the parameters and seed."""
+        v = self.values
+        self.n = v["swarm.n"]
+        self.state, rng = S.fresh(v)
+        key = S.seed_key(v["swarm.seed"])
+        counter = np.uint64(rng.integers(0, 2**62))
+        table, counter = topology.build(v["swarm.topology"], self.n, v["swarm.neighbors"], key, counter)
+        self.table = _NO_TABLE if table is None else table
+        self._rng = np.array([key, counter], dtype=np.uint64)
+        self.in_degree = topology.in_degree(table, self.n)
+        self.fired = np.zeros(self.n, dtype=np.uint8)
+        self.flash_ids = np.zeros(self.n, dtype=np.int64)
+        self.flash_times = np.zeros(self.n, dtype=np.float64)
+        self.count = 0
+        self.ticks = 0
+        self.flashes_total = 0
+        self.dropped_external = 0
+        self._external: list[tuple[float, float, np.ndarray | None]] = []
+        self._scratch = np.empty(max(self.n, K.BLOCK), dtype=np.float64)
+        self._hist = np.zeros(_HIST_BINS, dtype=np.int64)
+        self._below = np.zeros(_HIST_BINS, dtype=np.int64)
+        self._mf = np.array([0.0, 0.0, 0.0, 1.0, 0.0])  # mean field carried between ticks; stale
+        self._configure()
+
+    def _configure(self) -> None:
+        """Pack the loop-invariant settings into the arrays every tick kernel reads."""
+        v = self.values
+        self.dt = v["clock.tick_ms"] / 1000.0
+        fmin, fmax = P.frequency_bounds(v)
+        self.codes = np.array(
+            [
+                MODEL_CODES[v["swarm.model"]],
+                PRC_CODES[v["swarm.prc"]],
+                v["swarm.mode"] == "desync",
+                self.table.shape[0] == 0,
+                round(v["swarm.rewire_s"] / self.dt) if v["swarm.topology"] == "random" else 0,
+            ],
+            dtype=np.int64,
+        )
+        self.coef = np.array(
+            [
+                1.0 / self.in_degree if v["swarm.normalize"] else 1.0,
+                v["swarm.coupling"],
+                v["swarm.interval_coupling"],
+                v["swarm.ms_b"],
+                v["swarm.freq_hz"],
+                fmin,
+                fmax,
+                self.dt,
+                v["swarm.noise"],
+                v["swarm.coupling"] / (2 * math.pi),
+                v["swarm.freq_coupling"] / (2 * math.pi),
+            ]
+        )
+
+    def set(self, key: str, value: Any) -> None:
+        """Change one parameter; those that shape the arrays (n, seed, topology...) reset the swarm."""
+        value = P.check(key, value)
+        trial = dict(self.values, **{key: value})
+        P.check_consistency(trial)
+        self.values = trial
+        if key in _RESHAPING:
+            self.reset()
+            return
+        if key == "swarm.freq_hz":
+            scale = value / float(np.nanmean(self.state.natural))
+            self.state.natural *= scale
+            self.state.freq *= scale
+        self._configure()
+
+    # ------------------------------------------------------------------------------- the tick
+    def _buffers(self) -> tuple:
+        st = self.state
+        return (self.codes, self.coef, st.phase, st.freq, self.fired, self.table, self.flash_ids, self.flash_times, self._hist, self._below, self._scratch, self._mf, self._rng)
+
+    def step(self) -> int:
+        """Advance one tick of ``clock.tick_ms``; return the flash count (see ``flashes()``)."""
+        prev, external = self.count, 0
+        if self._external:
+            K.clear_fired(self.fired, self.flash_ids, prev)
+            prev, external = 0, self._apply_external()
+        n = K.tick(*self._buffers(), self.ticks, prev, external)
+        self.count = n
+        self.ticks += 1
+        self.flashes_total += n
+        return n
+
+    def run(self, ticks: int, recorder: Recorder | None = None) -> int:
+        """Advance ``ticks`` ticks in one kernel call (offline), recording into ``recorder``."""
+        rec = recorder or Recorder.null(ticks)
+        done = 0
+        while done < ticks:
+            chunk = min(ticks - done, rec.room())
+            view = rec.reserve(chunk)
+            self.count = K.run(chunk, self.ticks, self.count, *self._buffers(), rec.sample_every, *view)
+            rec.commit(chunk, self.ticks, self.dt)
+            self.ticks += chunk
+            done += chunk
+        self.flashes_total = int(rec.flashes) if recorder else self.flashes_total
+        return self.count
+
+    @property
+    def time_s(self) -> float:
+        return self.ticks * self.dt
+
+    def _apply_external(self) -> int:
+        """Apply the queued external flashes now; return how many flashes they set off."""
+        st, n = self.state, 0
+        args = (self.codes[K.C_MODEL], self.codes[K.C_PRC], bool(self.codes[K.C_DESYNC]), st.phase, st.freq, self.fired)
+        coupling = tuple(self.coef[[K.F_W, K.F_EPS, K.F_KAPPA, K.F_MS_B, K.F_F0, K.F_FMIN, K.F_FMAX]])
+        for t, strength, targets in self._external:
+            if self.codes[K.C_MODEL] == K.KURAMOTO:
+                amount = strength * self.coef[K.F_K_HZ] / self.coef[K.F_F0]
+                everyone = targets is None
+                K.kuramoto_kick(st.phase, _EMPTY if everyone else targets, everyone, amount, self.codes[K.C_PRC] == K.SAWTOOTH)
+            elif targets is None:
+                n = K.receive_all(*args, strength * self.in_degree, *coupling, t, self.flash_ids, self.flash_times, n)
+            else:
+                n = K.receive_subset(*args, targets, strength * self.in_degree, *coupling, t, self.flash_ids, self.flash_times, n)
+        self._external.clear()
+        self._mf[K.M_STALE] = 1.0
+        return n
+
+    # ----------------------------------------------------------------------- outside influence
+    def inject(self, time_frac: float = 0.0, strength: float = 1.0, targets: np.ndarray | None = None) -> bool:
+        """Queue an external flash for the next step: seen by all, or by ``targets`` (firefly ids).
+
+        Returns False (and counts a drop) when this tick's queue is full.
+        """
+        if len(self._external) >= MAX_EXTERNAL:
+            self.dropped_external += 1
+            return False
+        if targets is not None:
+            targets = np.asarray(targets, dtype=np.int64)
+        self._external.append((min(max(time_frac, 0.0), 1.0), max(strength, 0.0), targets))
+        return True
+
+    def damage(self, ids: np.ndarray, kind: str = "scramble") -> None:
+        """``scramble``: random phases; ``silence``: dark, never flashing; ``revive``: back, random phase."""
+        ids = np.asarray(ids, dtype=np.int64)
+        st = self.state
+        if kind == "silence":
+            st.phase[ids] = np.nan
+        elif kind in ("scramble", "revive"):
+            draws = np.empty(ids.size)
+            self._rng[K.R_COUNTER] = K.fill_uniform(draws, self._rng[K.R_KEY], self._rng[K.R_COUNTER])
+            st.phase[ids] = draws
+            if kind == "revive":
+                st.freq[ids] = st.natural[ids]
+        else:
+            raise ValueError(f"damage kind must be scramble, silence or revive, got {kind!r}")
+        self._mf[K.M_STALE] = 1.0
+
+    # --------------------------------------------------------------------------------- metrics
+    def flashes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, sub-tick times) of the last step's flashes (views, valid until the next step)."""
+        return self.flash_ids[: self.count], self.flash_times[: self.count]
+
+    def mean_field(self) -> tuple[float, float, float, int]:
+        """(Re Z, Im Z, Σφ, live) where Z = mean e^{2πiφ} over the live fireflies."""
+        c, s, total, live = K.mean_field(self.state.phase)
+        if not live:
+            return 0.0, 0.0, 0.0, 0
+        return c / live, s / live, total, live
+
+    def order_parameter(self) -> float:
+        zc, zs, _, _ = self.mean_field()
+        return math.hypot(zc, zs)

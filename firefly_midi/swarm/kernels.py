@@ -1,0 +1,589 @@
+"""Numba kernels: one small function per model step, over flat arrays and scalars.
+
+Every kernel is ``nogil`` (the daemon's tick thread runs it while the UI thread keeps the GIL) and
+``cache`` (so the first call in a new process loads machine code instead of compiling).  Kernels
+never allocate: the engine owns every buffer and passes it in.  ``reference.py`` holds a plain-numpy
+twin of each, and the tests compare the two on random states.
+
+Conventions: phase ``phase[i]`` is in cycles, in [0, 1); a firefly flashes when it reaches 1.
+Frequencies are in Hz.  A silenced firefly has phase NaN, so every comparison with it is false and it
+never flashes, receives or counts.  Flashes are appended to ``ids`` / ``times`` (the fraction of the
+tick at which the flash happened) starting at index ``n``; each kernel returns the new count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+TWO_PI = 2.0 * np.pi
+
+# Model and phase-response-curve codes: the engine maps names to these once.
+PULSE, MIROLLO_STROGATZ, ERMENTROUT, KURAMOTO = 0, 1, 2, 3
+CONSTANT, LINEAR, SINE, SAWTOOTH = 0, 1, 2, 3
+
+BLOCK = 2048  # advance() works in blocks this long so its inner loop vectorises
+
+
+@njit(inline="always", fastmath=True)
+def sincos_2pi(x: float) -> tuple[float, float]:
+    """(sin 2πx, cos 2πx) to ~1e-9 with plain arithmetic, so loops calling it vectorise."""
+    y = x - np.floor(x + 0.5)  # [-1/2, 1/2)
+    fold = np.abs(y) > 0.25  # sin(π - a) = sin a keeps the polynomial on [-π/2, π/2]
+    z = (np.copysign(0.5, y) - y) if fold else y
+    sign_c = -1.0 if fold else 1.0
+    r = z * TWO_PI
+    r2 = r * r
+    s = r * (1.0 + r2 * (-1 / 6 + r2 * (1 / 120 + r2 * (-1 / 5040 + r2 * (1 / 362880 + r2 * (-1 / 39916800 + r2 / 6227020800))))))
+    c = 1.0 + r2 * (-0.5 + r2 * (1 / 24 + r2 * (-1 / 720 + r2 * (1 / 40320 + r2 * (-1 / 3628800 + r2 * (1 / 479001600 + r2 * (-1 / 87178291200 + r2 / 20922789888000)))))))
+    return s, sign_c * c
+
+
+@njit(inline="always")
+def prc_unit(phi: float, prc: int, desync: bool) -> float:
+    """Phase shift per unit of coupling for a flash observed at own phase ``phi``."""
+    if desync:
+        if prc == CONSTANT:
+            return 1.0 if phi < 0.5 else (-1.0 if phi > 0.5 else 0.0)
+        if prc == LINEAR:  # strongest for flashes near one's own, nothing for the opposite phase
+            return 1.0 - 2.0 * phi
+        return sincos_2pi(phi)[0]
+    if prc == CONSTANT:
+        return -1.0 if phi < 0.5 else (1.0 if phi > 0.5 else 0.0)
+    if prc == LINEAR:
+        return -2.0 * phi if phi < 0.5 else (2.0 * (1.0 - phi) if phi > 0.5 else 0.0)
+    return -sincos_2pi(phi)[0]
+
+
+@njit(inline="always")
+def pulse_kick(phi: float, s: float, prc: int, desync: bool) -> float:
+    """Phase after flashes worth ``s`` (= ε × flashes × weight) arrive at once.
+
+    Sync curves push away from ½, towards 0 (clamped: one cannot move before one's own last flash)
+    or towards 1 (reaching it means flashing now).  De-sync curves pull towards ½ and stop there,
+    so a strong burst never overshoots the attractor it is heading for.
+    """
+    x = phi + s * prc_unit(phi, prc, desync)
+    if desync:
+        return min(x, 0.5) if phi < 0.5 else max(x, 0.5)
+    return max(x, 0.0)
+
+
+@njit(inline="always")
+def ermentrout_freq(phi: float, omega: float, m: float, w: float, eps: float, f0: float, fmin: float, fmax: float) -> float:
+    """Frequency after ``m`` flashes at phase ``phi`` (Babaoglu et al. 2007, eq. 1), composed exactly.
+
+    One flash maps ω to ω + a(ω* - ω) with a = w(ε + g⁺ + g⁻); m of them at the same phase leave
+    ω* + (1 - a)^m (ω - ω*).
+    """
+    sn = sincos_2pi(phi)[0] / TWO_PI
+    gp = max(sn, 0.0)
+    gm = max(-sn, 0.0)
+    a = w * (eps + gp + gm)
+    if a <= 0.0:
+        return omega
+    target = (eps * f0 + gp * fmin + gm * fmax) / (eps + gp + gm)
+    keep = max(1.0 - a, 0.0) ** m
+    return target + keep * (omega - target)
+
+
+@njit(inline="always")
+def receive(model, prc, desync, phi, omega, m, w, eps, kappa, ms_b, f0, fmin, fmax):  # noqa: ANN001, ANN201
+    """(phase, frequency) of one firefly after ``m`` flash-equivalents, for the pulse-type models."""
+    if model == ERMENTROUT:
+        return phi, ermentrout_freq(phi, omega, m, w, eps, f0, fmin, fmax)
+    if model == MIROLLO_STROGATZ:
+        scale = np.expm1(ms_b)
+        x = np.log1p(scale * phi) / ms_b + m * w * eps
+        return (1.0 if x >= 1.0 else np.expm1(ms_b * x) / scale), omega
+    new_phi = pulse_kick(phi, m * w * eps, prc, desync)
+    if kappa > 0.0:
+        omega = min(max(omega * (1.0 + m * w * kappa * prc_unit(phi, prc, desync)), fmin), fmax)
+    return new_phi, omega
+
+
+@njit(nogil=True, cache=True)
+def _advance_block(phase, freq, dt):  # noqa: ANN001, ANN202
+    crossed = 0
+    for i in range(phase.size):
+        x = phase[i] + freq[i] * dt
+        wrap = 1.0 if x >= 1.0 else 0.0
+        phase[i] = x - wrap
+        crossed += int(wrap)
+    return crossed
+
+
+@njit(nogil=True, cache=True)
+def advance(phase, freq, dt, fired, ids, times, n):  # noqa: ANN001, ANN201
+    """Move every phase on by freq·dt; record crossings of 1 with their sub-tick time.
+
+    The branch-free inner loop runs over blocks so that it vectorises; only a block in which
+    somebody crossed is scanned again (in L1) to find who, and when.  A wrapped phase is below
+    its own step, an unwrapped one is not, which tells the two apart without a flag array.
+    """
+    size = phase.size
+    for start in range(0, size, BLOCK):
+        stop = min(start + BLOCK, size)
+        if _advance_block(phase[start:stop], freq[start:stop], dt):
+            for i in range(start, stop):
+                step = freq[i] * dt
+                if phase[i] < step:
+                    ids[n] = i
+                    times[n] = 1.0 - phase[i] / step
+                    fired[i] = 1
+                    n += 1
+    return n
+
+
+@njit(nogil=True, cache=True)
+def add_noise(phase, sigma, key, counter):  # noqa: ANN001, ANN201
+    """Add uniform noise of standard deviation ``sigma`` to every phase (a diffusion over many ticks).
+
+    Draws come from a counter-based generator (splitmix64 of key + counter), so the stream is a
+    pure function of (seed, tick) and the numpy reference reproduces it.  Returns the new counter.
+    """
+    half_width = sigma * np.sqrt(3.0)
+    for i in range(phase.size):
+        u = uniform01(key, counter + np.uint64(i))
+        x = phase[i] + half_width * (2.0 * u - 1.0)
+        phase[i] = min(max(x, 0.0), 1.0)  # at 1 the next advance flashes it
+    return counter + np.uint64(phase.size)
+
+
+@njit(inline="always")
+def uniform01(key, counter):  # noqa: ANN001, ANN201
+    z = key + counter * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(nogil=True, cache=True)
+def receive_all(model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n):  # noqa: ANN001, ANN201
+    """Every firefly that has not flashed this tick sees ``m`` flash-equivalents (global coupling).
+
+    Those pushed to threshold flash now, at sub-tick time ``t``, and are absorbed: they ignore the
+    rest of this tick's flashes.
+    """
+    for i in range(phase.size):
+        if fired[i] == 0:
+            phi, omega = receive(model, prc, desync, phase[i], freq[i], m, w, eps, kappa, ms_b, f0, fmin, fmax)
+            freq[i] = omega
+            if phi >= 1.0:
+                phase[i] = 0.0
+                fired[i] = 1
+                ids[n] = i
+                times[n] = t
+                n += 1
+            else:
+                phase[i] = phi
+    return n
+
+
+@njit(nogil=True, cache=True)
+def receive_subset(model, prc, desync, phase, freq, fired, targets, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n):  # noqa: ANN001, ANN201
+    """As receive_all, for the fireflies listed in ``targets`` only (an external flash on a region)."""
+    for k in range(targets.size):
+        i = targets[k]
+        if fired[i] == 0 and phase[i] == phase[i]:
+            phi, omega = receive(model, prc, desync, phase[i], freq[i], m, w, eps, kappa, ms_b, f0, fmin, fmax)
+            freq[i] = omega
+            if phi >= 1.0:
+                phase[i] = 0.0
+                fired[i] = 1
+                ids[n] = i
+                times[n] = t
+                n += 1
+            else:
+                phase[i] = phi
+    return n
+
+
+@njit(nogil=True, cache=True)
+def deliver_sparse(model, prc, desync, phase, freq, fired, table, w, eps, kappa, ms_b, f0, fmin, fmax, ids, times, start, n):  # noqa: ANN001, ANN201
+    """Deliver flashes ids[start:n] one by one to their neighbours (``table[j]``, -1 = none).
+
+    A neighbour pushed over threshold joins the queue at the same sub-tick time, so a cascade
+    spreads within the tick, and each firefly flashes at most once per tick.
+    """
+    q = start
+    while q < n:
+        j = ids[q]
+        t = times[q]
+        for k in range(table.shape[1]):
+            i = table[j, k]
+            if i < 0 or fired[i] != 0 or phase[i] != phase[i]:
+                continue
+            phi, omega = receive(model, prc, desync, phase[i], freq[i], 1.0, w, eps, kappa, ms_b, f0, fmin, fmax)
+            freq[i] = omega
+            if phi >= 1.0:
+                phase[i] = 0.0
+                fired[i] = 1
+                ids[n] = i
+                times[n] = t
+                n += 1
+            else:
+                phase[i] = phi
+        q += 1
+    return n
+
+
+@njit(nogil=True, cache=True)
+def mean_field(phase):  # noqa: ANN001, ANN201
+    """(Σ cos 2πφ, Σ sin 2πφ, Σ φ, live count) over the live fireflies."""
+    c = 0.0
+    s = 0.0
+    total = 0.0
+    live = 0
+    for i in range(phase.size):
+        x = phase[i]
+        if x == x:
+            sn, cs = sincos_2pi(x)
+            c += cs
+            s += sn
+            total += x
+            live += 1
+    return c, s, total, live
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def _kuramoto_sine_block(phase, freq, dt, k_hz, l_hz, zc, zs, steps):  # noqa: ANN001, ANN202
+    c_sum = 0.0
+    s_sum = 0.0
+    advance_sum = 0.0
+    live = 0
+    crossed = 0
+    for i in range(phase.size):
+        x = phase[i]
+        if x == x:  # NaN = silenced
+            sn, cs = sincos_2pi(x)
+            pull = zs * cs - zc * sn  # Im(Z e^{-iθ}) = r sin(ψ - θ)
+            d = dt * (freq[i] + k_hz * pull)
+            freq[i] += dt * l_hz * pull
+            y = x + d
+            wraps = np.floor(y)
+            phase[i] = y - wraps
+            steps[i] = d
+            crossed += int(wraps > 0.0)
+            c_sum += cs
+            s_sum += sn
+            advance_sum += d
+            live += 1
+    return c_sum, s_sum, advance_sum, live, crossed
+
+
+@njit(nogil=True, cache=True)
+def kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, steps, fired, ids, times, n):  # noqa: ANN001, ANN201
+    """One Euler step of Kuramoto with H = sin and the mean field (zc, zs) = mean of e^{2πiφ}.
+
+    ``k_hz`` = K/2π and ``l_hz`` = L/2π turn the rad/s couplings into cycles/s.  The sums over
+    the phases this step starts from come back out, so the caller has the next mean field without
+    a second pass over memory.  ``steps`` is block-sized scratch.  Flashes go to ids/times from n.
+    Returns (Σcos, Σsin, Σ advance, live count, new n).
+    """
+    c_sum = 0.0
+    s_sum = 0.0
+    advance_sum = 0.0
+    live = 0
+    size = phase.size
+    for start in range(0, size, BLOCK):
+        stop = min(start + BLOCK, size)
+        c, s, a, lv, crossed = _kuramoto_sine_block(phase[start:stop], freq[start:stop], dt, k_hz, l_hz, zc, zs, steps)
+        c_sum += c
+        s_sum += s
+        advance_sum += a
+        live += lv
+        if crossed:
+            for i in range(start, stop):
+                d = steps[i - start]
+                if d > 0.0 and phase[i] < d:  # wrapped upwards this step
+                    ids[n] = i
+                    times[n] = 1.0 - phase[i] / d
+                    fired[i] = 1
+                    n += 1
+    return c_sum, s_sum, advance_sum, live, n
+
+
+@njit(nogil=True, cache=True)
+def phase_histogram(phase, counts):  # noqa: ANN001, ANN201
+    """Counts of live phases per bin (``counts`` is cleared first); returns (Σφ, live count)."""
+    bins = counts.size
+    counts[:] = 0
+    total = 0.0
+    live = 0
+    for i in range(phase.size):
+        x = phase[i]
+        if x == x:
+            counts[min(int(x * bins), bins - 1)] += 1
+            total += x
+            live += 1
+    return total, live
+
+
+@njit(nogil=True, cache=True)
+def kuramoto_sawtooth(phase, freq, dt, k_hz, l_hz, counts, below, phase_sum, live):  # noqa: ANN001, ANN201
+    """One Euler step of Kuramoto with the sawtooth P(θ) = (θ mod 2π)/π - 1, P(0) = 0, in O(N).
+
+    Σ_j P(θ_j - θ_i) = 2 Σ_j ((φ_j - φ_i) mod 1) - (N - 1), and Σ_j ((φ_j - φ_i) mod 1)
+    = Σφ - Nφ_i + #{j: φ_j < φ_i}; the rank comes from the histogram ``counts`` (interpolated
+    inside a bin, error under 1/bins of the coupling).  ``below`` is scratch for its prefix sums.
+    """
+    bins = counts.size
+    acc = 0
+    for b in range(bins):
+        below[b] = acc
+        acc += counts[b]
+    for i in range(phase.size):
+        x = phase[i]
+        if x == x:
+            pos = x * bins
+            b = min(int(pos), bins - 1)
+            rank = below[b] + (counts[b] - 1) * (pos - b)
+            pull = (2.0 * (phase_sum - live * x + rank) - (live - 1)) / live  # mean of P over the others
+            phase[i] = x + dt * (freq[i] + k_hz * pull)
+            freq[i] += dt * l_hz * pull
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def kuramoto_sparse(sawtooth, phase, freq, dt, k_hz, l_hz, table, scratch):  # noqa: ANN001, ANN201
+    """One Euler step of Kuramoto over neighbour lists: each firefly averages H over its row.
+
+    ``scratch[:N]`` must hold the phases the step starts from (neighbours are read from there).
+    """
+    for i in range(phase.size):
+        x = scratch[i]
+        if x != x:
+            continue
+        pull = 0.0
+        seen = 0
+        for k in range(table.shape[1]):
+            j = table[i, k]
+            if j < 0 or scratch[j] != scratch[j]:
+                continue
+            d = scratch[j] - x
+            if sawtooth:
+                d = d - np.floor(d)
+                pull += 0.0 if d == 0.0 else 2.0 * d - 1.0
+            else:
+                pull += sincos_2pi(d)[0]
+            seen += 1
+        if seen:
+            pull /= seen
+        phase[i] = x + dt * (freq[i] + k_hz * pull)
+        freq[i] += dt * l_hz * pull
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def wrap_and_detect(phase, before, fired, ids, times, n):  # noqa: ANN001, ANN201
+    """After a continuous step: wrap phases into [0, 1) and record upward crossings of 1.
+
+    ``before`` holds each phase before the step, for the sub-tick time of the crossing.
+    """
+    for i in range(phase.size):
+        x = phase[i]
+        if x >= 1.0:
+            wraps = np.floor(x)
+            phase[i] = x - wraps
+            step = x - before[i]
+            ids[n] = i
+            times[n] = min(max((wraps - before[i]) / step, 0.0), 1.0) if step > 0.0 else 1.0
+            fired[i] = 1
+            n += 1
+        elif x < 0.0:
+            phase[i] = x - np.floor(x)
+    return n
+
+
+@njit(nogil=True, cache=True)
+def clear_fired(fired, ids, n):  # noqa: ANN001, ANN201
+    for k in range(n):
+        fired[ids[k]] = 0
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def rewire(table, key, counter):  # noqa: ANN001, ANN201
+    """Redraw each row of ``table`` as random peers other than the row's own firefly."""
+    n = table.shape[0]
+    for j in range(n):
+        for k in range(table.shape[1]):
+            peer = int(uniform01(key, counter) * (n - 1))
+            counter += np.uint64(1)
+            table[j, k] = peer + 1 if peer >= j else peer
+    return counter
+
+
+@njit(nogil=True, cache=True)
+def fill_uniform(out, key, counter):  # noqa: ANN001, ANN201
+    """Fill ``out`` with uniform [0, 1) draws from the counter-based generator; return the counter."""
+    for i in range(out.size):
+        out[i] = uniform01(key, counter + np.uint64(i))
+    return counter + np.uint64(out.size)
+
+
+@njit(nogil=True, cache=True)
+def kuramoto_kick(phase, targets, everyone, amount, sawtooth):  # noqa: ANN001, ANN201
+    """An external flash on a continuous model: φ += amount · H(0 - θ), H = sin or the sawtooth.
+
+    A phase kicked past 1 is held just below it, so the next step's crossing flashes it.
+    """
+    count = phase.size if everyone else targets.size
+    for k in range(count):
+        i = k if everyone else targets[k]
+        x = phase[i]
+        if x != x:
+            continue
+        if sawtooth:
+            d = 1.0 - x  # (0 - φ) mod 1
+            pull = 0.0 if x == 0.0 else 2.0 * d - 1.0
+        else:
+            pull = -sincos_2pi(x)[0]
+        phase[i] = min(max(x + amount * pull, 0.0), 1.0 - 1e-12)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# One whole tick, and many ticks in a row.  ``codes`` and ``coef`` pack the loop-invariant
+# settings so the engine pays one dispatch per tick (see engine.pack()).
+C_MODEL, C_PRC, C_DESYNC, C_GLOBAL, C_REWIRE_TICKS = 0, 1, 2, 3, 4
+F_W, F_EPS, F_KAPPA, F_MS_B, F_F0, F_FMIN, F_FMAX, F_DT, F_NOISE, F_K_HZ, F_L_HZ = range(11)
+M_ZC, M_ZS, M_ADVANCE, M_STALE, M_CARRY = range(5)
+R_KEY, R_COUNTER = 0, 1
+
+
+@njit(nogil=True, cache=True)
+def latest(times, start, stop):  # noqa: ANN001, ANN201
+    t = 0.0
+    for k in range(start, stop):
+        t = max(t, times[k])
+    return t
+
+
+@njit(nogil=True, cache=True)
+def desync_same_tick(phase, freq, ids, times, n, dt, s, prc):  # noqa: ANN001, ANN201
+    """De-sync: fireflies that flashed in the same tick still see each other, in sub-tick order.
+
+    Absorption is right for sync but would leave two de-syncing fireflies locked together forever:
+    the earlier one sees the later flash just after its own (pushed on), the later one sees the
+    earlier flash just before its own (held back).  Pairwise, so only for up to 64 flashes a tick.
+    """
+    n = min(n, 64)
+    for a in range(n):
+        i = ids[a]
+        shift = 0.0
+        for b in range(n):
+            if b == a:
+                continue
+            lag = (times[b] - times[a]) * freq[i] * dt
+            if lag == 0.0:
+                lag = 1e-9 if ids[b] > i else -1e-9
+            shift += s * prc_unit(lag if lag > 0.0 else 1.0 + lag, prc, True)
+        phase[i] = min(max(phase[i] + shift, 0.0), 1.0 - 1e-12)
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n):  # noqa: ANN001, ANN202
+    model, prc, desync = codes[C_MODEL], codes[C_PRC], codes[C_DESYNC] != 0
+    w, eps, kappa, ms_b = coef[F_W], coef[F_EPS], coef[F_KAPPA], coef[F_MS_B]
+    f0, fmin, fmax = coef[F_F0], coef[F_FMIN], coef[F_FMAX]
+    if desync and model == PULSE and n > 1:
+        desync_same_tick(phase, freq, ids, times, n, coef[F_DT], w * eps, prc)
+    if codes[C_GLOBAL] == 0:
+        return deliver_sparse(model, prc, desync, phase, freq, fired, table, w, eps, kappa, ms_b, f0, fmin, fmax, ids, times, 0, n)
+    start = 0
+    carry = state[M_CARRY]
+    state[M_CARRY] = 0.0
+    for _ in range(64):
+        m = n - start + carry
+        if m == 0:
+            return n
+        t = latest(times, start, n)
+        stop = n
+        n = receive_all(model, prc, desync, phase, freq, fired, float(m), w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n)
+        start, carry = stop, 0.0
+    state[M_CARRY] = n - start  # a cascade longer than 64 passes goes on next tick
+    return n
+
+
+@njit(nogil=True, cache=True)
+def _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state):  # noqa: ANN001, ANN202
+    dt, k_hz, l_hz = coef[F_DT], coef[F_K_HZ], coef[F_L_HZ]
+    sawtooth = codes[C_PRC] == SAWTOOTH
+    if codes[C_GLOBAL] != 0 and not sawtooth:
+        if state[M_STALE] != 0.0:
+            c, s, _, live = mean_field(phase)
+            zc, zs = (c / live, s / live) if live else (0.0, 0.0)
+            state[M_STALE] = 0.0
+        else:  # carried forward from the last step, rotated by the mean advance since (engine doc)
+            sn, cs = sincos_2pi(state[M_ADVANCE])
+            zc = state[M_ZC] * cs - state[M_ZS] * sn
+            zs = state[M_ZC] * sn + state[M_ZS] * cs
+        c, s, adv, live, n = kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, scratch, fired, ids, times, 0)
+        if live:
+            state[M_ZC], state[M_ZS], state[M_ADVANCE] = c / live, s / live, adv / live
+        return n
+    scratch[: phase.size] = phase
+    if codes[C_GLOBAL] != 0:
+        total, live = phase_histogram(phase, hist)
+        if live:
+            kuramoto_sawtooth(phase, freq, dt, k_hz, l_hz, hist, below, total, live)
+    else:
+        kuramoto_sparse(sawtooth, phase, freq, dt, k_hz, l_hz, table, scratch)
+    return wrap_and_detect(phase, scratch, fired, ids, times, 0)
+
+
+@njit(nogil=True, cache=True)
+def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, index, prev_n, external_n):  # noqa: ANN001, ANN201
+    """Everything one tick does, in order; returns the number of flashes in ids/times.
+
+    ``prev_n`` flashes of the last tick are un-marked first; ``external_n`` > 0 means the engine
+    already applied external flashes into ids/times[:external_n] this tick (pulse-type models).
+    """
+    clear_fired(fired, ids, prev_n)
+    rewire_ticks = codes[C_REWIRE_TICKS]
+    if rewire_ticks > 0 and index > 0 and index % rewire_ticks == 0:
+        rng[R_COUNTER] = rewire(table, rng[R_KEY], rng[R_COUNTER])
+    if coef[F_NOISE] > 0.0:
+        rng[R_COUNTER] = add_noise(phase, coef[F_NOISE] * np.sqrt(coef[F_DT]), rng[R_KEY], rng[R_COUNTER])
+        state[M_STALE] = 1.0
+    if codes[C_MODEL] == KURAMOTO:
+        return _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state)
+    n = advance(phase, freq, coef[F_DT], fired, ids, times, external_n)
+    return _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n)
+
+
+@njit(nogil=True, cache=True)
+def run(ticks, first_index, prev_n, codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, sample_every, samples, counts, raster_stride, raster_t, raster_id, raster_n):  # noqa: ANN001, ANN201
+    """``ticks`` ticks in a row, recording as it goes (the offline path: simulate, render, tune).
+
+    Every ``sample_every`` ticks a row (r, Σφ, live, flashes so far) goes to ``samples``; each
+    tick's flash count to ``counts``; flashes of fireflies whose id is a multiple of
+    ``raster_stride`` to raster_t/raster_id while they have room (raster_n[0] counts them).
+    Returns the last tick's flash count.
+    """
+    n = prev_n
+    total = 0
+    dt = coef[F_DT]
+    for k in range(ticks):
+        index = first_index + k
+        n = tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, index, n, 0)
+        counts[k] = n
+        total += n
+        if raster_stride > 0:
+            for q in range(n):
+                if ids[q] % raster_stride == 0 and raster_n[0] < raster_t.size:
+                    raster_t[raster_n[0]] = (index + times[q]) * dt
+                    raster_id[raster_n[0]] = ids[q]
+                    raster_n[0] += 1
+        if (k + 1) % sample_every == 0:
+            row = (k + 1) // sample_every - 1
+            c, s, phase_sum, live = mean_field(phase)
+            samples[row, 0] = np.hypot(c, s) / live if live else 0.0
+            samples[row, 1] = phase_sum
+            samples[row, 2] = live
+            samples[row, 3] = total
+    return n
