@@ -18,7 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser("simulate", help="run the swarm headless, as fast as possible, and report its metrics")
     sim.add_argument("--preset", default=presets.DEFAULT_PRESET, help="preset name or path (default: %(default)s)")
-    sim.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE", help="override a parameter (repeatable)")
+    sim.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE", help="override a parameter (repeatable)"
+    )
     sim.add_argument("--seconds", type=float, default=30.0, help="swarm time to simulate (default: %(default)s)")
     sim.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
     sim.add_argument("--json", action="store_true", help="print one JSON object")

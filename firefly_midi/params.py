@@ -73,12 +73,20 @@ _TABLE = (
     Param("swarm.seed", "int", 0, "random seed: same seed and parameters give the same flashes", lo=0, hi=2**63 - 1),
     Param("swarm.freq_hz", "float", 1.0, "natural flash frequency Ω (one beat per cycle)", "Hz", 0.01, 100.0),
     Param("swarm.freq_spread_hz", "float", 0.0, "spread of natural frequencies: half-width, σ or γ by freq_dist", "Hz", 0.0, 50.0),
-    Param("swarm.freq_dist", "choice", "constant", "distribution of natural frequencies (period_uniform: periods uniform between the bounds)", choices=FREQ_DISTS),
+    Param(
+        "swarm.freq_dist",
+        "choice",
+        "constant",
+        "distribution of natural frequencies (period_uniform: periods uniform between the bounds)",
+        choices=FREQ_DISTS,
+    ),
     Param("swarm.freq_min_hz", "float", 0.0, "lower frequency bound Ω_l (0 = freq_hz / 1.15)", "Hz", 0.0, 100.0),
     Param("swarm.freq_max_hz", "float", 0.0, "upper frequency bound Ω_u (0 = freq_hz / 0.85)", "Hz", 0.0, 200.0),
     Param("swarm.coupling", "float", 0.1, "coupling ε (pulse models, per flash or per neighbourhood) or K (kuramoto)", "", 0.0, 100.0),
     Param("swarm.normalize", "bool", True, "divide ε by the number of fireflies each one observes (pulse models)"),
-    Param("swarm.interval_coupling", "float", 0.0, "pulse: how strongly observed flashes also retune each firefly's interval", "", 0.0, 1.0),
+    Param(
+        "swarm.interval_coupling", "float", 0.0, "pulse: how strongly observed flashes also retune each firefly's interval", "", 0.0, 1.0
+    ),
     Param("swarm.freq_coupling", "float", 0.0, "kuramoto: frequency adaptation L", "rad/s", 0.0, 100.0),
     Param("swarm.prc", "choice", "sine", "phase-response curve (sawtooth: kuramoto only)", choices=PRCS),
     Param("swarm.mode", "choice", "sync", "pulse: synchronise or de-synchronise phases", choices=("sync", "desync")),

@@ -25,8 +25,8 @@ def simulate(values: dict[str, Any], seconds: float, raster: bool = False) -> tu
         "seconds": ticks * swarm.dt,
         "wall_s": wall,
         "realtime_factor": ticks * swarm.dt / wall if wall > 0 else None,
-        "model": values["swarm.model"],
-        "seed": values["swarm.seed"],
+        "model": swarm.values["swarm.model"],
+        "seed": swarm.values["swarm.seed"],
     }
     return result, swarm, recorder
 

@@ -128,7 +128,21 @@ class Swarm:
     # ------------------------------------------------------------------------------- the tick
     def _buffers(self) -> tuple:
         st = self.state
-        return (self.codes, self.coef, st.phase, st.freq, self.fired, self.table, self.flash_ids, self.flash_times, self._hist, self._below, self._scratch, self._mf, self._rng)
+        return (
+            self.codes,
+            self.coef,
+            st.phase,
+            st.freq,
+            self.fired,
+            self.table,
+            self.flash_ids,
+            self.flash_times,
+            self._hist,
+            self._below,
+            self._scratch,
+            self._mf,
+            self._rng,
+        )
 
     def step(self) -> int:
         """Advance one tick of ``clock.tick_ms``; return the flash count (see ``flashes()``)."""

@@ -22,7 +22,7 @@ TWO_PI = 2.0 * np.pi
 PULSE, MIROLLO_STROGATZ, ERMENTROUT, KURAMOTO = 0, 1, 2, 3
 CONSTANT, LINEAR, SINE, SAWTOOTH = 0, 1, 2, 3
 
-BLOCK = 2048  # advance() works in blocks this long so its inner loop vectorises
+BLOCK = 512  # advance() works in blocks this long so its inner loop vectorises
 
 
 @njit(inline="always", fastmath=True)
@@ -35,7 +35,15 @@ def sincos_2pi(x: float) -> tuple[float, float]:
     r = z * TWO_PI
     r2 = r * r
     s = r * (1.0 + r2 * (-1 / 6 + r2 * (1 / 120 + r2 * (-1 / 5040 + r2 * (1 / 362880 + r2 * (-1 / 39916800 + r2 / 6227020800))))))
-    c = 1.0 + r2 * (-0.5 + r2 * (1 / 24 + r2 * (-1 / 720 + r2 * (1 / 40320 + r2 * (-1 / 3628800 + r2 * (1 / 479001600 + r2 * (-1 / 87178291200 + r2 / 20922789888000)))))))
+    c = 1.0 + r2 * (
+        -0.5
+        + r2
+        * (
+            1 / 24
+            + r2
+            * (-1 / 720 + r2 * (1 / 40320 + r2 * (-1 / 3628800 + r2 * (1 / 479001600 + r2 * (-1 / 87178291200 + r2 / 20922789888000)))))
+        )
+    )
     return s, sign_c * c
 
 
@@ -88,7 +96,7 @@ def ermentrout_freq(phi: float, omega: float, m: float, w: float, eps: float, f0
 
 
 @njit(inline="always")
-def receive(model, prc, desync, phi, omega, m, w, eps, kappa, ms_b, f0, fmin, fmax):  # noqa: ANN001, ANN201
+def receive(model, prc, desync, phi, omega, m, w, eps, kappa, ms_b, f0, fmin, fmax):
     """(phase, frequency) of one firefly after ``m`` flash-equivalents, for the pulse-type models."""
     if model == ERMENTROUT:
         return phi, ermentrout_freq(phi, omega, m, w, eps, f0, fmin, fmax)
@@ -103,7 +111,7 @@ def receive(model, prc, desync, phi, omega, m, w, eps, kappa, ms_b, f0, fmin, fm
 
 
 @njit(nogil=True, cache=True)
-def _advance_block(phase, freq, dt):  # noqa: ANN001, ANN202
+def _advance_block(phase, freq, dt):
     crossed = 0
     for i in range(phase.size):
         x = phase[i] + freq[i] * dt
@@ -114,7 +122,7 @@ def _advance_block(phase, freq, dt):  # noqa: ANN001, ANN202
 
 
 @njit(nogil=True, cache=True)
-def advance(phase, freq, dt, fired, ids, times, n):  # noqa: ANN001, ANN201
+def advance(phase, freq, dt, fired, ids, times, n):
     """Move every phase on by freq·dt; record crossings of 1 with their sub-tick time.
 
     The branch-free inner loop runs over blocks so that it vectorises; only a block in which
@@ -136,7 +144,7 @@ def advance(phase, freq, dt, fired, ids, times, n):  # noqa: ANN001, ANN201
 
 
 @njit(nogil=True, cache=True)
-def add_noise(phase, sigma, key, counter):  # noqa: ANN001, ANN201
+def add_noise(phase, sigma, key, counter):
     """Add uniform noise of standard deviation ``sigma`` to every phase (a diffusion over many ticks).
 
     Draws come from a counter-based generator (splitmix64 of key + counter), so the stream is a
@@ -151,7 +159,7 @@ def add_noise(phase, sigma, key, counter):  # noqa: ANN001, ANN201
 
 
 @njit(inline="always")
-def uniform01(key, counter):  # noqa: ANN001, ANN201
+def uniform01(key, counter):
     z = key + counter * np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -160,7 +168,7 @@ def uniform01(key, counter):  # noqa: ANN001, ANN201
 
 
 @njit(nogil=True, cache=True)
-def receive_all(model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n):  # noqa: ANN001, ANN201
+def receive_all(model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n):
     """Every firefly that has not flashed this tick sees ``m`` flash-equivalents (global coupling).
 
     Those pushed to threshold flash now, at sub-tick time ``t``, and are absorbed: they ignore the
@@ -182,7 +190,7 @@ def receive_all(model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, 
 
 
 @njit(nogil=True, cache=True)
-def receive_subset(model, prc, desync, phase, freq, fired, targets, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n):  # noqa: ANN001, ANN201
+def receive_subset(model, prc, desync, phase, freq, fired, targets, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n):
     """As receive_all, for the fireflies listed in ``targets`` only (an external flash on a region)."""
     for k in range(targets.size):
         i = targets[k]
@@ -201,7 +209,7 @@ def receive_subset(model, prc, desync, phase, freq, fired, targets, m, w, eps, k
 
 
 @njit(nogil=True, cache=True)
-def deliver_sparse(model, prc, desync, phase, freq, fired, table, w, eps, kappa, ms_b, f0, fmin, fmax, ids, times, start, n):  # noqa: ANN001, ANN201
+def deliver_sparse(model, prc, desync, phase, freq, fired, table, w, eps, kappa, ms_b, f0, fmin, fmax, ids, times, start, n):
     """Deliver flashes ids[start:n] one by one to their neighbours (``table[j]``, -1 = none).
 
     A neighbour pushed over threshold joins the queue at the same sub-tick time, so a cascade
@@ -230,7 +238,7 @@ def deliver_sparse(model, prc, desync, phase, freq, fired, table, w, eps, kappa,
 
 
 @njit(nogil=True, cache=True)
-def mean_field(phase):  # noqa: ANN001, ANN201
+def mean_field(phase):
     """(Σ cos 2πφ, Σ sin 2πφ, Σ φ, live count) over the live fireflies."""
     c = 0.0
     s = 0.0
@@ -248,7 +256,7 @@ def mean_field(phase):  # noqa: ANN001, ANN201
 
 
 @njit(nogil=True, cache=True, fastmath=True)
-def _kuramoto_sine_block(phase, freq, dt, k_hz, l_hz, zc, zs, steps):  # noqa: ANN001, ANN202
+def _kuramoto_sine_block(phase, freq, dt, k_hz, l_hz, zc, zs, steps):
     c_sum = 0.0
     s_sum = 0.0
     advance_sum = 0.0
@@ -274,7 +282,7 @@ def _kuramoto_sine_block(phase, freq, dt, k_hz, l_hz, zc, zs, steps):  # noqa: A
 
 
 @njit(nogil=True, cache=True)
-def kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, steps, fired, ids, times, n):  # noqa: ANN001, ANN201
+def kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, steps, fired, ids, times, n):
     """One Euler step of Kuramoto with H = sin and the mean field (zc, zs) = mean of e^{2πiφ}.
 
     ``k_hz`` = K/2π and ``l_hz`` = L/2π turn the rad/s couplings into cycles/s.  The sums over
@@ -306,7 +314,7 @@ def kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, steps, fired, ids, times,
 
 
 @njit(nogil=True, cache=True)
-def phase_histogram(phase, counts):  # noqa: ANN001, ANN201
+def phase_histogram(phase, counts):
     """Counts of live phases per bin (``counts`` is cleared first); returns (Σφ, live count)."""
     bins = counts.size
     counts[:] = 0
@@ -322,12 +330,12 @@ def phase_histogram(phase, counts):  # noqa: ANN001, ANN201
 
 
 @njit(nogil=True, cache=True)
-def kuramoto_sawtooth(phase, freq, dt, k_hz, l_hz, counts, below, phase_sum, live):  # noqa: ANN001, ANN201
+def kuramoto_sawtooth(phase, freq, dt, k_hz, l_hz, counts, below, phase_sum, live):
     """One Euler step of Kuramoto with the sawtooth P(θ) = (θ mod 2π)/π - 1, P(0) = 0, in O(N).
 
     Σ_j P(θ_j - θ_i) = 2 Σ_j ((φ_j - φ_i) mod 1) - (N - 1), and Σ_j ((φ_j - φ_i) mod 1)
     = Σφ - Nφ_i + #{j: φ_j < φ_i}; the rank comes from the histogram ``counts`` (interpolated
-    inside a bin, error under 1/bins of the coupling).  ``below`` is scratch for its prefix sums.
+    inside a bin: the error is at most 2·(occupancy of its bin - 1)/N, nothing for spread phases).  ``below`` is scratch for its prefix sums.
     """
     bins = counts.size
     acc = 0
@@ -347,7 +355,7 @@ def kuramoto_sawtooth(phase, freq, dt, k_hz, l_hz, counts, below, phase_sum, liv
 
 
 @njit(nogil=True, cache=True)
-def kuramoto_sparse(sawtooth, phase, freq, dt, k_hz, l_hz, table, scratch):  # noqa: ANN001, ANN201
+def kuramoto_sparse(sawtooth, phase, freq, dt, k_hz, l_hz, table, scratch):
     """One Euler step of Kuramoto over neighbour lists: each firefly averages H over its row.
 
     ``scratch[:N]`` must hold the phases the step starts from (neighbours are read from there).
@@ -377,7 +385,7 @@ def kuramoto_sparse(sawtooth, phase, freq, dt, k_hz, l_hz, table, scratch):  # n
 
 
 @njit(nogil=True, cache=True)
-def wrap_and_detect(phase, before, fired, ids, times, n):  # noqa: ANN001, ANN201
+def wrap_and_detect(phase, before, fired, ids, times, n):
     """After a continuous step: wrap phases into [0, 1) and record upward crossings of 1.
 
     ``before`` holds each phase before the step, for the sub-tick time of the crossing.
@@ -398,14 +406,14 @@ def wrap_and_detect(phase, before, fired, ids, times, n):  # noqa: ANN001, ANN20
 
 
 @njit(nogil=True, cache=True)
-def clear_fired(fired, ids, n):  # noqa: ANN001, ANN201
+def clear_fired(fired, ids, n):
     for k in range(n):
         fired[ids[k]] = 0
     return 0
 
 
 @njit(nogil=True, cache=True)
-def rewire(table, key, counter):  # noqa: ANN001, ANN201
+def rewire(table, key, counter):
     """Redraw each row of ``table`` as random peers other than the row's own firefly."""
     n = table.shape[0]
     for j in range(n):
@@ -417,7 +425,7 @@ def rewire(table, key, counter):  # noqa: ANN001, ANN201
 
 
 @njit(nogil=True, cache=True)
-def fill_uniform(out, key, counter):  # noqa: ANN001, ANN201
+def fill_uniform(out, key, counter):
     """Fill ``out`` with uniform [0, 1) draws from the counter-based generator; return the counter."""
     for i in range(out.size):
         out[i] = uniform01(key, counter + np.uint64(i))
@@ -425,7 +433,7 @@ def fill_uniform(out, key, counter):  # noqa: ANN001, ANN201
 
 
 @njit(nogil=True, cache=True)
-def kuramoto_kick(phase, targets, everyone, amount, sawtooth):  # noqa: ANN001, ANN201
+def kuramoto_kick(phase, targets, everyone, amount, sawtooth):
     """An external flash on a continuous model: φ += amount · H(0 - θ), H = sin or the sawtooth.
 
     A phase kicked past 1 is held just below it, so the next step's crossing flashes it.
@@ -455,7 +463,7 @@ R_KEY, R_COUNTER = 0, 1
 
 
 @njit(nogil=True, cache=True)
-def latest(times, start, stop):  # noqa: ANN001, ANN201
+def latest(times, start, stop):
     t = 0.0
     for k in range(start, stop):
         t = max(t, times[k])
@@ -463,7 +471,7 @@ def latest(times, start, stop):  # noqa: ANN001, ANN201
 
 
 @njit(nogil=True, cache=True)
-def desync_same_tick(phase, freq, ids, times, n, dt, s, prc):  # noqa: ANN001, ANN201
+def desync_same_tick(phase, freq, ids, times, n, dt, s, prc):
     """De-sync: fireflies that flashed in the same tick still see each other, in sub-tick order.
 
     Absorption is right for sync but would leave two de-syncing fireflies locked together forever:
@@ -486,7 +494,7 @@ def desync_same_tick(phase, freq, ids, times, n, dt, s, prc):  # noqa: ANN001, A
 
 
 @njit(nogil=True, cache=True)
-def _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n):  # noqa: ANN001, ANN202
+def _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n):
     model, prc, desync = codes[C_MODEL], codes[C_PRC], codes[C_DESYNC] != 0
     w, eps, kappa, ms_b = coef[F_W], coef[F_EPS], coef[F_KAPPA], coef[F_MS_B]
     f0, fmin, fmax = coef[F_F0], coef[F_FMIN], coef[F_FMAX]
@@ -510,7 +518,7 @@ def _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n):
 
 
 @njit(nogil=True, cache=True)
-def _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state):  # noqa: ANN001, ANN202
+def _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state):
     dt, k_hz, l_hz = coef[F_DT], coef[F_K_HZ], coef[F_L_HZ]
     sawtooth = codes[C_PRC] == SAWTOOTH
     if codes[C_GLOBAL] != 0 and not sawtooth:
@@ -537,7 +545,7 @@ def _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, bel
 
 
 @njit(nogil=True, cache=True)
-def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, index, prev_n, external_n):  # noqa: ANN001, ANN201
+def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, index, prev_n, external_n):
     """Everything one tick does, in order; returns the number of flashes in ids/times.
 
     ``prev_n`` flashes of the last tick are un-marked first; ``external_n`` > 0 means the engine
@@ -557,7 +565,31 @@ def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratc
 
 
 @njit(nogil=True, cache=True)
-def run(ticks, first_index, prev_n, codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, sample_every, samples, counts, raster_stride, raster_t, raster_id, raster_n):  # noqa: ANN001, ANN201
+def run(
+    ticks,
+    first_index,
+    prev_n,
+    codes,
+    coef,
+    phase,
+    freq,
+    fired,
+    table,
+    ids,
+    times,
+    hist,
+    below,
+    scratch,
+    state,
+    rng,
+    sample_every,
+    samples,
+    counts,
+    raster_stride,
+    raster_t,
+    raster_id,
+    raster_n,
+):
     """``ticks`` ticks in a row, recording as it goes (the offline path: simulate, render, tune).
 
     Every ``sample_every`` ticks a row (r, Σφ, live, flashes so far) goes to ``samples``; each

@@ -115,7 +115,14 @@ class Recorder:
 
     def reserve(self, chunk: int) -> tuple:
         row = self.used // self.sample_every
-        return (self.samples[row:], self.counts[self.used : self.used + chunk], self.raster_stride, self.raster_t, self.raster_id, self.raster_n)
+        return (
+            self.samples[row:],
+            self.counts[self.used : self.used + chunk],
+            self.raster_stride,
+            self.raster_t,
+            self.raster_id,
+            self.raster_n,
+        )
 
     def commit(self, chunk: int, first_tick: int, tick_s: float) -> None:
         first_row = self.used // self.sample_every

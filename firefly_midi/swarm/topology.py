@@ -56,7 +56,7 @@ def grid(n: int, radius: int) -> np.ndarray:
 
 def grid_region(n: int, row: float, col: float, radius: float) -> np.ndarray:
     """Ids of the fireflies within ``radius`` cells of (row, col): a region for inject or damage."""
-    rows, cols = grid_shape(n)
+    _rows, cols = grid_shape(n)
     ids = np.arange(n)
     dist2 = (ids // cols - row) ** 2 + (ids % cols - col) ** 2
     return ids[dist2 <= radius * radius].astype(np.int64)

@@ -1,0 +1,113 @@
+"""Each numba kernel against its plain-numpy twin, on random states (hypothesis)."""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numba import njit
+
+from firefly_midi.swarm import kernels as K
+from firefly_midi.swarm import reference as R
+
+phases = st.integers(1, 3000).flatmap(lambda n: arrays(np.float64, n, elements=st.floats(0.0, 0.999999)))
+
+
+@given(phases, st.floats(0.1, 20.0), st.floats(1e-4, 0.02))
+def test_advance_matches_reference(phase, f0, dt):
+    freq = np.full(phase.size, f0) * np.linspace(0.9, 1.1, phase.size)
+    want_phase, want_ids, want_times = R.advance(phase, freq, dt)
+    got = phase.copy()
+    fired = np.zeros(phase.size, np.uint8)
+    ids = np.zeros(phase.size, np.int64)
+    times = np.zeros(phase.size)
+    n = K.advance(got, freq, dt, fired, ids, times, 0)
+    np.testing.assert_allclose(got, want_phase, atol=1e-12)
+    np.testing.assert_array_equal(ids[:n], want_ids)
+    np.testing.assert_allclose(times[:n], want_times, atol=1e-9)
+    assert fired.sum() == n
+
+
+@njit
+def _sincos_all(values):
+    out = np.empty((values.size, 2))
+    for i in range(values.size):
+        out[i, 0], out[i, 1] = K.sincos_2pi(values[i])
+    return out
+
+
+@given(arrays(np.float64, 200, elements=st.floats(-3.0, 3.0)))
+def test_sincos_polynomial(x):
+    got = _sincos_all(x)
+    np.testing.assert_allclose(got[:, 0], np.sin(2 * np.pi * x), atol=2e-9)
+    np.testing.assert_allclose(got[:, 1], np.cos(2 * np.pi * x), atol=2e-9)
+
+
+coupling = st.tuples(
+    st.sampled_from([K.PULSE, K.MIROLLO_STROGATZ, K.ERMENTROUT]),
+    st.sampled_from([K.CONSTANT, K.LINEAR, K.SINE]),
+    st.booleans(),
+    st.integers(1, 40),  # flashes received at once
+    st.floats(0.0, 0.05),  # eps
+    st.floats(0.0, 0.2),  # kappa
+)
+
+
+@given(phases, coupling)
+def test_receive_all_matches_reference(phase, setting):
+    model, prc, desync, m, eps, kappa = setting
+    w, ms_b, f0, fmin, fmax = 1.0 / 30, 3.0, 1.0, 0.87, 1.18
+    freq = np.linspace(0.9, 1.1, phase.size)
+    want_phi, want_freq = R.receive(model, prc, desync, phase, freq.copy(), m, w, eps, kappa, ms_b, f0, fmin, fmax)
+    got_phase, got_freq = phase.copy(), freq.copy()
+    fired = np.zeros(phase.size, np.uint8)
+    ids = np.zeros(phase.size, np.int64)
+    times = np.zeros(phase.size)
+    n = K.receive_all(model, prc, desync, got_phase, got_freq, fired, float(m), w, eps, kappa, ms_b, f0, fmin, fmax, 0.5, ids, times, 0)
+    fires = want_phi >= 1.0
+    np.testing.assert_array_equal(ids[:n], np.flatnonzero(fires))
+    np.testing.assert_allclose(got_phase[~fires], want_phi[~fires], atol=1e-9)
+    assert np.all(got_phase[fires] == 0.0)
+    np.testing.assert_allclose(got_freq, want_freq, rtol=1e-9, atol=1e-9)
+
+
+@given(phases, st.floats(0.0, 5.0), st.floats(0.0, 2.0), st.floats(-1.0, 1.0), st.floats(-1.0, 1.0))
+def test_kuramoto_sine_matches_reference(phase, k_hz, l_hz, zc, zs):
+    freq = np.linspace(0.5, 1.5, phase.size)
+    want_phase, want_freq = R.kuramoto_sine(phase, freq, 1e-3, k_hz, l_hz, zc, zs)
+    got_phase, got_freq = phase.copy(), freq.copy()
+    scratch = np.zeros(K.BLOCK)
+    fired = np.zeros(phase.size, np.uint8)
+    ids = np.zeros(phase.size, np.int64)
+    times = np.zeros(phase.size)
+    c, s, _, live, _ = K.kuramoto_sine(got_phase, got_freq, 1e-3, k_hz, l_hz, zc, zs, scratch, fired, ids, times, 0)
+    d = np.abs(got_phase - want_phase)
+    np.testing.assert_allclose(np.minimum(d, 1 - d), 0, atol=1e-9)
+    np.testing.assert_allclose(got_freq, want_freq, atol=1e-9)
+    z = R.mean_field(phase)
+    assert live == phase.size
+    np.testing.assert_allclose([c / live, s / live], [z.real, z.imag], atol=1e-8)
+
+
+@given(st.integers(2, 400).flatmap(lambda n: arrays(np.float64, n, elements=st.floats(0.0, 0.999999), unique=True)))
+def test_sawtooth_histogram_matches_pairwise_definition(phase):
+    hist = np.zeros(4096, np.int64)
+    below = np.zeros(4096, np.int64)
+    total, live = K.phase_histogram(phase, hist)
+    got = phase.copy()
+    freq = np.zeros(phase.size)
+    dt = 1e-3
+    K.kuramoto_sawtooth(got, freq, dt, 1.0, 0.0, hist, below, total, live)
+    pull = (got - phase) / dt
+    # The rank inside a histogram bin is interpolated: the error is bounded by the bin's occupancy.
+    occupancy = hist[np.minimum((phase * 4096).astype(int), 4095)]
+    bound = 2.0 * (occupancy - 1) / phase.size + 1e-9
+    assert np.all(np.abs(pull - R.kuramoto_sawtooth_pull(phase)) <= bound)
+
+
+@given(st.integers(0, 2**63 - 1), st.integers(0, 2**40))
+def test_counter_rng_matches_reference(key, counter):
+    out = np.zeros(100)
+    end = K.fill_uniform(out, np.uint64(key), np.uint64(counter))
+    assert end == counter + 100
+    np.testing.assert_array_equal(out, R.uniform01(np.uint64(key), np.arange(counter, counter + 100, dtype=np.uint64)))
+    assert np.all((out >= 0) & (out < 1))

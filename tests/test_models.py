@@ -1,0 +1,185 @@
+"""The models against the literature: each test can fail if the dynamics are wrong."""
+
+import math
+
+import numpy as np
+import pytest
+
+from firefly_midi import presets
+from firefly_midi.simulate import simulate
+from firefly_midi.swarm import Swarm, topology
+from firefly_midi.swarm.metrics import Recorder, gap_cv
+
+
+def run(values, seconds):
+    result, swarm, _recorder = simulate(values, seconds)
+    return result, swarm
+
+
+@pytest.mark.parametrize(("k", "gamma_hz"), [(1.2, 0.05), (2.0, 0.05), (2.0, 0.1)])
+def test_kuramoto_lorentzian_matches_r_infinity(k, gamma_hz):
+    gamma = 2 * math.pi * gamma_hz  # rad/s
+    values = {
+        "swarm.model": "kuramoto",
+        "swarm.n": 10_000,
+        "swarm.freq_dist": "lorentzian",
+        "swarm.freq_spread_hz": gamma_hz,
+        "swarm.coupling": k,
+    }
+    swarm = Swarm(values)
+    swarm.run(int(20 / swarm.dt))
+    rec = Recorder.for_run(int(10 / swarm.dt), swarm.n, swarm.dt)
+    swarm.run(rec.ticks, rec)
+    r = rec.samples[: rec.used // rec.sample_every, 0].mean()
+    assert r == pytest.approx(math.sqrt(1 - 2 * gamma / k), abs=0.02)
+
+
+def test_kuramoto_below_critical_coupling_stays_incoherent():
+    values = {
+        "swarm.model": "kuramoto",
+        "swarm.n": 10_000,
+        "swarm.freq_dist": "lorentzian",
+        "swarm.freq_spread_hz": 0.1,
+        "swarm.coupling": 0.5,
+    }
+    result, _ = run(values, 20)  # K_c = 2γ = 1.26 rad/s
+    assert result["order_parameter"] < 0.1
+
+
+@pytest.mark.parametrize("n", [10, 100, 1000])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mirollo_strogatz_always_ends_in_one_group(n, seed):
+    values = presets.resolve("mirollo-strogatz", [f"swarm.n={n}"], seed)
+    _, swarm = run(values, 30)
+    while swarm.step() == 0:
+        pass
+    assert swarm.count == n, "every firefly must flash in the same tick"
+
+
+def test_ermentrout_800_reproduces_the_paper():
+    synced, windows = 0, []
+    for seed in range(5):
+        result, _ = run(presets.resolve("ermentrout-800", seed=seed), 30)
+        synced += result["sync_time_s"] is not None and result["sync_time_s"] <= 20
+        windows.append(result["emission_window"])
+    assert synced >= 4
+    # The paper reports ~3% of the period; our faithful eq. 1 settles at ~8% (see docs/models.md).
+    assert np.median(windows) <= 0.10
+
+
+def test_desync_tdma_spreads_evenly():
+    result, _ = run(presets.resolve("desync-tdma"), 40)
+    assert result["gap_cv"] < 0.05
+    assert result["order_parameter"] < 0.1
+
+
+def test_kuramoto_desync_spreads_evenly():
+    result, _ = run(presets.resolve("kuramoto-desync"), 30)
+    assert result["gap_cv"] < 0.05
+
+
+def test_interval_sync_collapses_intervals():
+    values = presets.resolve("interval-sync")
+    swarm = Swarm(values)
+    before = swarm.state.freq.std()
+    swarm.run(int(40 / swarm.dt))
+    assert before > 0.04
+    assert swarm.state.freq.std() < 0.01 * before
+    assert swarm.order_parameter() > 0.99
+
+
+def test_phase_sync_alone_cannot_lock_different_intervals():
+    values = presets.resolve("interval-sync", ["swarm.interval_coupling=0"])
+    result, _swarm = run(values, 40)
+    assert result["order_parameter"] < 0.97
+
+
+def test_grid_pacemaker_sends_travelling_waves():
+    """A faster pacemaker at the centre of a locally coupled grid: flash times grow with distance."""
+    values = {
+        "swarm.model": "pulse",
+        "swarm.prc": "sine",
+        "swarm.n": 900,
+        "swarm.topology": "grid",
+        "swarm.neighbors": 1,
+        "swarm.coupling": 0.6,
+        "swarm.freq_hz": 1.0,
+    }
+    swarm = Swarm(values)
+    pacemaker_hz = 1.1
+    centre = topology.grid_region(900, 15, 15, 2)
+    swarm.state.freq[centre] = swarm.state.natural[centre] = pacemaker_hz
+    swarm.run(int(60 / swarm.dt))
+    period = 1 / pacemaker_hz
+    rec = Recorder.for_run(int(period / swarm.dt), 900, swarm.dt, raster=True, raster_rows=900)
+    swarm.run(rec.ticks, rec)
+    t, ids = rec.raster()
+    first = {}
+    for time, i in zip(t, ids, strict=True):
+        first.setdefault(int(i), time)
+    assert len(first) == 900, "the whole grid is entrained to the pacemaker's period"
+    dist = topology.grid_distance(900, 15, 15)
+    got = np.array([[dist[i], first[i]] for i in first])
+    start = got[got[:, 0] <= 2, 1].min()
+    delay = (got[:, 1] - start) % period
+    assert np.corrcoef(got[:, 0], delay)[0, 1] > 0.8
+
+
+def test_same_seed_same_flashes_different_seed_different():
+    def flashes(seed):
+        swarm = Swarm({**presets.resolve("ermentrout-800"), "swarm.seed": seed, "swarm.noise": 0.01})
+        out = []
+        for _ in range(3000):
+            swarm.step()
+            ids, times = swarm.flashes()
+            out.extend(zip(ids.tolist(), times.tolist(), strict=True))
+        return out
+
+    assert flashes(3) == flashes(3)
+    assert flashes(3) != flashes(4)
+
+
+def test_step_and_run_agree():
+    values = presets.resolve("pulse-sine")
+    a, b = Swarm(values), Swarm(values)
+    for _ in range(2000):
+        a.step()
+    b.run(2000)
+    np.testing.assert_array_equal(a.state.phase, b.state.phase)
+
+
+def test_coupling_keeps_its_character_when_n_grows_tenfold():
+    for name in ("pulse-sine", "ermentrout-800", "kuramoto-adaptive"):
+        small = run(presets.resolve(name), 30)[0]
+        big = run(presets.resolve(name, [f"swarm.n={presets.resolve(name)['swarm.n'] * 10}"]), 30)[0]
+        assert big["sync_time_s"] is not None, name
+        assert big["sync_time_s"] == pytest.approx(small["sync_time_s"], rel=0.5), name
+
+
+def test_external_flashes_entrain_and_regions_stay_local():
+    values = {"swarm.model": "pulse", "swarm.n": 400, "swarm.topology": "grid", "swarm.neighbors": 1, "swarm.coupling": 0.05}
+    swarm = Swarm(values)
+    region = topology.grid_region(400, 0, 0, 3)
+    before = swarm.state.phase.copy()
+    swarm.inject(0.0, 5.0, region)
+    swarm.step()
+    moved = np.flatnonzero(np.abs(swarm.state.phase - (before + swarm.state.freq * swarm.dt) % 1) > 1e-9)
+    assert set(moved) <= set(region) | set(swarm.flashes()[0])
+    assert len(set(moved) & set(region)) > len(region) // 2
+
+
+def test_damage_scramble_then_recover_and_silence():
+    swarm = Swarm(presets.resolve("pulse-sine"))
+    swarm.run(int(20 / swarm.dt))
+    assert swarm.order_parameter() > 0.99
+    swarm.damage(np.arange(100), "scramble")
+    assert swarm.order_parameter() < 0.9
+    swarm.run(int(30 / swarm.dt))
+    assert swarm.order_parameter() > 0.99
+    swarm.damage(np.arange(50), "silence")
+    for _ in range(2000):
+        swarm.step()
+        assert np.all(swarm.flashes()[0] >= 50)
+    swarm.damage(np.arange(50), "revive")
+    assert not np.isnan(swarm.state.phase).any()
+    assert gap_cv(swarm.state.phase) is not None

@@ -1,0 +1,120 @@
+"""The parameter table, preset files and the command line: clear errors, exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from firefly_midi import params as P
+from firefly_midi import presets
+from firefly_midi.cli import main
+
+NUMERIC = [p for p in P.PARAMS.values() if p.kind in ("int", "float")]
+
+
+@given(st.sampled_from(NUMERIC), st.floats(allow_nan=True, allow_infinity=True))
+def test_numbers_outside_the_range_are_refused_with_the_key_and_range(param, value):
+    inside = param.lo <= value <= param.hi and (param.kind == "float" or float(value).is_integer())
+    if inside:
+        assert P.check(param.key, value) == pytest.approx(value)
+    else:
+        with pytest.raises(P.ParamError) as info:
+            P.check(param.key, value)
+        assert param.key in str(info.value)
+        assert f"{param.lo:g}"[:3] in str(info.value) or "integer" in str(info.value)
+
+
+@given(st.sampled_from(list(P.PARAMS)), st.text(max_size=12))
+def test_any_text_either_parses_or_names_the_key(key, text):
+    try:
+        P.check(key, text)
+    except P.ParamError as exc:
+        assert key in str(exc)
+
+
+@given(st.sampled_from(NUMERIC), st.text(alphabet="abc=[]'{}# ", max_size=10))
+def test_broken_preset_names_file_line_and_key(param, junk):
+    table, _, name = param.key.rpartition(".")
+    text = f'# comment\n[{table}]\n{name} = "{junk}"\n'
+    with pytest.raises(P.ParamError) as info:
+        presets.parse(text, "broken.toml")
+    message = str(info.value)
+    assert message.startswith("broken.toml:3: ")
+    assert param.key in message
+
+
+def test_invalid_toml_names_the_line():
+    with pytest.raises(P.ParamError, match=r"bad.toml:3: not valid TOML"):
+        presets.parse("[swarm]\nn = 5\nmodel = \n", "bad.toml")
+
+
+def test_unknown_key_in_preset_suggests_the_right_one():
+    with pytest.raises(P.ParamError, match=r"x.toml:2: unknown parameter 'swarm.copling'; did you mean swarm.coupling"):
+        presets.parse("[swarm]\ncopling = 0.1\n", "x.toml")
+
+
+def test_every_shipped_preset_loads_and_says_what_it_sounds_like():
+    names = presets.available()
+    for required in (
+        "ermentrout-800",
+        "pulse-sine",
+        "mirollo-strogatz",
+        "desync-tdma",
+        "interval-sync",
+        "kuramoto-adaptive",
+        "kuramoto-desync",
+        "grid-waves",
+    ):
+        assert required in names
+    for name, path in names.items():
+        presets.load(name)
+        assert "Sounds like" in path.read_text(), name
+
+
+def test_simulate_json_has_every_metric(capsys):
+    assert main(["simulate", "--preset", "pulse-sine", "--seconds", "5", "--json", "--set", "swarm.n=50"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in (
+        "sync_time_s",
+        "order_parameter",
+        "mean_freq_hz",
+        "tempo_bpm",
+        "gap_cv",
+        "emission_window",
+        "flashes",
+        "n",
+        "ticks",
+        "wall_s",
+        "realtime_factor",
+    ):
+        assert key in out
+    assert out["n"] == 50 and out["ticks"] == 5000
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("swarm.n=0", "swarm.n must be an integer in 1..10000000"),
+        ("swarm.bogus=1", "unknown parameter 'swarm.bogus'"),
+        ("swarm.model=boids", "swarm.model must be one of pulse"),
+        ("swarm.coupling", "expected KEY=VALUE"),
+    ],
+)
+def test_bad_set_exits_2_with_a_message(capsys, argument, message):
+    assert main(["simulate", "--seconds", "1", "--set", argument]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_console_script_runs_and_draws_a_raster(tmp_path):
+    png = tmp_path / "raster.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "firefly_midi", "simulate", "--seconds", "3", "--raster", str(png), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout)["n"] == 800
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
