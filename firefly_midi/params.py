@@ -9,6 +9,7 @@ from a dict, raising built-in errors with short, precise text.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ class ParamError(ValueError):
 @dataclass(frozen=True)
 class Param:
     key: str
-    kind: str  # "int" | "float" | "bool" | "choice"
+    kind: str  # "int" | "float" | "bool" | "choice" | "note" | "intlist" | "ramps"
     default: Any
     doc: str
     unit: str = ""
@@ -53,6 +54,12 @@ class Param:
             return "one of " + ", ".join(self.choices)
         if self.kind == "bool":
             return "true or false"
+        if self.kind == "note":
+            return "a MIDI note 0..127 or a name like C4, F#3, Bb2 (C4 = 60)"
+        if self.kind == "intlist":
+            return f"a list of integers in {_fmt(self.lo)}..{_fmt(self.hi)}"
+        if self.kind == "ramps":
+            return "an array of tables [[automation]] with key, from, to, seconds (and curve, repeat, start_s)"
         return f"{'an integer' if self.kind == 'int' else 'a number'} in {_fmt(self.lo)}..{_fmt(self.hi)}"
 
 
@@ -65,6 +72,21 @@ def _fmt(x: float | None) -> str:
 MODELS = ("pulse", "mirollo_strogatz", "ermentrout", "kuramoto")
 PRCS = ("constant", "linear", "sine", "sawtooth")
 TOPOLOGIES = ("global", "ring", "grid", "random")
+SCALES = (
+    "major",
+    "minor",
+    "dorian",
+    "phrygian",
+    "lydian",
+    "mixolydian",
+    "locrian",
+    "harmonic_minor",
+    "pentatonic",
+    "minor_pentatonic",
+    "blues",
+    "whole_tone",
+    "chromatic",
+)
 FREQ_DISTS = ("constant", "uniform", "gaussian", "lorentzian", "period_uniform")
 
 _TABLE = (
@@ -96,6 +118,60 @@ _TABLE = (
     Param("swarm.rewire_s", "float", 0.0, "random topology: redraw the peers every this many seconds (0 = never)", "s", 0.0, 3600.0),
     Param("swarm.noise", "float", 0.0, "phase diffusion: standard deviation of phase after one second", "cycles/√s", 0.0, 10.0),
     Param("clock.tick_ms", "float", 1.0, "length of one swarm tick", "ms", 0.05, 100.0),
+    # What a flash plays.
+    Param(
+        "mapping.mode",
+        "choice",
+        "voices",
+        "voices: groups of fireflies share a note; per_firefly: one note each; density: one note, loud when many flash",
+        choices=("voices", "per_firefly", "density"),
+    ),
+    Param("mapping.voices", "int", 4, "voices mode: number of voices the swarm is split into", "", 1, 128),
+    Param(
+        "mapping.split",
+        "choice",
+        "id",
+        "voices mode: split fireflies by id, by natural frequency (slow ones low) or by grid region",
+        choices=("id", "frequency", "region"),
+    ),
+    Param("mapping.scale", "choice", "pentatonic", "scale the notes are drawn from", choices=SCALES),
+    Param("mapping.root", "note", 48, "lowest note of the scale (C4 = 60)"),
+    Param("mapping.octaves", "int", 2, "how many octaves above the root the notes span", "", 1, 8),
+    Param("mapping.channels", "intlist", (1,), "MIDI channels (1..16); voices take them in turn", "", 1, 16),
+    Param("mapping.velocity_min", "int", 30, "velocity when one firefly of a voice flashes", "", 1, 127),
+    Param("mapping.velocity_max", "int", 120, "velocity when the whole voice flashes at once", "", 1, 127),
+    Param(
+        "mapping.velocity_curve",
+        "choice",
+        "linear",
+        "how the share of a voice flashing maps to velocity (soft: √, hard: square, fixed: always velocity_max)",
+        choices=("linear", "soft", "hard", "fixed"),
+    ),
+    Param("mapping.note_ms", "float", 120.0, "note length (used when note_fraction is 0)", "ms", 1.0, 10_000.0),
+    Param("mapping.note_fraction", "float", 0.0, "note length as a share of the swarm's live period (0 = use note_ms)", "", 0.0, 4.0),
+    Param("mapping.max_notes_per_tick", "int", 16, "cap on notes started in one tick; the excess is counted, not queued", "", 1, 128),
+    Param("mapping.max_notes_per_s", "int", 400, "cap on notes started per second; the excess is counted, not queued", "", 1, 10_000),
+    Param("mapping.cc_order", "int", -1, "send the order parameter r (0..1 → 0..127) on this CC number (-1 = off)", "", -1, 127),
+    Param("mapping.cc_channel", "int", 1, "channel of the CC outputs", "", 1, 16),
+    Param("mapping.clock_out", "bool", False, "send MIDI clock (24 PPQN, start/stop) following the swarm's live tempo"),
+    # How incoming MIDI acts on the swarm.
+    Param("input.enabled", "bool", True, "incoming notes are flashes the swarm sees"),
+    Param("input.channels", "intlist", (), "channels (1..16) that count; empty = all", "", 1, 16),
+    Param("input.note_min", "note", 0, "lowest incoming note that counts"),
+    Param("input.note_max", "note", 127, "highest incoming note that counts"),
+    Param("input.strength", "float", 1.0, "an incoming note counts as this many neighbourhoods flashing at once", "", 0.0, 100.0),
+    Param("input.velocity_scaled", "bool", True, "scale the strength by velocity / 127"),
+    Param(
+        "input.target",
+        "choice",
+        "all",
+        "who sees an incoming note: all fireflies, or the voice that plays the nearest note (a grid region with split = region)",
+        choices=("all", "voice"),
+    ),
+    Param("input.max_per_tick", "int", 64, "incoming messages handled per tick; the rest are dropped and counted", "", 1, 4096),
+    Param("input.clock_in", "bool", False, "incoming MIDI clock sets swarm.freq_hz (one beat per flash cycle)"),
+    # Parameter ramps over time.
+    Param("automation", "ramps", (), "parameter ramps: [[automation]] key, from, to, seconds, curve, repeat, start_s"),
 )
 
 PARAMS: dict[str, Param] = {p.key: p for p in _TABLE}
@@ -149,7 +225,43 @@ def _check_choice(p: Param, value: Any) -> str:
     raise ParamError(f"{p.key} must be {p.allowed()}, got {value!r}", p.key)
 
 
-_CHECKS = {"int": _check_int, "float": _check_float, "bool": _check_bool, "choice": _check_choice}
+NOTE_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+
+def _check_note(p: Param, value: Any) -> int:
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*([A-Ga-g])([#b]?)(-?\d)\s*", value)
+        if match:
+            name, accidental, octave = match.groups()
+            value = NOTE_NAMES[name.upper()] + {"#": 1, "b": -1, "": 0}[accidental] + 12 * (int(octave) + 1)
+        elif value.strip().isdigit():
+            value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 127:
+        raise ParamError(f"{p.key} must be {p.allowed()}, got {value!r}", p.key)
+    return value
+
+
+def _check_intlist(p: Param, value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[,\s]+", value.strip().strip("[]")) if part]
+    if not isinstance(value, list | tuple):
+        raise ParamError(f"{p.key} must be {p.allowed()}, got {value!r}", p.key)
+    item = Param(p.key, "int", 0, p.doc, lo=p.lo, hi=p.hi)
+    try:
+        return tuple(_check_int(item, v) for v in value)
+    except ParamError:
+        raise ParamError(f"{p.key} must be {p.allowed()}, got {value!r}", p.key) from None
+
+
+_CHECKS = {
+    "int": _check_int,
+    "float": _check_float,
+    "bool": _check_bool,
+    "choice": _check_choice,
+    "note": _check_note,
+    "intlist": _check_intlist,
+    "ramps": lambda p, value: check_ramps(value),
+}
 
 
 def lookup(key: str) -> Param:
@@ -196,6 +308,7 @@ def check_consistency(values: dict[str, Any]) -> None:
         raise ParamError("swarm.prc = 'sawtooth' works with swarm.model = 'kuramoto' only", "swarm.prc")
     if values["swarm.model"] == "kuramoto" and values["swarm.prc"] not in ("sine", "sawtooth"):
         raise ParamError("swarm.prc must be 'sine' or 'sawtooth' for swarm.model = 'kuramoto'", "swarm.prc")
+    _check_mapping_consistency(values)
     max_hz = max(fmax, values["swarm.freq_hz"] + 4 * values["swarm.freq_spread_hz"])
     if max_hz * values["clock.tick_ms"] / 1000.0 >= 0.5:
         raise ParamError(
@@ -205,9 +318,106 @@ def check_consistency(values: dict[str, Any]) -> None:
         )
 
 
+def _check_mapping_consistency(values: dict[str, Any]) -> None:
+    if values["mapping.velocity_min"] > values["mapping.velocity_max"]:
+        raise ParamError("mapping.velocity_min must not exceed mapping.velocity_max", "mapping.velocity_min")
+    if values["input.note_min"] > values["input.note_max"]:
+        raise ParamError("input.note_min must not exceed input.note_max", "input.note_min")
+    if values["mapping.root"] + 12 * values["mapping.octaves"] > 127:
+        raise ParamError(
+            f"mapping.octaves ({values['mapping.octaves']}) above mapping.root ({values['mapping.root']}) passes note 127",
+            "mapping.octaves",
+        )
+    if not values["mapping.channels"]:
+        raise ParamError("mapping.channels must hold at least one channel", "mapping.channels")
+    if values["mapping.split"] == "region" and values["swarm.topology"] != "grid":
+        raise ParamError("mapping.split = 'region' needs swarm.topology = 'grid'", "mapping.split")
+
+
 def frequency_bounds(values: dict[str, Any]) -> tuple[float, float]:
     """(Ω_l, Ω_u) with the 0 = automatic rule applied (periods 0.85..1.15 of the nominal one)."""
     f = values["swarm.freq_hz"]
     fmin = values["swarm.freq_min_hz"] or f / 1.15
     fmax = values["swarm.freq_max_hz"] or f / 0.85
     return fmin, fmax
+
+
+# ----------------------------------------------------------------------------------------------------------- automation
+RAMP_CURVES = ("linear", "exp")
+RAMP_REPEATS = ("once", "loop", "pingpong")
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """Move ``key`` from ``start`` to ``end`` over ``seconds``, beginning ``start_s`` after the preset starts."""
+
+    key: str
+    start: float
+    end: float
+    seconds: float
+    curve: str = "linear"
+    repeat: str = "once"
+    start_s: float = 0.0
+
+    def value_at(self, t: float) -> float | None:
+        """The ramp's value at preset time ``t`` (None before it begins)."""
+        if t < self.start_s:
+            return None
+        u = (t - self.start_s) / self.seconds
+        if self.repeat == "once":
+            u = min(u, 1.0)
+        elif self.repeat == "loop":
+            u = u % 1.0
+        else:
+            u = u % 2.0
+            u = 2.0 - u if u > 1.0 else u
+        if self.curve == "exp":
+            return self.start * (self.end / self.start) ** u
+        return self.start + (self.end - self.start) * u
+
+    def as_table(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "from": self.start,
+            "to": self.end,
+            "seconds": self.seconds,
+            "curve": self.curve,
+            "repeat": self.repeat,
+            "start_s": self.start_s,
+        }
+
+
+def check_ramps(value: Any) -> tuple[Ramp, ...]:
+    """Validate ``[[automation]]`` tables; each error names ``automation[i].field``."""
+    if isinstance(value, Ramp):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise ParamError(f"automation must be {PARAMS['automation'].allowed()}, got {value!r}", "automation")
+    return tuple(item if isinstance(item, Ramp) else _check_ramp(i, item) for i, item in enumerate(value))
+
+
+def _check_ramp(i: int, table: Any) -> Ramp:
+    where = f"automation[{i}]"
+    if not isinstance(table, dict):
+        raise ParamError(f"{where} must be a table with key, from, to, seconds", "automation")
+    unknown = set(table) - {"key", "from", "to", "seconds", "curve", "repeat", "start_s"}
+    if unknown:
+        raise ParamError(f"{where} has unknown field {sorted(unknown)[0]!r}", "automation")
+    for field in ("key", "from", "to", "seconds"):
+        if field not in table:
+            raise ParamError(f"{where} needs a {field!r} field", "automation")
+    key = table["key"]
+    target = lookup(key) if isinstance(key, str) else None
+    if target is None or target.kind not in ("int", "float"):
+        raise ParamError(f"{where}.key must name a numeric parameter, got {key!r}", "automation")
+    try:
+        start, end = check(key, table["from"]), check(key, table["to"])
+    except ParamError as exc:
+        raise ParamError(f"{where}: {exc.message}", "automation") from None
+    seconds = _check_float(Param(f"{where}.seconds", "float", 1.0, "", lo=0.001, hi=1e6), table["seconds"])
+    start_s = _check_float(Param(f"{where}.start_s", "float", 0.0, "", lo=0.0, hi=1e6), table.get("start_s", 0.0))
+    curve = _check_choice(Param(f"{where}.curve", "choice", "linear", "", choices=RAMP_CURVES), table.get("curve", "linear"))
+    repeat = _check_choice(Param(f"{where}.repeat", "choice", "once", "", choices=RAMP_REPEATS), table.get("repeat", "once"))
+    if curve == "exp" and (start <= 0 or end <= 0):
+        raise ParamError(f"{where}: an exp ramp needs from and to above 0", "automation")
+    return Ramp(key, float(start), float(end), seconds, curve, repeat, start_s)

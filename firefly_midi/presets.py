@@ -107,6 +107,9 @@ def _line_of(text: str, key: str) -> int | None:
         full = ".".join(p for p in (current, assigned.group(1).replace('"', "")) if p)
         if full == key or (current == table and assigned.group(1) == name):
             return number
+    for number, line in enumerate(text.splitlines(), start=1):  # an array of tables: [[automation]]
+        if line.strip().startswith(f"[[{key}]]"):
+            return number
     return None
 
 
