@@ -9,6 +9,7 @@ from pathlib import Path
 
 from firefly_midi import __version__, presets
 from firefly_midi.params import PARAMS, ParamError
+from firefly_midi.ports import BACKENDS, PortConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,24 +18,50 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     sim = commands.add_parser("simulate", help="run the swarm headless, as fast as possible, and report its metrics")
-    sim.add_argument("--preset", default=presets.DEFAULT_PRESET, help="preset name or path (default: %(default)s)")
-    sim.add_argument(
-        "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE", help="override a parameter (repeatable)"
-    )
+    _add_preset_args(sim)
     sim.add_argument("--seconds", type=float, default=30.0, help="swarm time to simulate (default: %(default)s)")
     sim.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.add_argument("--raster", type=Path, metavar="FILE.png", help="draw the flash raster and r(t)")
+
+    daemon = commands.add_parser("daemon", help="play the swarm on virtual MIDI ports, in the foreground, until SIGINT/SIGTERM")
+    _add_preset_args(daemon)
+    daemon.add_argument("--backend", choices=BACKENDS, default="auto", help="MIDI backend (auto: ALSA on Linux, then JACK)")
+    daemon.add_argument("--client-name", default="firefly-midi", help="MIDI client name (default: %(default)s)")
+    daemon.add_argument("--out-port", default="out", help="name of the output port (default: %(default)s)")
+    daemon.add_argument("--in-port", default="in", help="name of the input port (default: %(default)s)")
+    daemon.add_argument("--connect-out", metavar="NAME", help="connect to the existing input port matching NAME instead of a virtual port")
+    daemon.add_argument("--connect-in", metavar="NAME", help="connect to the existing output port matching NAME instead of a virtual port")
+    daemon.add_argument("--no-input", action="store_true", help="open no input port")
+    daemon.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
+    daemon.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    daemon.add_argument("--status-every", type=float, default=0.0, metavar="S", help="log a status line every S seconds (0: never)")
+
+    ren = commands.add_parser("render", help="run the swarm offline and write what it plays to a MIDI file")
+    _add_preset_args(ren)
+    ren.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
+    ren.add_argument("--seconds", type=float, default=60.0, help="swarm time to render (default: %(default)s)")
+    ren.add_argument("--input", type=Path, metavar="IN.mid", help="note messages from this file are flashes the swarm sees")
+    ren.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mid")
+    ren.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     commands.add_parser("presets", help="list the presets found")
     commands.add_parser("params", help="list every parameter with its range and default")
     return parser
 
 
+def _add_preset_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default=presets.DEFAULT_PRESET, help="preset name or path (default: %(default)s)")
+    parser.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE", help="override a parameter (repeatable)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    commands = {"simulate": _simulate, "daemon": _daemon, "render": _render, "presets": _presets, "params": _params}
     try:
-        return {"simulate": _simulate, "presets": _presets, "params": _params}[args.command](args)
+        return commands[args.command](args)
     except (ParamError, FileNotFoundError) as exc:
         print(f"firefly-midi: {exc}", file=sys.stderr)
         return 2
@@ -50,12 +77,52 @@ def _simulate(args: argparse.Namespace) -> int:
     result["preset"] = args.preset
     if args.raster:
         draw_raster(args.raster, recorder, swarm.dt, f"{args.preset}: {swarm.n} fireflies, {values['swarm.model']}")
-    if args.json:
+    _report(result, args.json)
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from firefly_midi.render import write_render
+
+    if not args.seconds > 0:
+        raise ParamError(f"--seconds must be positive, got {args.seconds}")
+    if args.input is not None and not args.input.is_file():
+        raise FileNotFoundError(f"no MIDI file {args.input}")
+    values = presets.resolve(args.preset, args.assignments, args.seed)
+    summary = write_render(values, args.seconds, args.output, args.input)
+    _report(summary, args.json)
+    return 0
+
+
+def _report(result: dict, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(result))
     else:
         for key, value in result.items():
             print(f"{key:>16}  {_show(value)}")
-    return 0
+
+
+def _daemon(args: argparse.Namespace) -> int:
+    import logging
+
+    from firefly_midi.daemon import Daemon
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s firefly-midi %(levelname)s %(message)s")
+    values = presets.resolve(args.preset, args.assignments, args.seed)
+    config = PortConfig(
+        backend=args.backend,
+        client=args.client_name,
+        out_name=args.out_port,
+        in_name=args.in_port,
+        connect_out=args.connect_out,
+        connect_in=args.connect_in,
+        use_input=not args.no_input,
+        clock_in=values["input.clock_in"],
+    )
+    daemon = Daemon(values, args.preset, config)
+    if args.status_every > 0:
+        daemon.log_status_every(args.status_every)
+    return daemon.run_forever()
 
 
 def _show(value: object) -> str:

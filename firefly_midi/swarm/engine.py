@@ -72,7 +72,11 @@ class Swarm:
         self.ticks = 0
         self.flashes_total = 0
         self.dropped_external = 0
-        self._external: list[tuple[float, float, np.ndarray | None]] = []
+        # External flashes wait here until the next step: preallocated, so injecting allocates nothing.
+        self._ext_time = np.zeros(MAX_EXTERNAL)
+        self._ext_strength = np.zeros(MAX_EXTERNAL)
+        self._ext_targets: list[np.ndarray | None] = [None] * MAX_EXTERNAL
+        self._ext_count = 0
         self._scratch = np.empty(max(self.n, K.BLOCK), dtype=np.float64)
         self._hist = np.zeros(_HIST_BINS, dtype=np.int64)
         self._below = np.zeros(_HIST_BINS, dtype=np.int64)
@@ -109,6 +113,7 @@ class Swarm:
                 v["swarm.freq_coupling"] / (2 * math.pi),
             ]
         )
+        self._receive_coupling = tuple(float(self.coef[i]) for i in (K.F_W, K.F_EPS, K.F_KAPPA, K.F_MS_B, K.F_F0, K.F_FMIN, K.F_FMAX))
 
     def set(self, key: str, value: Any) -> None:
         """Change one parameter; those that shape the arrays (n, seed, topology...) reset the swarm."""
@@ -147,7 +152,7 @@ class Swarm:
     def step(self) -> int:
         """Advance one tick of ``clock.tick_ms``; return the flash count (see ``flashes()``)."""
         prev, external = self.count, 0
-        if self._external:
+        if self._ext_count:
             K.clear_fired(self.fired, self.flash_ids, prev)
             prev, external = 0, self._apply_external()
         n = K.tick(*self._buffers(), self.ticks, prev, external)
@@ -178,8 +183,10 @@ class Swarm:
         """Apply the queued external flashes now; return how many flashes they set off."""
         st, n = self.state, 0
         args = (self.codes[K.C_MODEL], self.codes[K.C_PRC], bool(self.codes[K.C_DESYNC]), st.phase, st.freq, self.fired)
-        coupling = tuple(self.coef[[K.F_W, K.F_EPS, K.F_KAPPA, K.F_MS_B, K.F_F0, K.F_FMIN, K.F_FMAX]])
-        for t, strength, targets in self._external:
+        coupling = self._receive_coupling
+        for i in range(self._ext_count):
+            t, strength, targets = self._ext_time[i], self._ext_strength[i], self._ext_targets[i]
+            self._ext_targets[i] = None
             if self.codes[K.C_MODEL] == K.KURAMOTO:
                 amount = strength * self.coef[K.F_K_HZ] / self.coef[K.F_F0]
                 everyone = targets is None
@@ -188,7 +195,7 @@ class Swarm:
                 n = K.receive_all(*args, strength * self.in_degree, *coupling, t, self.flash_ids, self.flash_times, n)
             else:
                 n = K.receive_subset(*args, targets, strength * self.in_degree, *coupling, t, self.flash_ids, self.flash_times, n)
-        self._external.clear()
+        self._ext_count = 0
         self._mf[K.M_STALE] = 1.0
         return n
 
@@ -196,14 +203,20 @@ class Swarm:
     def inject(self, time_frac: float = 0.0, strength: float = 1.0, targets: np.ndarray | None = None) -> bool:
         """Queue an external flash for the next step: seen by all, or by ``targets`` (firefly ids).
 
-        Returns False (and counts a drop) when this tick's queue is full.
+        Returns False (and counts a drop) when this tick's queue is full.  ``targets`` is kept by
+        reference, not copied: pass an int64 array that stays unchanged until the step (the daemon
+        passes the member arrays of its voices, so injecting allocates nothing).
         """
-        if len(self._external) >= MAX_EXTERNAL:
+        i = self._ext_count
+        if i >= MAX_EXTERNAL:
             self.dropped_external += 1
             return False
-        if targets is not None:
+        if targets is not None and not (isinstance(targets, np.ndarray) and targets.dtype == np.int64):
             targets = np.asarray(targets, dtype=np.int64)
-        self._external.append((min(max(time_frac, 0.0), 1.0), max(strength, 0.0), targets))
+        self._ext_time[i] = min(max(time_frac, 0.0), 1.0)
+        self._ext_strength[i] = max(strength, 0.0)
+        self._ext_targets[i] = targets
+        self._ext_count = i + 1
         return True
 
     def damage(self, ids: np.ndarray, kind: str = "scramble") -> None:

@@ -1,0 +1,93 @@
+"""A private JACK server for the benchmarks: ``jackd -d dummy`` under a unique name, killed at the end.
+
+As in tests/integration: the server runs without a sound card (dummy driver, 64 frames at 48 kHz by
+default), under its own ``JACK_DEFAULT_SERVER`` name with ``JACK_NO_START_SERVER=1``, so a benchmark
+never talks to a server somebody else left running and never lets libjack spawn one behind its back.
+
+    with private_jack() as env:        # env: os.environ for child processes; also set in this process
+        subprocess.Popen([...], env=env)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+
+
+class JackUnavailable(RuntimeError):
+    """jackd is missing or the private server did not start."""
+
+
+def jack_ports(env: dict[str, str]) -> list[str]:
+    done = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10)
+    return [line for line in done.stdout.split("\n") if line] if done.returncode == 0 else []
+
+
+def wait_for_port(env: dict[str, str], name: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while name not in jack_ports(env):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"JACK port {name} did not appear within {timeout} s; ports: {jack_ports(env)}")
+        time.sleep(0.05)
+
+
+def connect(env: dict[str, str], source: str, destination: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while subprocess.run(["jack_connect", source, destination], env=env, capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"could not connect {source} -> {destination}; ports: {jack_ports(env)}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def private_jack(rate: int = 48_000, frames: int = 64) -> Iterator[dict[str, str]]:
+    """Start a private dummy JACK server; yield the environment that reaches it; stop it afterwards.
+
+    The variables are also set in ``os.environ`` for the duration, so rtmidi ports opened in this
+    process land on the private server too (libjack reads them when a client opens).
+    """
+    if not shutil.which("jackd") or not shutil.which("jack_lsp"):
+        raise JackUnavailable("jackd is not installed (Debian: apt-get install jackd2)")
+    name = f"ffm-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    overrides = {"JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1", "PYTHONUNBUFFERED": "1"}
+    saved = {key: os.environ.get(key) for key in overrides}
+    env = {**os.environ, **overrides}
+    # jackd's log goes to a file, never a pipe: under load it logs every xrun, and a pipe nobody
+    # reads fills up (64 KiB), blocks jackd in write() and with it every client on the server.
+    with tempfile.TemporaryFile(mode="w+") as log:
+        server = subprocess.Popen(
+            ["jackd", "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(frames)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            try:
+                wait_for_port(env, "system:playback_1", timeout=15)
+            except TimeoutError:
+                server.kill()
+                server.wait()
+                log.seek(0)
+                raise JackUnavailable(f"the private JACK server did not start: {log.read()[-2000:]}") from None
+            os.environ.update(overrides)
+            yield env
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            if server.poll() is None:
+                server.terminate()
+                try:
+                    server.wait(5)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()

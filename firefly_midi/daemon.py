@@ -1,0 +1,308 @@
+"""The daemon: wires the clock, the swarm, the mapping and the ports together.
+
+One thread owns the swarm: the clock's tick thread.  Each tick it applies queued commands, polls the
+input port, lets automation move parameters, steps the swarm (numba, GIL released), maps the flashes
+to MIDI and sends them.  Everything else (signals, the control plane, telemetry readers) talks to it
+through ``submit()``, a queue drained at the tick boundary, and reads counters it publishes.
+
+No stuck notes: every path out of playing (stop, preset switch, an error inside the tick, port loss)
+goes through ``_silence()``, which sends every pending note-off and then All Notes Off on every
+channel used.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import math
+import signal
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from firefly_midi import params as P
+from firefly_midi.clock import Clock
+from firefly_midi.mapping import ClockIn, InputMap, Mapper
+from firefly_midi.ports import PortConfig, Ports
+from firefly_midi.swarm import Swarm
+
+log = logging.getLogger("firefly_midi.daemon")
+
+R_EVERY_TICKS = 10  # the order parameter is O(N): refresh it every 10 ticks, not every tick
+AUTOMATION_EVERY_S = 0.01
+MIDI_CLOCK, MIDI_START, MIDI_STOP = 0xF8, 0xFA, 0xFC
+MAX_ERRORS_IN_A_ROW = 100
+_REVOICING = ("swarm.n", "swarm.seed", "swarm.topology", "swarm.neighbors", "swarm.freq_dist", "swarm.freq_spread_hz")
+
+
+class Daemon:
+    """A playing swarm: ``start()``, then ``submit()`` commands; ``stop()`` silences every note."""
+
+    def __init__(self, values: dict[str, Any], preset: str = "", ports: PortConfig | None = None):
+        P.check_consistency(values)
+        self.values = dict(values)
+        self.preset = preset
+        self.ports = Ports(ports or PortConfig(use_input=True, clock_in=values["input.clock_in"]))
+        self.swarm = Swarm(self.values)
+        self.mapper = Mapper(self.values, self.swarm)
+        self.inputs = InputMap(self.values, self.mapper)
+        self.clock_in = ClockIn()
+        self.clock = Clock(self.values["clock.tick_ms"] / 1000.0, self._tick)
+        self._commands: deque[Callable[[], None]] = deque()
+        self._r = 0.0
+        self._last_arrival = 0.0
+        self._automation_every = max(1, round(AUTOMATION_EVERY_S / self.swarm.dt))
+        self._preset_started_tick = 0
+        self.paused = False
+        self.flashes_in = 0
+        self.dropped_in = 0
+        self.ignored_in = 0
+        self.errors = 0
+        self._errors_in_a_row = 0
+        self._status_every = 0.0
+        self.stopped = threading.Event()
+        self.exit_code = 0
+
+    # ------------------------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        self._warm_up()
+        self.ports.open()
+        gc.collect()
+        gc.freeze()  # start-up objects out of the collector's way: the tick makes no new containers
+        self.clock.start()
+        log.info(
+            "playing preset %s: %d fireflies, %s model, tick %.3g ms",
+            self.preset or "(custom)",
+            self.swarm.n,
+            self.values["swarm.model"],
+            self.values["clock.tick_ms"],
+        )
+
+    def _warm_up(self) -> None:
+        """Load (or compile) every kernel before the first deadline, on a throwaway copy of the swarm."""
+        started = time.perf_counter()
+        spare = Swarm({**self.values, "swarm.n": min(self.swarm.n, 64)})
+        for _ in range(3):
+            spare.inject(0.5, 1.0)
+            spare.step()
+        mapper = Mapper(spare.values, spare)
+        mapper.tick(0, *spare.flashes(), 0.0)
+        mapper.panic(1)
+        log.debug("warm-up took %.3f s", time.perf_counter() - started)
+
+    def stop(self) -> None:
+        """Stop ticking, send every pending note-off and All Notes Off, close the ports."""
+        self.clock.stop()
+        self._silence()
+        self.ports.close()
+        self.stopped.set()
+
+    def run_forever(self) -> int:
+        """Run until SIGINT/SIGTERM (or a ``stop`` command); silence everything; return the exit code."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stopped.set())
+        self.start()
+        next_status = time.monotonic() + self._status_every
+        while not self.stopped.wait(0.05):
+            if not self.clock.running:  # the tick thread died: silence and leave
+                log.error("the tick thread stopped: %s", self.clock.error)
+                self.exit_code = 1
+                break
+            if self._status_every and time.monotonic() >= next_status:
+                next_status += self._status_every
+                log.info("status %s", json.dumps(self.status()))
+        self.stop()
+        log.info("stopped; %d notes played, every one of them ended", self.mapper.notes_out)
+        return self.exit_code
+
+    def log_status_every(self, seconds: float) -> None:
+        """Log ``status`` as one JSON line every ``seconds`` while running (for logs and scripts)."""
+        self._status_every = seconds
+
+    # -------------------------------------------------------------------------------- commands
+    def submit(self, command: Callable[[], None]) -> None:
+        """Run ``command`` on the tick thread, between two steps (thread-safe)."""
+        self._commands.append(command)
+
+    def set(self, key: str, value: Any) -> Any:
+        """Check ``key = value`` now (errors raise here, in the caller), apply it at the next tick."""
+        value = P.check(key, value)
+        trial = dict(self.values, **{key: value})
+        P.check_consistency(trial)
+        self.submit(lambda: self._apply(key, value))
+        return value
+
+    def load(self, values: dict[str, Any], preset: str = "") -> None:
+        """Switch to a whole new parameter set (a preset) at the next tick, silencing the old one."""
+        P.check_consistency(values)
+        self.submit(lambda: self._switch(dict(values), preset))
+
+    def panic(self) -> None:
+        self.submit(self._silence)
+
+    def _apply(self, key: str, value: Any) -> None:
+        if key == "clock.tick_ms":
+            log.warning("clock.tick_ms changes take effect on restart")
+        self.values[key] = value
+        if key.startswith("swarm.") or key == "clock.tick_ms":
+            self.swarm.set(key, value)
+        if key.startswith(("mapping.", "input.")) or key in _REVOICING:
+            self._silence()
+            self.mapper.update(self.values)
+            self.inputs = InputMap(self.values, self.mapper)
+
+    def _switch(self, values: dict[str, Any], preset: str) -> None:
+        self._silence()
+        tick_ms = self.values["clock.tick_ms"]
+        self.values = {**values, "clock.tick_ms": tick_ms}
+        self.preset = preset
+        self.swarm = Swarm(self.values)
+        self.mapper = Mapper(self.values, self.swarm)
+        self.inputs = InputMap(self.values, self.mapper)
+        self._preset_started_tick = self.clock.ticks
+        log.info("switched to preset %s", preset or "(custom)")
+
+    # ------------------------------------------------------------------------------------ tick
+    def _tick(self, k: int) -> None:
+        try:
+            self._tick_body(k)
+            self._errors_in_a_row = 0
+        except Exception:
+            self._on_error()
+
+    def _on_error(self) -> None:
+        self.errors += 1
+        self._errors_in_a_row += 1
+        log.error("error inside the tick (notes silenced, still playing):\n%s", traceback.format_exc())
+        try:
+            self._silence()
+        except Exception:
+            log.exception("could not silence the notes")
+        if self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+            self.exit_code = 1
+            self.stopped.set()
+            raise RuntimeError("the tick failed 100 times in a row; stopping")
+
+    def _tick_body(self, k: int) -> None:
+        while self._commands:
+            self._commands.popleft()()
+        if self.paused:
+            self._drain_input()
+            return
+        self._read_input()
+        if self.values["automation"] and k % self._automation_every == 0:
+            self._automate()
+        swarm = self.swarm
+        step = swarm.ticks
+        swarm.step()
+        if step % R_EVERY_TICKS == 0:
+            self._r = swarm.order_parameter()
+        ids, times = swarm.flashes()
+        self._send(self.mapper.tick(step, ids, times, self._r))
+
+    def _send(self, count: int) -> None:
+        events, send = self.mapper.events, self.ports.send
+        for i in range(count):
+            send(events.message(i))
+
+    def _silence(self) -> None:
+        self._send(self.mapper.panic(self.swarm.ticks))
+
+    # ----------------------------------------------------------------------------------- input
+    def _read_input(self) -> None:
+        ports, limit = self.ports, self.values["input.max_per_tick"]
+        handled = 0
+        while (item := ports.poll()) is not None:
+            if handled >= limit:
+                self.dropped_in += 1  # bounded: the rest of this tick's flood is counted, not kept
+                continue
+            handled += 1
+            self._handle(item[0], self._arrival_frac(item[1]))
+
+    def _arrival_frac(self, delta_s: float) -> float:
+        """Where in the last tick a message arrived, from rtmidi's delta times, as a share of a tick.
+
+        Messages polled now arrived during the tick that just ended.  Playing each into the coming
+        step at the same offset keeps their spacing and delays every input by exactly one tick,
+        instead of jittering by up to a tick.
+        """
+        tick = self.clock.tick_s
+        now = time.monotonic()
+        arrival = self._last_arrival + delta_s
+        if not now - tick <= arrival <= now:
+            arrival = now  # first message, or a clock mismatch: anchor on the poll time
+        self._last_arrival = arrival
+        return min(max((arrival - (now - tick)) / tick, 0.0), 1.0)
+
+    def _handle(self, message: list[int], frac: float) -> None:
+        status = message[0] if message else -1
+        if status in (MIDI_CLOCK, MIDI_START, MIDI_STOP):
+            self._handle_clock(status)
+        elif self.inputs.apply(message, frac, self.swarm):
+            self.flashes_in += 1
+        else:
+            self.ignored_in += 1
+
+    def _handle_clock(self, status: int) -> None:
+        if not self.values["input.clock_in"]:
+            return
+        if status != MIDI_CLOCK:
+            self.clock_in.reset()
+            return
+        self.clock_in.feed(time.monotonic())
+        hz = self.clock_in.tempo_hz()
+        if hz is not None and abs(hz - self.values["swarm.freq_hz"]) > 1e-3 * hz:
+            self._apply_if_valid("swarm.freq_hz", hz)
+
+    def _drain_input(self) -> None:
+        while self.ports.poll() is not None:
+            self.ignored_in += 1
+
+    # ------------------------------------------------------------------------------ automation
+    def _automate(self) -> None:
+        t = (self.clock.ticks - self._preset_started_tick) * self.swarm.dt
+        for ramp in self.values["automation"]:
+            value = ramp.value_at(t)
+            if value is None:
+                continue
+            if P.PARAMS[ramp.key].kind == "int":
+                value = round(value)
+            if not math.isclose(value, self.values[ramp.key], rel_tol=1e-4):
+                self._apply_if_valid(ramp.key, value)
+
+    def _apply_if_valid(self, key: str, value: Any) -> None:
+        try:
+            value = P.check(key, value)
+            P.check_consistency(dict(self.values, **{key: value}))
+        except P.ParamError as exc:
+            log.warning("ignored %s = %r: %s", key, value, exc)
+            return
+        self._apply(key, value)
+
+    # ------------------------------------------------------------------------------- telemetry
+    def status(self) -> dict[str, Any]:
+        """A snapshot for ``ctl status``, logs and tests (read from any thread)."""
+        clock = self.clock.stats()
+        return {
+            "preset": self.preset,
+            "n": self.swarm.n,
+            "model": self.values["swarm.model"],
+            "time_s": self.swarm.time_s,
+            "order_parameter": self._r,
+            "tempo_bpm": 60.0 * self.mapper.tempo.hz,
+            "nominal_tempo_bpm": 60.0 * self.values["swarm.freq_hz"],
+            "notes_out": self.mapper.notes_out,
+            "dropped_notes": self.mapper.dropped_notes,
+            "flashes_in": self.flashes_in,
+            "ignored_in": self.ignored_in,
+            "dropped_in": self.dropped_in,
+            "dropped_external": self.swarm.dropped_external,
+            "errors": self.errors,
+            "paused": self.paused,
+            **clock,
+            "ports": self.ports.status(),
+        }

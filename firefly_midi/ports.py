@@ -1,0 +1,188 @@
+"""MIDI ports: backends, virtual ports, input polling.
+
+The tick thread talks to python-rtmidi directly: ``send_message`` with a reused list and
+``get_message`` polled once per tick.  Why not callbacks: python-rtmidi runs them on JACK's real-time
+thread where they must take the GIL, and under a heavy swarm kernel a callback design lost messages
+and stalled for tens of ms, while polling lost none.  Why not mido's port objects in the tick: they
+build a ``Message`` per event; mido is used where its objects help (files, tests).
+
+Following mido's ports: ``Ports`` checks and counts in ``send()``/``poll()``; a backend that could
+not be opened leaves a null port that counts what it would have sent, so the swarm, the control
+plane and the recording keep going without MIDI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+log = logging.getLogger("firefly_midi.ports")
+
+BACKENDS = ("auto", "alsa", "jack", "coremidi", "windows")
+
+
+class PortError(RuntimeError):
+    """A MIDI backend or port could not be opened (the message says what to do)."""
+
+
+def _api(backend: str) -> int:
+    import rtmidi
+
+    return {
+        "alsa": rtmidi.API_LINUX_ALSA,
+        "jack": rtmidi.API_UNIX_JACK,
+        "coremidi": rtmidi.API_MACOSX_CORE,
+        "windows": rtmidi.API_WINDOWS_MM,
+    }[backend]
+
+
+def platform_backends(backend: str) -> list[str]:
+    """The backends to try, in order: ``auto`` is the platform's own, then JACK if a server runs."""
+    if backend != "auto":
+        return [backend]
+    if sys.platform.startswith("linux"):
+        return ["alsa", "jack"]
+    if sys.platform == "darwin":
+        return ["coremidi", "jack"]
+    if sys.platform.startswith("win"):
+        return ["windows"]
+    return ["jack"]
+
+
+@dataclass
+class PortConfig:
+    backend: str = "auto"
+    client: str = "firefly-midi"
+    out_name: str = "out"
+    in_name: str = "in"
+    connect_out: str | None = None  # connect to an existing port whose name contains this, instead of a virtual one
+    connect_in: str | None = None
+    use_input: bool = True
+    clock_in: bool = False  # let MIDI clock messages through the input filter
+
+
+class Ports:
+    """The daemon's output and input port on one backend (or none)."""
+
+    def __init__(self, config: PortConfig):
+        self.config = config
+        self.backend: str | None = None
+        self.out = None
+        self.inp = None
+        self.state = "closed"  # closed | open | none | lost
+        self.problem = ""
+        self.sent = 0
+        self.unsent = 0  # messages the swarm played while no port was open
+        self.received = 0
+
+    # --------------------------------------------------------------------------------- opening
+    def open(self) -> None:
+        """Open the ports on the first backend that works; else stay portless and say why once."""
+        os.environ.setdefault("JACK_NO_START_SERVER", "1")  # never let libjack spawn a server behind the user's back
+        if self.config.backend == "windows" and not (self.config.connect_out or self.config.connect_in):
+            self._give_up(
+                "Windows cannot create virtual MIDI ports: install loopMIDI (tobias-erichsen.de), create a port, "
+                "and pass --connect-out/--connect-in with its name"
+            )
+            return
+        problems = []
+        for backend in platform_backends(self.config.backend):
+            try:
+                self._open_on(backend)
+            except PortError as exc:
+                problems.append(f"{backend}: {exc}")
+                self.close()
+                continue
+            self.backend, self.state, self.problem = backend, "open", ""
+            log.info("MIDI ports open on %s: %s", backend, ", ".join(self.names()))
+            return
+        self._give_up("; ".join(problems))
+
+    def _give_up(self, why: str) -> None:
+        self.state, self.problem = "none", why
+        log.warning("no MIDI backend could be opened (%s); the swarm keeps running without MIDI", why)
+
+    def _open_on(self, backend: str) -> None:
+        import rtmidi
+
+        cfg = self.config
+        try:
+            api = _api(backend)
+            if api not in rtmidi.get_compiled_api():
+                raise PortError(f"python-rtmidi was built without {backend} support")
+            self.out = rtmidi.MidiOut(api, cfg.client)
+            _open(self.out, cfg.out_name, cfg.connect_out, "output")
+            if cfg.use_input:
+                self.inp = rtmidi.MidiIn(api, self._input_client(backend), queue_size_limit=4096)
+                # sysex is never a flash; dropping it in rtmidi keeps a sysex flood out of our queue
+                self.inp.ignore_types(sysex=True, timing=not cfg.clock_in, active_sense=True)
+                _open(self.inp, cfg.in_name, cfg.connect_in, "input")
+        except (rtmidi.RtMidiError, SystemError, RuntimeError) as exc:
+            raise PortError(str(exc).strip() or type(exc).__name__) from None
+
+    def _input_client(self, backend: str) -> str:
+        """rtmidi makes one client per port; JACK wants unique client names, so the input's says so."""
+        return f"{self.config.client}-in" if backend == "jack" else self.config.client
+
+    def names(self) -> list[str]:
+        names = [f"{self.config.client}:{self.config.out_name}"] if self.out else []
+        return names + ([f"{self._input_client(self.backend or '')}:{self.config.in_name}"] if self.inp else [])
+
+    def close(self) -> None:
+        for port in (self.out, self.inp):
+            if port is not None:
+                try:
+                    port.close_port()
+                    port.delete()
+                except Exception as exc:  # closing a port of a dead server must not stop the shutdown
+                    log.debug("closing a port failed: %s", exc)
+        self.out = self.inp = None
+        if self.state == "open":
+            self.state = "closed"
+
+    # ---------------------------------------------------------------------------------- traffic
+    def send(self, message: Sequence[int]) -> None:
+        out = self.out
+        if out is None:
+            self.unsent += 1
+            return
+        out.send_message(message)
+        self.sent += 1
+
+    def poll(self) -> tuple[list[int], float] | None:
+        """The next waiting input message and its delta time (s) since the previous one, or None."""
+        inp = self.inp
+        if inp is None:
+            return None
+        item = inp.get_message()
+        if item is not None:
+            self.received += 1
+        return item
+
+    def status(self) -> dict[str, object]:
+        return {
+            "state": self.state,
+            "backend": self.backend,
+            "ports": self.names(),
+            "problem": self.problem,
+            "sent": self.sent,
+            "unsent": self.unsent,
+            "received": self.received,
+        }
+
+
+def _open(port, name: str, connect_to: str | None, kind: str) -> None:
+    """A virtual port called ``name``, or a port connected to the existing one matching ``connect_to``."""
+    if connect_to is None:
+        port.open_virtual_port(name)
+        return
+    available = port.get_ports()
+    for index, existing in enumerate(available):
+        if connect_to in existing:
+            port.open_port(index, name)
+            return
+    listing = ", ".join(available) or "none"
+    raise PortError(f"no MIDI {kind} port matching {connect_to!r}; available: {listing}")

@@ -1,0 +1,153 @@
+"""Real MIDI for the integration tests: a private JACK server per test session, and real processes.
+
+``jackd -d dummy`` runs a real JACK server without a sound card; each session starts its own under a
+unique ``JACK_DEFAULT_SERVER`` name and never uses one left running.  Without jackd the tests skip,
+except under ``CI=true``, where a MIDI test that would skip fails instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(why: str) -> None:
+    if ON_CI:
+        pytest.fail(f"{why} (CI=true: MIDI tests must not skip)")
+    pytest.skip(why)
+
+
+def jack_env(server: str) -> dict[str, str]:
+    return {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def jack_ports(env: dict[str, str]) -> list[str]:
+    done = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10)
+    return done.stdout.split("\n") if done.returncode == 0 else []
+
+
+def wait_for_port(env: dict[str, str], name: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while name not in jack_ports(env):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"JACK port {name} did not appear within {timeout} s; ports: {jack_ports(env)}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """The environment of a private, running JACK dummy server (64 frames at 48 kHz)."""
+    if not shutil.which("jackd") or not shutil.which("jack_lsp"):
+        unavailable("jackd is not installed (Debian: apt-get install jackd2)")
+    name = f"ffm-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    env = jack_env(name)
+    server = subprocess.Popen(
+        ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "64"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(env, "system:playback_1", timeout=15)
+    except TimeoutError:
+        server.kill()
+        unavailable(f"the private JACK server did not start: {server.stderr.read()[-2000:]}")
+    yield env
+    server.terminate()
+    try:
+        server.wait(5)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+@dataclass
+class Proc:
+    """A child process whose JSON lines (stdout) and log (stderr) are collected."""
+
+    popen: subprocess.Popen
+    lines: list[dict] = field(default_factory=list)
+
+    def finish(self, timeout: float = 20.0) -> tuple[list[dict], str, int]:
+        out, err = self.popen.communicate(timeout=timeout)
+        self.lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        return self.lines, err, self.popen.returncode
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+
+
+@pytest.fixture
+def spawn(jack_server):
+    """Start processes on the private JACK server; whatever is left running is killed afterwards."""
+    started: list[subprocess.Popen] = []
+
+    def start(args: list[str]) -> Proc:
+        popen = subprocess.Popen(args, env=jack_server, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(popen)
+        return Proc(popen)
+
+    yield start
+    for popen in started:
+        if popen.poll() is None:
+            popen.kill()
+            popen.communicate()
+
+
+@pytest.fixture
+def daemon(spawn, jack_server, tmp_path):
+    """Start ``firefly-midi daemon`` on JACK with extra arguments; wait until its ports exist."""
+
+    def start(*extra: str, client: str | None = None) -> Proc:
+        client = client or f"ffm-{uuid.uuid4().hex[:6]}"
+        proc = spawn(
+            [sys.executable, "-m", "firefly_midi", "daemon", "--backend", "jack", "--client-name", client, "--status-every", "0.5", *extra]
+        )
+        proc.client = client
+        try:
+            wait_for_port(jack_server, f"{client}:out")
+        except TimeoutError:
+            proc.popen.kill()
+            pytest.fail(f"the daemon did not open its ports: {proc.popen.communicate()[1][-3000:]}")
+        return proc
+
+    return start
+
+
+@pytest.fixture
+def peer(spawn, tmp_path):
+    """Start the MIDI peer (tests/integration/peer.py) against a daemon's client; wait until connected."""
+
+    def start(daemon_client: str, *extra: str) -> Proc:
+        ready = tmp_path / f"ready-{uuid.uuid4().hex[:6]}"
+        name = f"peer-{uuid.uuid4().hex[:6]}"
+        proc = spawn([sys.executable, str(HERE / "peer.py"), "--daemon", daemon_client, "--name", name, "--ready-file", str(ready), *extra])
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            if proc.popen.poll() is not None or time.monotonic() > deadline:
+                proc.popen.kill()
+                pytest.fail(f"the peer did not connect: {proc.popen.communicate()[1][-2000:]}")
+            time.sleep(0.02)
+        proc.started = time.monotonic()
+        return proc
+
+    return start
+
+
+def status_lines(log: str) -> list[dict]:
+    """The daemon's ``status {json}`` log lines, parsed."""
+    return [json.loads(line.split(" status ", 1)[1]) for line in log.splitlines() if " status {" in line]

@@ -1,0 +1,114 @@
+"""The daemon on a real (private, dummy-driver) JACK server, heard by a peer in another process."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from .conftest import status_lines
+
+pytestmark = pytest.mark.jack
+
+NOTE_ON, NOTE_OFF, CONTROL = 0x90, 0x80, 0xB0
+ALL_NOTES_OFF = 123
+
+
+def note_traffic(lines: list[dict]) -> list[tuple[float, int, int, int, int]]:
+    """(t, kind, channel, note, velocity) of the note messages received; note-on with velocity 0 is an off."""
+    out = []
+    for line in lines:
+        m = line.get("m")
+        if not m or len(m) != 3 or m[0] & 0xF0 not in (NOTE_ON, NOTE_OFF):
+            continue
+        kind = NOTE_ON if m[0] & 0xF0 == NOTE_ON and m[2] > 0 else NOTE_OFF
+        out.append((line["t"], kind, m[0] & 0x0F, m[1], m[2]))
+    return out
+
+
+def assert_every_note_ended(lines: list[dict]) -> tuple[int, set[int]]:
+    """Every note-on is answered by a note-off, never overlapping itself; returns (notes, channels)."""
+    sounding: set[tuple[int, int]] = set()
+    ons, channels = 0, set()
+    for t, kind, channel, note, _ in note_traffic(lines):
+        key = (channel, note)
+        if kind == NOTE_ON:
+            assert key not in sounding, f"note {note} on channel {channel + 1} started again while sounding (t={t:.3f})"
+            sounding.add(key)
+            ons += 1
+            channels.add(channel)
+        else:
+            sounding.discard(key)
+    assert not sounding, f"hanging notes (channel, note): {sorted(sounding)}"
+    return ons, channels
+
+
+def all_notes_off_channels(lines: list[dict]) -> set[int]:
+    return {line["m"][0] & 0x0F for line in lines if line.get("m", [0])[0] & 0xF0 == CONTROL and line["m"][1] == ALL_NOTES_OFF}
+
+
+def test_notes_arrive_paired_and_sigterm_silences_everything(daemon, peer):
+    proc = daemon("--preset", "pulse-sine", "--set", "mapping.note_ms=400", "--set", "swarm.freq_hz=4")
+    listener = peer(proc.client, "--seconds", "4.5")
+    time.sleep(3.0)
+    proc.stop(signal.SIGTERM)
+    _, log, code = proc.finish()
+    lines, _, _ = listener.finish()
+    assert code == 0, log[-3000:]
+    notes, channels = assert_every_note_ended(lines)
+    assert notes >= 5, f"only {notes} notes arrived in 3 s; daemon log:\n{log[-2000:]}"
+    assert channels <= all_notes_off_channels(lines), "All Notes Off must follow on every channel used"
+    assert "every one of them ended" in log
+
+
+def test_sigterm_mid_chord_sends_the_pending_note_offs(daemon, peer):
+    # Notes of 20 s: at SIGTERM every note played is still sounding, so only the daemon's shutdown can end it.
+    proc = daemon("--preset", "pulse-sine", "--set", "mapping.note_ms=10000", "--set", "swarm.freq_hz=4")
+    listener = peer(proc.client, "--seconds", "4")
+    time.sleep(2.0)
+    proc.stop(signal.SIGTERM)
+    sigterm_at = time.monotonic() - listener.started
+    _, log, code = proc.finish()
+    lines, _, _ = listener.finish()
+    assert code == 0, log[-3000:]
+    traffic = note_traffic(lines)
+    assert any(kind == NOTE_ON for _, kind, *_ in traffic), "no notes arrived before SIGTERM"
+    offs_after = [t for t, kind, *_ in traffic if kind == NOTE_OFF and t >= sigterm_at - 0.2]
+    assert offs_after, "the pending note-offs must be sent on SIGTERM"
+    assert_every_note_ended(lines)
+
+
+def test_sigint_also_stops_cleanly(daemon, peer):
+    proc = daemon("--preset", "pulse-sine", "--set", "swarm.freq_hz=4", "--set", "mapping.note_ms=5000")
+    listener = peer(proc.client, "--seconds", "3")
+    time.sleep(1.5)
+    proc.stop(signal.SIGINT)
+    _, log, code = proc.finish()
+    lines, _, _ = listener.finish()
+    assert code == 0, log[-3000:]
+    assert_every_note_ended(lines)
+
+
+def onsets(lines: list[dict], after: float) -> np.ndarray:
+    """Times of the swarm's bursts: note-ons merged when closer than 0.15 s."""
+    times = sorted(t for t, kind, *_ in note_traffic(lines) if kind == NOTE_ON and t >= after)
+    bursts = [t for i, t in enumerate(times) if i == 0 or t - times[i - 1] > 0.15]
+    return np.array(bursts)
+
+
+@pytest.mark.parametrize("bpm", [90, 150])
+def test_a_steady_pulse_into_in_entrains_the_swarm(daemon, peer, bpm):
+    proc = daemon("--preset", "entrain", "--set", "swarm.freq_hz=2.0")  # 120 BPM on its own
+    listener = peer(proc.client, "--seconds", "30", "--pulse-bpm", str(bpm), "--pulse-after", "0.5")
+    lines, _, _ = listener.finish(timeout=60)
+    proc.stop()
+    _, log, code = proc.finish()
+    assert code == 0, log[-3000:]
+    statuses = status_lines(log)
+    assert statuses and statuses[-1]["flashes_in"] > 0, "the daemon must count the incoming notes as flashes"
+    bursts = onsets(lines, after=20.0)
+    assert len(bursts) >= 5, f"too few bursts in the last 10 s: {bursts}"
+    tempo = 60.0 / np.median(np.diff(bursts))
+    assert tempo == pytest.approx(bpm, rel=0.03), f"swarm at {tempo:.1f} BPM, pulse at {bpm} BPM"

@@ -1,0 +1,88 @@
+"""The fixed-tick loop: absolute deadlines, no drift, skipped ticks counted, lateness recorded."""
+
+import time
+
+import pytest
+
+from firefly_midi import clock as clock_module
+from firefly_midi.clock import Clock, Lateness
+
+
+def run_clock(tick_s: float, seconds: float, on_tick=lambda k: None) -> Clock:
+    clock = Clock(tick_s, on_tick)
+    clock.start()
+    time.sleep(seconds)
+    clock.stop()
+    return clock
+
+
+def test_ticks_follow_absolute_deadlines_without_drift():
+    seen = []
+    clock = run_clock(0.002, 1.0, seen.append)
+    # k counts deadlines from the start, skipped ones included: the last k must match the wall time
+    elapsed = time.monotonic() - clock.started_at
+    assert seen[-1] == pytest.approx(elapsed / 0.002, abs=25)
+    assert clock.ticks + clock.skipped == seen[-1] + 1
+    assert seen == sorted(set(seen)), "tick numbers only go up"
+
+
+class FakeTime:
+    """A monotonic clock that moves 1 µs per reading and jumps on sleep: the loop's logic, without noise."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self):
+        self.now += 1e-6
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_a_slow_tick_is_skipped_and_counted_never_burst(monkeypatch):
+    fake = FakeTime()
+    monkeypatch.setattr(clock_module, "time", fake)
+    calls = []
+
+    def on_tick(k):
+        calls.append((k, fake.now))
+        if k == 20:
+            fake.now += 0.0105  # this tick overran five 2 ms deadlines
+        if k == 40:
+            clock.stop()
+
+    clock = Clock(0.002, on_tick)
+    clock._loop()
+    ks = [k for k, _ in calls]
+    assert ks[:21] == list(range(21))
+    assert ks[21] == 25, "ticks 21-24 passed during the overrun: skipped; 25 runs, late in its own slot"
+    assert clock.skipped == 4
+    start = clock.started_at
+    for k, t in calls:
+        allowed = 0.0006 if k == 25 else 0.00005
+        assert start + k * 0.002 <= t < start + k * 0.002 + allowed, f"tick {k} ran off its own deadline"
+    assert clock.lateness.max_s == pytest.approx(0.0005, abs=5e-5)
+
+
+def test_lateness_percentiles_from_the_histogram():
+    lateness = Lateness()
+    for us in range(1, 1001):
+        lateness.record(us * 1e-6)
+    assert lateness.percentile_us(50) == pytest.approx(500, abs=2)
+    assert lateness.percentile_us(99) == pytest.approx(990, abs=2)
+    assert lateness.summary()["max"] == pytest.approx(1000)
+    lateness.record(1.0)  # a whole second late lands in the overflow bin but keeps the max
+    assert lateness.summary()["max"] == pytest.approx(1e6)
+
+
+def test_an_error_in_the_tick_stops_the_clock_and_is_kept():
+    def boom(k):
+        if k == 3:
+            raise ValueError("boom")
+
+    clock = Clock(0.001, boom)
+    clock.start()
+    time.sleep(0.1)
+    assert not clock.running
+    assert isinstance(clock.error, ValueError)

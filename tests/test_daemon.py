@@ -1,0 +1,157 @@
+"""The daemon in-process: it plays without MIDI, applies commands at the tick, survives errors, ends notes.
+
+These tests run the real daemon and tick thread with the port layer left portless (no MIDI backend
+can be opened here), recording what would have been sent.  tests/integration/ does the same against
+real JACK ports from other processes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from firefly_midi import params as P
+from firefly_midi import presets
+from firefly_midi.daemon import Daemon
+from firefly_midi.ports import PortConfig, Ports
+
+
+class Tap(Ports):
+    """Ports that record every message they are asked to send (and open nothing)."""
+
+    def __init__(self):
+        super().__init__(PortConfig())
+        self.log: list[tuple[float, list[int]]] = []
+
+    def open(self) -> None:
+        self.state, self.problem = "none", "test tap"
+
+    def send(self, message) -> None:
+        self.log.append((time.monotonic(), list(message)))
+
+
+def make(preset: str = "pulse-sine", **overrides) -> Daemon:
+    values = presets.resolve(preset, [f"{k}={v}" for k, v in overrides.items()])
+    daemon = Daemon(values, preset)
+    daemon.ports = Tap()
+    return daemon
+
+
+def playing(daemon: Daemon, seconds: float) -> Daemon:
+    daemon.start()
+    time.sleep(seconds)
+    return daemon
+
+
+def sounding_after(log: list[tuple[float, list[int]]]) -> set[tuple[int, int]]:
+    sounding = set()
+    for _, m in log:
+        if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0:
+            sounding.add((m[0] & 15, m[1]))
+        elif len(m) == 3 and (m[0] & 0xF0 == 0x80 or m[0] & 0xF0 == 0x90):
+            sounding.discard((m[0] & 15, m[1]))
+        elif len(m) == 3 and m[0] & 0xF0 == 0xB0 and m[1] == 123:
+            sounding = {key for key in sounding if key[0] != m[0] & 15}
+    return sounding
+
+
+def test_without_any_midi_backend_the_daemon_still_plays(monkeypatch):
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "firefly-midi-no-such-server")
+    values = presets.resolve("pulse-sine", ["swarm.freq_hz=8"])
+    daemon = Daemon(values, "pulse-sine", PortConfig(backend="jack"))
+    playing(daemon, 0.6)
+    status = daemon.status()
+    daemon.stop()
+    assert status["ports"]["state"] == "none"
+    assert "jack" in status["ports"]["problem"]
+    assert status["ticks"] > 300
+    assert status["notes_out"] > 0 and status["ports"]["unsent"] > 0
+
+
+def test_stop_ends_every_note_and_sends_all_notes_off_on_used_channels():
+    daemon = playing(make("pulse-sine", **{"swarm.freq_hz": 8, "mapping.note_ms": 5000}), 0.8)
+    daemon.stop()
+    log = daemon.ports.log
+    assert any(m[0] & 0xF0 == 0x90 for _, m in log)
+    assert not sounding_after(log)
+    used = {m[0] & 15 for _, m in log if m[0] & 0xF0 == 0x90}
+    assert used <= {m[0] & 15 for _, m in log if m[0] & 0xF0 == 0xB0 and m[1] == 123}
+
+
+def test_set_is_checked_in_the_caller_and_applied_at_the_next_tick():
+    daemon = playing(make(), 0.1)
+    try:
+        with pytest.raises(P.ParamError, match=r"swarm\.coupling"):
+            daemon.set("swarm.coupling", -1)
+        daemon.set("swarm.coupling", 0.5)
+        time.sleep(0.05)
+        assert daemon.swarm.values["swarm.coupling"] == 0.5
+        assert daemon.clock.running
+    finally:
+        daemon.stop()
+
+
+def test_an_error_inside_the_tick_silences_notes_and_playing_goes_on():
+    daemon = playing(make("pulse-sine", **{"swarm.freq_hz": 8, "mapping.note_ms": 5000}), 0.5)
+    try:
+
+        def broken():
+            raise RuntimeError("a bug in a command")
+
+        daemon.submit(broken)
+        time.sleep(0.1)
+        assert daemon.errors == 1
+        assert daemon.clock.running
+        ticks = daemon.clock.ticks
+        time.sleep(0.1)
+        assert daemon.clock.ticks > ticks
+        silenced_at = next(t for t, m in daemon.ports.log if m[0] & 0xF0 == 0xB0 and m[1] == 123)
+        assert not sounding_after([(t, m) for t, m in daemon.ports.log if t <= silenced_at])
+    finally:
+        daemon.stop()
+
+
+def test_preset_switch_silences_the_old_preset_first():
+    daemon = playing(make("pulse-sine", **{"swarm.freq_hz": 8, "mapping.note_ms": 5000}), 0.5)
+    try:
+        switch_at = time.monotonic()
+        daemon.load(presets.resolve("ermentrout-800"), "ermentrout-800")
+        time.sleep(0.1)
+        assert daemon.preset == "ermentrout-800" and daemon.swarm.n == 800
+        log = daemon.ports.log
+        panic = next(i for i, (t, m) in enumerate(log) if t >= switch_at and m[0] & 0xF0 == 0xB0 and m[1] == 123)
+        assert not sounding_after(log[: panic + 1]), "the old preset's notes must all end at the switch"
+    finally:
+        daemon.stop()
+
+
+def test_automation_ramps_a_parameter_over_time():
+    values = presets.resolve("pulse-sine")
+    values["automation"] = P.check_ramps([{"key": "swarm.freq_hz", "from": 2.0, "to": 1.0, "seconds": 0.5}])
+    daemon = Daemon(values, "ramp")
+    daemon.ports = Tap()
+    playing(daemon, 0.25)
+    try:
+        middle = daemon.values["swarm.freq_hz"]
+        time.sleep(0.5)
+        assert 1.2 < middle < 1.8
+        assert daemon.values["swarm.freq_hz"] == pytest.approx(1.0)
+        assert daemon.swarm.values["swarm.freq_hz"] == pytest.approx(1.0)
+    finally:
+        daemon.stop()
+
+
+def test_an_idle_tick_allocates_nothing():
+    # A swarm that does not flash for the duration: 0.01 Hz, every phase far from threshold.
+    daemon = make("pulse-sine", **{"swarm.freq_hz": 0.01, "swarm.n": 1000, "swarm.freq_spread_hz": 0})
+    daemon.swarm.state.phase[:] = 0.1
+    daemon._warm_up()
+    for k in range(200):
+        daemon._tick_body(k)
+    before = sys.getallocatedblocks()
+    for k in range(200, 5200):
+        daemon._tick_body(k)
+    grown = sys.getallocatedblocks() - before
+    assert grown < 20, f"{grown} blocks still allocated after 5000 idle ticks"
