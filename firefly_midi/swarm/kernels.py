@@ -100,7 +100,9 @@ def ermentrout_freq(phi: float, omega: float, m: float, w: float, eps: float, f0
     if a <= 0.0:
         return omega
     target = (eps * f0 + gp * fmin + gm * fmax) / (eps + gp + gm)
-    keep = max(1.0 - a, 0.0) ** m
+    keep = max(1.0 - a, 0.0)
+    if m != 1.0:  # pow(x, 1) is x exactly: one flash (the sparse case) skips the libm call
+        keep = keep**m
     return target + keep * (omega - target)
 
 
@@ -124,8 +126,9 @@ def advance(phase, freq, dt, fired, ids, times, n):
     """Move every phase on by freq·dt; record crossings of 1 with their sub-tick time.
 
     The branch-free inner loop runs over blocks so that it vectorises (its indices are unsigned:
-    numba then emits no negative-index check, which would stop LLVM's vectoriser); only a block in
-    which somebody crossed is scanned again (in L1) to find who, and when.  A wrapped phase is
+    numba then emits no negative-index check, which would stop LLVM's vectoriser); it also keeps
+    the first and last index that crossed, and only that span is scanned again to find who, and
+    when.  A wrapped phase is
     below its own step, an unwrapped one is not, which tells the two apart without a flag array.
     """
     size = phase.size
@@ -133,13 +136,17 @@ def advance(phase, freq, dt, fired, ids, times, n):
         lo = np.uint64(start)
         hi = np.uint64(min(start + BLOCK, size))
         crossed = 0
+        first = hi
+        last = lo
         for i in range(lo, hi):
             x = phase[i] + freq[i] * dt
             wrap = x >= 1.0
             phase[i] = x - 1.0 if wrap else x
             crossed += wrap
+            first = min(first, i if wrap else hi)  # min/max reductions vectorise too
+            last = max(last, i if wrap else lo)
         if crossed:
-            for i in range(lo, hi):
+            for i in range(first, last + np.uint64(1)):  # one crossing (the usual case): one element
                 step = freq[i] * dt
                 if phase[i] < step:
                     ids[n] = i
