@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from firefly_midi import presets
+from firefly_midi.simulate import simulate
 from firefly_midi.swarm import Swarm
 from firefly_midi.swarm import reference as R
 
@@ -63,19 +65,14 @@ def main() -> None:
     rows["kuramoto global N=5e5 ms/tick"] = per_tick(kura, 20) * 1e3
 
     ticks = 20_000
-    erm = Swarm(
-        {
-            "swarm.model": "ermentrout",
-            "swarm.n": 800,
-            "swarm.coupling": 0.01,
-            "swarm.normalize": False,
-            "swarm.topology": "random",
-            "swarm.neighbors": 30,
-        }
-    )
+    erm = Swarm(presets.resolve("ermentrout-800"))
     pulse = Swarm({"swarm.n": 800, "swarm.coupling": 0.1})
     rows["ermentrout-800 realtime factor (1 ms tick)"] = 1e-3 / per_tick(erm, ticks)
     rows["pulse global N=800 realtime factor (1 ms tick)"] = 1e-3 / per_tick(pulse, ticks)
+    # The offline path as `simulate` runs it: 30 s from scratch, r sampled every 10 ms.
+    simulate(presets.resolve("ermentrout-800"), 1.0)
+    wall = min(simulate(presets.resolve("ermentrout-800"), 30.0)[0]["wall_s"] for _ in range(3))
+    rows["ermentrout-800 simulate() 30 s realtime factor"] = 30.0 / wall
 
     # Side by side: the same global pulse model as plain numpy and as a plain Python loop, N=800.
     p0, f0 = np.random.rand(800), np.ones(800)

@@ -75,11 +75,11 @@ def test_kuramoto_sine_matches_reference(phase, k_hz, l_hz, zc, zs):
     freq = np.linspace(0.5, 1.5, phase.size)
     want_phase, want_freq = R.kuramoto_sine(phase, freq, 1e-3, k_hz, l_hz, zc, zs)
     got_phase, got_freq = phase.copy(), freq.copy()
-    scratch = np.zeros(K.BLOCK)
+    scratch = np.zeros(max(phase.size, K.BLOCK))
     fired = np.zeros(phase.size, np.uint8)
     ids = np.zeros(phase.size, np.int64)
     times = np.zeros(phase.size)
-    c, s, _, live, _ = K.kuramoto_sine(got_phase, got_freq, 1e-3, k_hz, l_hz, zc, zs, scratch, fired, ids, times, 0)
+    c, s, _, live, _ = K.kuramoto_sine(got_phase, got_freq, 1e-3, k_hz, l_hz, zc, zs, scratch, fired, ids, times)
     d = np.abs(got_phase - want_phase)
     np.testing.assert_allclose(np.minimum(d, 1 - d), 0, atol=1e-9)
     np.testing.assert_allclose(got_freq, want_freq, atol=1e-9)
@@ -111,3 +111,80 @@ def test_counter_rng_matches_reference(key, counter):
     assert end == counter + 100
     np.testing.assert_array_equal(out, R.uniform01(np.uint64(key), np.arange(counter, counter + 100, dtype=np.uint64)))
     assert np.all((out >= 0) & (out < 1))
+
+
+def _kuramoto_buffers(size):
+    return np.zeros(max(size, K.BLOCK)), np.zeros(size, np.uint8), np.zeros(size, np.int64), np.zeros(size)
+
+
+@given(
+    st.integers(1, 3 * K.CHUNK + 7).flatmap(lambda n: arrays(np.float64, n, elements=st.floats(0.0, 0.999999))),
+    st.floats(0.0, 5.0),
+    st.floats(-1.0, 1.0),
+    st.floats(-1.0, 1.0),
+    st.integers(0, 2**32),
+)
+def test_kuramoto_sine_flashes_and_silenced_fireflies(phase, k_hz, zc, zs, seed):
+    """Flashes come out in id order with the reference's crossings; NaN fireflies stay out of everything."""
+    rng = np.random.default_rng(seed)
+    phase = phase.copy()
+    phase[rng.random(phase.size) < 0.1] = np.nan
+    freq = rng.uniform(0.5, 30.0, phase.size)  # up to 0.03 cycles a tick: plenty of crossings
+    dt, l_hz = 1e-3, 0.7
+    live = ~np.isnan(phase)
+    want_phase, want_freq = R.kuramoto_sine(phase[live], freq[live], dt, k_hz, l_hz, zc, zs)
+    pull = zs * np.cos(2 * np.pi * phase[live]) - zc * np.sin(2 * np.pi * phase[live])
+    step = dt * (freq[live] + k_hz * pull)
+    crossed = phase[live] + step >= 1.0
+    got_phase, got_freq = phase.copy(), freq.copy()
+    scratch, fired, ids, times = _kuramoto_buffers(phase.size)
+    c, s, adv, n_live, n = K.kuramoto_sine(got_phase, got_freq, dt, k_hz, l_hz, zc, zs, scratch, fired, ids, times)
+    assert n_live == live.sum()
+    assert np.isnan(got_phase[~live]).all()
+    np.testing.assert_array_equal(got_freq[~live], freq[~live])
+    d = np.abs(got_phase[live] - want_phase)
+    np.testing.assert_allclose(np.minimum(d, 1 - d), 0, atol=1e-9)
+    np.testing.assert_allclose(got_freq[live], want_freq, atol=1e-9)
+    z = R.mean_field(phase) if live.any() else 0j
+    np.testing.assert_allclose([c, s], [z.real * n_live, z.imag * n_live], atol=1e-8 * max(n_live, 1))
+    np.testing.assert_allclose(adv, step.sum(), rtol=1e-9, atol=1e-12)
+    # Crossings within 1e-9 of the threshold may go either way between polynomial and libm sine.
+    sure = np.abs(phase[live] + step - 1.0) > 1e-9
+    want_ids = np.flatnonzero(live)[crossed & sure]
+    assert set(want_ids) <= set(ids[:n].tolist())
+    assert np.all(np.diff(ids[:n]) > 0), "flashes in id order"
+    assert fired.sum() == n and np.all(fired[ids[:n]] == 1)
+    at = {int(i): t for i, t in zip(ids[:n], times[:n], strict=True)}
+    idx = np.flatnonzero(live)
+    for j in want_ids:
+        k = np.searchsorted(idx, j)
+        np.testing.assert_allclose(at[int(j)], (1.0 - phase[j]) / step[k], atol=1e-6)
+
+
+@given(st.integers(1, 4 * K.CHUNK).flatmap(lambda n: arrays(np.float64, n, elements=st.floats(0.0, 0.999999))))
+def test_kuramoto_sine_is_bit_identical_on_one_thread_or_all(phase):
+    """The parallel sweep and the serial one give the same bits: sums are per chunk, added in order."""
+    freq = np.linspace(0.5, 25.0, phase.size)
+    chunks = (phase.size + K.CHUNK - 1) // K.CHUNK
+    out = []
+    for sweep in (K._kuramoto_sine_serial, K._kuramoto_sine_parallel):
+        p, f = phase.copy(), freq.copy()
+        sums = np.zeros((chunks, 5))
+        _, fired, ids, times = _kuramoto_buffers(phase.size)
+        sweep(p, f, 1e-3, 0.3, 0.2, 0.4, -0.1, sums, fired, ids, times)
+        out.append((p, f, sums, fired))
+    for a, b in zip(*out, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@given(phases, st.floats(0.0, 1.0))
+def test_mean_field_skips_silenced(phase, share):
+    phase = phase.copy()
+    phase[: int(share * phase.size)] = np.nan
+    c, s, total, live = K.mean_field(phase)
+    alive = phase[~np.isnan(phase)]
+    assert live == alive.size
+    if live:
+        z = R.mean_field(phase)
+        np.testing.assert_allclose([c / live, s / live], [z.real, z.imag], atol=1e-9)
+        np.testing.assert_allclose(total, alive.sum(), rtol=1e-12)

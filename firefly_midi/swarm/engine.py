@@ -164,15 +164,14 @@ class Swarm:
     def run(self, ticks: int, recorder: Recorder | None = None) -> int:
         """Advance ``ticks`` ticks in one kernel call (offline), recording into ``recorder``."""
         rec = recorder or Recorder.null(ticks)
-        done = 0
-        while done < ticks:
-            chunk = min(ticks - done, rec.room())
-            view = rec.reserve(chunk)
-            self.count = K.run(chunk, self.ticks, self.count, *self._buffers(), rec.sample_every, *view)
-            rec.commit(chunk, self.ticks, self.dt)
-            self.ticks += chunk
-            done += chunk
-        self.flashes_total = int(rec.flashes) if recorder else self.flashes_total
+        if ticks > rec.room():
+            raise ValueError(f"the recorder has room for {rec.room()} more ticks, not {ticks}")
+        if ticks <= 0:
+            return self.count
+        self.count, flashes = K.run(ticks, self.ticks, self.count, *self._buffers(), *rec.reserve(ticks))
+        rec.commit(ticks, flashes)
+        self.ticks += ticks
+        self.flashes_total += flashes
         return self.count
 
     @property

@@ -14,7 +14,7 @@ tick at which the flash happened) starting at index ``n``; each kernel returns t
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 TWO_PI = 2.0 * np.pi
 
@@ -22,12 +22,21 @@ TWO_PI = 2.0 * np.pi
 PULSE, MIROLLO_STROGATZ, ERMENTROUT, KURAMOTO = 0, 1, 2, 3
 CONSTANT, LINEAR, SINE, SAWTOOTH = 0, 1, 2, 3
 
-BLOCK = 512  # advance() works in blocks this long so its inner loop vectorises
+BLOCK = 256  # advance() works in blocks this long so its inner loop vectorises
+CHUNK = 8192  # Kuramoto's unit of parallel work: sums are per chunk, so they never depend on the thread count
+PARALLEL_MIN = 65536  # below this many fireflies Kuramoto stays on one thread (a parallel launch costs ~10 µs)
+
+# Fast-math for the reductions (re-association lets LLVM vectorise sums; contraction allows FMA), but
+# without ``nnan``/``ninf``: silenced fireflies are NaN, and the ``x == x`` tests must survive.
+FAST = {"reassoc", "contract", "arcp"}
 
 
-@njit(inline="always", fastmath=True)
+@njit(inline="always", fastmath=FAST)
 def sincos_2pi(x: float) -> tuple[float, float]:
-    """(sin 2πx, cos 2πx) to ~1e-9 with plain arithmetic, so loops calling it vectorise."""
+    """(sin 2πx, cos 2πx) to ~1e-9 with plain arithmetic, so loops calling it vectorise.
+
+    Inlined at numba IR level: the caller's fast-math flags apply to it.
+    """
     y = x - np.floor(x + 0.5)  # [-1/2, 1/2)
     fold = np.abs(y) > 0.25  # sin(π - a) = sin a keeps the polynomial on [-π/2, π/2]
     z = (np.copysign(0.5, y) - y) if fold else y
@@ -91,7 +100,9 @@ def ermentrout_freq(phi: float, omega: float, m: float, w: float, eps: float, f0
     if a <= 0.0:
         return omega
     target = (eps * f0 + gp * fmin + gm * fmax) / (eps + gp + gm)
-    keep = max(1.0 - a, 0.0) ** m
+    keep = max(1.0 - a, 0.0)
+    if m != 1.0:  # pow(x, 1) is x exactly: one flash (the sparse case) skips the libm call
+        keep = keep**m
     return target + keep * (omega - target)
 
 
@@ -110,30 +121,32 @@ def receive(model, prc, desync, phi, omega, m, w, eps, kappa, ms_b, f0, fmin, fm
     return new_phi, omega
 
 
-@njit(nogil=True, cache=True)
-def _advance_block(phase, freq, dt):
-    crossed = 0
-    for i in range(phase.size):
-        x = phase[i] + freq[i] * dt
-        wrap = 1.0 if x >= 1.0 else 0.0
-        phase[i] = x - wrap
-        crossed += int(wrap)
-    return crossed
-
-
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def advance(phase, freq, dt, fired, ids, times, n):
     """Move every phase on by freq·dt; record crossings of 1 with their sub-tick time.
 
-    The branch-free inner loop runs over blocks so that it vectorises; only a block in which
-    somebody crossed is scanned again (in L1) to find who, and when.  A wrapped phase is below
-    its own step, an unwrapped one is not, which tells the two apart without a flag array.
+    The branch-free inner loop runs over blocks so that it vectorises (its indices are unsigned:
+    numba then emits no negative-index check, which would stop LLVM's vectoriser); it also keeps
+    the first and last index that crossed, and only that span is scanned again to find who, and
+    when.  A wrapped phase is
+    below its own step, an unwrapped one is not, which tells the two apart without a flag array.
     """
     size = phase.size
     for start in range(0, size, BLOCK):
-        stop = min(start + BLOCK, size)
-        if _advance_block(phase[start:stop], freq[start:stop], dt):
-            for i in range(start, stop):
+        lo = np.uint64(start)
+        hi = np.uint64(min(start + BLOCK, size))
+        crossed = 0
+        first = hi
+        last = lo
+        for i in range(lo, hi):
+            x = phase[i] + freq[i] * dt
+            wrap = x >= 1.0
+            phase[i] = x - 1.0 if wrap else x
+            crossed += wrap
+            first = min(first, i if wrap else hi)  # min/max reductions vectorise too
+            last = max(last, i if wrap else lo)
+        if crossed:
+            for i in range(first, last + np.uint64(1)):  # one crossing (the usual case): one element
                 step = freq[i] * dt
                 if phase[i] < step:
                     ids[n] = i
@@ -143,7 +156,7 @@ def advance(phase, freq, dt, fired, ids, times, n):
     return n
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def add_noise(phase, sigma, key, counter):
     """Add uniform noise of standard deviation ``sigma`` to every phase (a diffusion over many ticks).
 
@@ -167,7 +180,7 @@ def uniform01(key, counter):
     return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def receive_all(model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n):
     """Every firefly that has not flashed this tick sees ``m`` flash-equivalents (global coupling).
 
@@ -189,7 +202,7 @@ def receive_all(model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, 
     return n
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def receive_subset(model, prc, desync, phase, freq, fired, targets, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n):
     """As receive_all, for the fireflies listed in ``targets`` only (an external flash on a region)."""
     for k in range(targets.size):
@@ -208,7 +221,7 @@ def receive_subset(model, prc, desync, phase, freq, fired, targets, m, w, eps, k
     return n
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def deliver_sparse(model, prc, desync, phase, freq, fired, table, w, eps, kappa, ms_b, f0, fmin, fmax, ids, times, start, n):
     """Deliver flashes ids[start:n] one by one to their neighbours (``table[j]``, -1 = none).
 
@@ -237,79 +250,131 @@ def deliver_sparse(model, prc, desync, phase, freq, fired, table, w, eps, kappa,
     return n
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, fastmath=FAST)
 def mean_field(phase):
-    """(Σ cos 2πφ, Σ sin 2πφ, Σ φ, live count) over the live fireflies."""
+    """(Σ cos 2πφ, Σ sin 2πφ, Σ φ, live count) over the live fireflies.
+
+    Branch-free (a NaN contributes zeros through selects) so that the loop vectorises.
+    """
     c = 0.0
     s = 0.0
     total = 0.0
     live = 0
     for i in range(phase.size):
         x = phase[i]
-        if x == x:
-            sn, cs = sincos_2pi(x)
-            c += cs
-            s += sn
-            total += x
-            live += 1
+        ok = x == x
+        y = x if ok else 0.0
+        sn, cs = sincos_2pi(y)
+        c += cs if ok else 0.0
+        s += sn if ok else 0.0
+        total += y
+        live += ok
     return c, s, total, live
 
 
-@njit(nogil=True, cache=True, fastmath=True)
-def _kuramoto_sine_block(phase, freq, dt, k_hz, l_hz, zc, zs, steps):
-    c_sum = 0.0
-    s_sum = 0.0
-    advance_sum = 0.0
-    live = 0
-    crossed = 0
-    for i in range(phase.size):
-        x = phase[i]
-        if x == x:  # NaN = silenced
-            sn, cs = sincos_2pi(x)
-            pull = zs * cs - zc * sn  # Im(Z e^{-iθ}) = r sin(ψ - θ)
-            d = dt * (freq[i] + k_hz * pull)
-            freq[i] += dt * l_hz * pull
-            y = x + d
-            wraps = np.floor(y)
-            phase[i] = y - wraps
-            steps[i] = d
-            crossed += int(wraps > 0.0)
-            c_sum += cs
-            s_sum += sn
-            advance_sum += d
-            live += 1
-    return c_sum, s_sum, advance_sum, live, crossed
+@njit(nogil=True, cache=True, fastmath=FAST, inline="always")
+def _kuramoto_sine_chunk(phase, freq, dt, k_hz, l_hz, zc, zs, times, ids, fired, c0, c1, sums, row):
+    """One chunk [c0, c1) of kuramoto_sine; its flashes go to ids/times from c0, its sums to sums[row].
 
-
-@njit(nogil=True, cache=True)
-def kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, steps, fired, ids, times, n):
-    """One Euler step of Kuramoto with H = sin and the mean field (zc, zs) = mean of e^{2πiφ}.
-
-    ``k_hz`` = K/2π and ``l_hz`` = L/2π turn the rad/s couplings into cycles/s.  The sums over
-    the phases this step starts from come back out, so the caller has the next mean field without
-    a second pass over memory.  ``steps`` is block-sized scratch.  Flashes go to ids/times from n.
-    Returns (Σcos, Σsin, Σ advance, live count, new n).
+    Each block's steps are parked in times[w : w + block], w being the next free flash slot
+    (w <= the block's start, so the window is the chunk's own and holds no unread flash): the
+    window moves only as flashes are packed, so it stays in L1.
     """
     c_sum = 0.0
     s_sum = 0.0
     advance_sum = 0.0
     live = 0
-    size = phase.size
-    for start in range(0, size, BLOCK):
-        stop = min(start + BLOCK, size)
-        c, s, a, lv, crossed = _kuramoto_sine_block(phase[start:stop], freq[start:stop], dt, k_hz, l_hz, zc, zs, steps)
-        c_sum += c
-        s_sum += s
-        advance_sum += a
-        live += lv
+    w = c0
+    for start in range(c0, c1, BLOCK):
+        lo = np.uint64(start)
+        hi = np.uint64(min(start + BLOCK, c1))
+        crossed = 0
+        base = np.uint64(w) - lo  # the block's steps go to times[w:], which stays in L1 (see below)
+        for i in range(lo, hi):
+            x = phase[i]
+            ok = x == x  # NaN = silenced: selects keep it out of every sum, and NaN stays NaN
+            sn, cs = sincos_2pi(x if ok else 0.0)
+            pull = zs * cs - zc * sn  # Im(Z e^{-iθ}) = r sin(ψ - θ)
+            d = dt * (freq[i] + k_hz * pull)
+            freq[i] += dt * l_hz * pull if ok else 0.0
+            y = x + d
+            wraps = np.floor(y)
+            phase[i] = y - wraps
+            times[base + i] = d  # the step, kept for the rescan below
+            crossed += wraps > 0.0
+            c_sum += cs if ok else 0.0
+            s_sum += sn if ok else 0.0
+            advance_sum += d if ok else 0.0
+            live += ok
         if crossed:
-            for i in range(start, stop):
-                d = steps[i - start]
+            for i in range(lo, hi):
+                d = times[base + i]
                 if d > 0.0 and phase[i] < d:  # wrapped upwards this step
-                    ids[n] = i
-                    times[n] = 1.0 - phase[i] / d
+                    ids[w] = i
+                    times[w] = 1.0 - phase[i] / d  # w <= base + i: that step was already read
                     fired[i] = 1
-                    n += 1
+                    w += 1
+    sums[row, 0] = c_sum
+    sums[row, 1] = s_sum
+    sums[row, 2] = advance_sum
+    sums[row, 3] = live
+    sums[row, 4] = w - c0
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def _kuramoto_sine_serial(phase, freq, dt, k_hz, l_hz, zc, zs, sums, fired, ids, times):
+    for c in range((phase.size + CHUNK - 1) // CHUNK):
+        c0 = c * CHUNK
+        _kuramoto_sine_chunk(phase, freq, dt, k_hz, l_hz, zc, zs, times, ids, fired, c0, min(c0 + CHUNK, phase.size), sums, c)
+    return 0
+
+
+@njit(nogil=True, cache=True, fastmath=FAST, parallel=True)
+def _kuramoto_sine_parallel(phase, freq, dt, k_hz, l_hz, zc, zs, sums, fired, ids, times):
+    for c in prange((phase.size + CHUNK - 1) // CHUNK):
+        c0 = c * CHUNK
+        _kuramoto_sine_chunk(phase, freq, dt, k_hz, l_hz, zc, zs, times, ids, fired, c0, min(c0 + CHUNK, phase.size), sums, c)
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, scratch, fired, ids, times):
+    """One Euler step of Kuramoto with H = sin and the mean field (zc, zs) = mean of e^{2πiφ}.
+
+    ``k_hz`` = K/2π and ``l_hz`` = L/2π turn the rad/s couplings into cycles/s.  The sums over
+    the phases this step starts from come back out, so the caller has the next mean field without
+    a second pass over memory.  Flashes go to ids/times from 0 (in id order).
+
+    The swarm is cut in chunks of CHUNK fireflies, run on all cores from PARALLEL_MIN fireflies
+    on: each chunk sums its own part and writes its flashes to ids/times at its own offset, then
+    the chunks' sums are added and their flashes packed, always in chunk order, so the result is
+    bit-identical whatever the thread count.  ``scratch`` holds the per-chunk sums (5 a chunk).
+    Returns (Σcos, Σsin, Σ advance, live count, flash count).
+    """
+    size = phase.size
+    chunks = (size + CHUNK - 1) // CHUNK
+    sums = scratch[: 5 * chunks].reshape((chunks, 5))
+    if size >= PARALLEL_MIN:
+        _kuramoto_sine_parallel(phase, freq, dt, k_hz, l_hz, zc, zs, sums, fired, ids, times)
+    else:
+        _kuramoto_sine_serial(phase, freq, dt, k_hz, l_hz, zc, zs, sums, fired, ids, times)
+    c_sum = 0.0
+    s_sum = 0.0
+    advance_sum = 0.0
+    live = 0
+    n = 0
+    for c in range(chunks):
+        c_sum += sums[c, 0]
+        s_sum += sums[c, 1]
+        advance_sum += sums[c, 2]
+        live += int(sums[c, 3])
+        count = int(sums[c, 4])
+        c0 = c * CHUNK
+        if n != c0:
+            for q in range(count):  # n <= c0: packing downwards never overwrites unread flashes
+                ids[n + q] = ids[c0 + q]
+                times[n + q] = times[c0 + q]
+        n += count
     return c_sum, s_sum, advance_sum, live, n
 
 
@@ -405,14 +470,14 @@ def wrap_and_detect(phase, before, fired, ids, times, n):
     return n
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def clear_fired(fired, ids, n):
     for k in range(n):
         fired[ids[k]] = 0
     return 0
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def rewire(table, key, counter):
     """Redraw each row of ``table`` as random peers other than the row's own firefly."""
     n = table.shape[0]
@@ -462,7 +527,7 @@ M_ZC, M_ZS, M_ADVANCE, M_STALE, M_CARRY = range(5)
 R_KEY, R_COUNTER = 0, 1
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def latest(times, start, stop):
     t = 0.0
     for k in range(start, stop):
@@ -470,7 +535,7 @@ def latest(times, start, stop):
     return t
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def desync_same_tick(phase, freq, ids, times, n, dt, s, prc):
     """De-sync: fireflies that flashed in the same tick still see each other, in sub-tick order.
 
@@ -493,7 +558,7 @@ def desync_same_tick(phase, freq, ids, times, n, dt, s, prc):
     return 0
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n):
     model, prc, desync = codes[C_MODEL], codes[C_PRC], codes[C_DESYNC] != 0
     w, eps, kappa, ms_b = coef[F_W], coef[F_EPS], coef[F_KAPPA], coef[F_MS_B]
@@ -530,7 +595,7 @@ def _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, bel
             sn, cs = sincos_2pi(state[M_ADVANCE])
             zc = state[M_ZC] * cs - state[M_ZS] * sn
             zs = state[M_ZC] * sn + state[M_ZS] * cs
-        c, s, adv, live, n = kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, scratch, fired, ids, times, 0)
+        c, s, adv, live, n = kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, scratch, fired, ids, times)
         if live:
             state[M_ZC], state[M_ZS], state[M_ADVANCE] = c / live, s / live, adv / live
         return n
@@ -544,7 +609,7 @@ def _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, bel
     return wrap_and_detect(phase, scratch, fired, ids, times, 0)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, index, prev_n, external_n):
     """Everything one tick does, in order; returns the number of flashes in ids/times.
 
@@ -583,6 +648,7 @@ def run(
     state,
     rng,
     sample_every,
+    sample_phase,
     samples,
     counts,
     raster_stride,
@@ -592,14 +658,17 @@ def run(
 ):
     """``ticks`` ticks in a row, recording as it goes (the offline path: simulate, render, tune).
 
-    Every ``sample_every`` ticks a row (r, Σφ, live, flashes so far) goes to ``samples``; each
-    tick's flash count to ``counts``; flashes of fireflies whose id is a multiple of
-    ``raster_stride`` to raster_t/raster_id while they have room (raster_n[0] counts them).
-    Returns the last tick's flash count.
+    The tick is inlined here, so a tick costs no kernel frames.  Every ``sample_every`` ticks
+    (none when 0), counting ``sample_phase`` ticks already recorded before this call, a row
+    (r, Σφ, live, flashes so far in this call) goes to ``samples``; each tick's flash count to
+    ``counts``; flashes of fireflies whose id is a multiple of ``raster_stride`` to
+    raster_t/raster_id while they have room (raster_n[0] counts them).
+    Returns (the last tick's flash count, the flashes of all these ticks).
     """
     n = prev_n
     total = 0
     dt = coef[F_DT]
+    row = 0
     for k in range(ticks):
         index = first_index + k
         n = tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, index, n, 0)
@@ -611,11 +680,11 @@ def run(
                     raster_t[raster_n[0]] = (index + times[q]) * dt
                     raster_id[raster_n[0]] = ids[q]
                     raster_n[0] += 1
-        if (k + 1) % sample_every == 0:
-            row = (k + 1) // sample_every - 1
+        if sample_every > 0 and (sample_phase + k + 1) % sample_every == 0:
             c, s, phase_sum, live = mean_field(phase)
             samples[row, 0] = np.hypot(c, s) / live if live else 0.0
             samples[row, 1] = phase_sum
             samples[row, 2] = live
             samples[row, 3] = total
-    return n
+            row += 1
+    return n, total

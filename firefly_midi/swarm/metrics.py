@@ -80,7 +80,7 @@ class Recorder:
     """Series a run fills in: samples every ``sample_every`` ticks, per-tick flash counts, a raster."""
 
     ticks: int
-    sample_every: int = 10
+    sample_every: int = 10  # 0: no samples (a null recorder)
     raster_stride: int = 0  # record flashes of ids divisible by this (0 = no raster)
     raster_capacity: int = 0
     used: int = 0
@@ -92,7 +92,7 @@ class Recorder:
     raster_n: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.samples = np.zeros((self.ticks // self.sample_every, 4))
+        self.samples = np.zeros((self.ticks // self.sample_every if self.sample_every else 0, 4))
         self.counts = np.zeros(self.ticks, dtype=np.int32)
         self.raster_t = np.zeros(self.raster_capacity)
         self.raster_id = np.zeros(self.raster_capacity, dtype=np.int64)
@@ -100,7 +100,11 @@ class Recorder:
 
     @classmethod
     def null(cls, ticks: int) -> Recorder:
-        return cls(ticks=ticks, sample_every=max(ticks, 1))
+        """Flash counts only: no samples (a mean-field pass over the swarm costs more than a tick)."""
+        return cls(ticks=ticks, sample_every=0)
+
+    def rows(self) -> int:
+        return self.used // self.sample_every if self.sample_every else 0
 
     @classmethod
     def for_run(cls, ticks: int, n: int, tick_s: float, raster: bool = False, raster_rows: int = 400) -> Recorder:
@@ -114,9 +118,11 @@ class Recorder:
         return self.ticks - self.used
 
     def reserve(self, chunk: int) -> tuple:
-        row = self.used // self.sample_every
+        """The kernel's view of the next ``chunk`` ticks: (sample_every, sample_phase, samples, counts, raster...)."""
         return (
-            self.samples[row:],
+            self.sample_every,
+            self.used % self.sample_every if self.sample_every else 0,
+            self.samples[self.rows() :],
             self.counts[self.used : self.used + chunk],
             self.raster_stride,
             self.raster_t,
@@ -124,16 +130,16 @@ class Recorder:
             self.raster_n,
         )
 
-    def commit(self, chunk: int, first_tick: int, tick_s: float) -> None:
-        first_row = self.used // self.sample_every
+    def commit(self, chunk: int, flashes: int) -> None:
+        """Account for ``chunk`` ticks the kernel recorded, holding ``flashes`` flashes."""
+        first_row = self.rows()
         self.used += chunk
-        last_row = self.used // self.sample_every
-        self.samples[first_row:last_row, 3] += self.flashes
-        self.flashes += int(self.counts[self.used - chunk : self.used].sum())
+        self.samples[first_row : self.rows(), 3] += self.flashes
+        self.flashes += flashes
 
     # ------------------------------------------------------------------ series and summary
     def sample_times(self, tick_s: float) -> np.ndarray:
-        rows = self.used // self.sample_every
+        rows = self.rows()
         return (np.arange(1, rows + 1) * self.sample_every) * tick_s
 
     def raster(self) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +148,7 @@ class Recorder:
 
     def summary(self, tick_s: float, phase: np.ndarray) -> dict:
         """The engine's metrics over this recording (see docs/models.md for their definitions)."""
-        rows = self.used // self.sample_every
+        rows = self.rows()
         t = self.sample_times(tick_s)
         r = self.samples[:rows, 0]
         last_s = min(1.0, t[-1] if rows else 0.0)
@@ -162,7 +168,7 @@ class Recorder:
 
     def _mean_frequency(self, tick_s: float) -> float | None:
         """Mean frequency over the second half of the run (at most its last 10 s)."""
-        rows = self.used // self.sample_every
+        rows = self.rows()
         if rows < 2:
             return None
         span = max(1, min(rows // 2, round(10.0 / (self.sample_every * tick_s))))
