@@ -85,6 +85,7 @@ class Daemon:
     def _warm_up(self) -> None:
         """Load (or compile) every kernel before the first deadline, on a throwaway copy of the swarm."""
         started = time.perf_counter()
+        log.info("loading the swarm kernels (the very first start compiles them: about half a minute, once)")
         spare = Swarm({**self.values, "swarm.n": min(self.swarm.n, 64)})
         for _ in range(3):
             spare.inject(0.5, 1.0)
@@ -92,7 +93,7 @@ class Daemon:
         mapper = Mapper(spare.values, spare)
         mapper.tick(0, *spare.flashes(), 0.0)
         mapper.panic(1)
-        log.debug("warm-up took %.3f s", time.perf_counter() - started)
+        log.info("kernels ready in %.2f s", time.perf_counter() - started)
 
     def stop(self) -> None:
         """Stop ticking, send every pending note-off and All Notes Off, close the ports."""

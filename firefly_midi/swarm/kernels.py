@@ -14,7 +14,7 @@ tick at which the flash happened) starting at index ``n``; each kernel returns t
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 TWO_PI = 2.0 * np.pi
 
@@ -23,8 +23,10 @@ PULSE, MIROLLO_STROGATZ, ERMENTROUT, KURAMOTO = 0, 1, 2, 3
 CONSTANT, LINEAR, SINE, SAWTOOTH = 0, 1, 2, 3
 
 BLOCK = 256  # advance() works in blocks this long so its inner loop vectorises
-CHUNK = 8192  # Kuramoto's unit of parallel work: sums are per chunk, so they never depend on the thread count
-PARALLEL_MIN = 65536  # below this many fireflies Kuramoto stays on one thread (a parallel launch costs ~10 µs)
+# Kuramoto's unit of work: sums are per chunk, so the result would not depend on a thread count.  It
+# runs on one thread: a parallel=True kernel called from a cached one segfaults when loaded from
+# numba's cache (numba issue #8578), and a thread pool beside the real-time tick competes with it.
+CHUNK = 8192
 
 # Fast-math for the reductions (re-association lets LLVM vectorise sums; contraction allows FMA), but
 # without ``nnan``/``ninf``: silenced fireflies are NaN, and the ``x == x`` tests must survive.
@@ -329,14 +331,6 @@ def _kuramoto_sine_serial(phase, freq, dt, k_hz, l_hz, zc, zs, sums, fired, ids,
     return 0
 
 
-@njit(nogil=True, cache=True, fastmath=FAST, parallel=True)
-def _kuramoto_sine_parallel(phase, freq, dt, k_hz, l_hz, zc, zs, sums, fired, ids, times):
-    for c in prange((phase.size + CHUNK - 1) // CHUNK):
-        c0 = c * CHUNK
-        _kuramoto_sine_chunk(phase, freq, dt, k_hz, l_hz, zc, zs, times, ids, fired, c0, min(c0 + CHUNK, phase.size), sums, c)
-    return 0
-
-
 @njit(nogil=True, cache=True)
 def kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, scratch, fired, ids, times):
     """One Euler step of Kuramoto with H = sin and the mean field (zc, zs) = mean of e^{2πiφ}.
@@ -345,19 +339,15 @@ def kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, scratch, fired, ids, time
     the phases this step starts from come back out, so the caller has the next mean field without
     a second pass over memory.  Flashes go to ids/times from 0 (in id order).
 
-    The swarm is cut in chunks of CHUNK fireflies, run on all cores from PARALLEL_MIN fireflies
-    on: each chunk sums its own part and writes its flashes to ids/times at its own offset, then
-    the chunks' sums are added and their flashes packed, always in chunk order, so the result is
-    bit-identical whatever the thread count.  ``scratch`` holds the per-chunk sums (5 a chunk).
+    The swarm is cut in chunks of CHUNK fireflies: each chunk sums its own part and writes its
+    flashes to ids/times at its own offset, then the chunks' sums are added and their flashes
+    packed, in chunk order.  ``scratch`` holds the per-chunk sums (5 a chunk).
     Returns (Σcos, Σsin, Σ advance, live count, flash count).
     """
     size = phase.size
     chunks = (size + CHUNK - 1) // CHUNK
     sums = scratch[: 5 * chunks].reshape((chunks, 5))
-    if size >= PARALLEL_MIN:
-        _kuramoto_sine_parallel(phase, freq, dt, k_hz, l_hz, zc, zs, sums, fired, ids, times)
-    else:
-        _kuramoto_sine_serial(phase, freq, dt, k_hz, l_hz, zc, zs, sums, fired, ids, times)
+    _kuramoto_sine_serial(phase, freq, dt, k_hz, l_hz, zc, zs, sums, fired, ids, times)
     c_sum = 0.0
     s_sum = 0.0
     advance_sum = 0.0

@@ -39,10 +39,11 @@ def main() -> None:
 
     backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
     inport = backend.open_input("in", virtual=True, client_name=args.name)
-    outport = backend.open_output("out", virtual=True, client_name=args.name) if args.pulse_bpm else None
+    # rtmidi makes one JACK client per port, and JACK client names are unique: name the second one
+    outport = backend.open_output("out", virtual=True, client_name=f"{args.name}-out") if args.pulse_bpm else None
     connect(f"{args.daemon}:out", f"{args.name}:in")
     if outport is not None:
-        connect(f"{args.name}:out", f"{args.daemon}-in:in")  # rtmidi: one JACK client per port
+        connect(f"{args.name}-out:out", f"{args.daemon}-in:in")  # rtmidi: one JACK client per port
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))

@@ -100,7 +100,7 @@ def onsets(lines: list[dict], after: float) -> np.ndarray:
 
 @pytest.mark.parametrize("bpm", [90, 150])
 def test_a_steady_pulse_into_in_entrains_the_swarm(daemon, peer, bpm):
-    proc = daemon("--preset", "entrain", "--set", "swarm.freq_hz=2.0")  # 120 BPM on its own
+    proc = daemon("--preset", "entrain")  # about 55 BPM on its own
     listener = peer(proc.client, "--seconds", "30", "--pulse-bpm", str(bpm), "--pulse-after", "0.5")
     lines, _, _ = listener.finish(timeout=60)
     proc.stop()
