@@ -45,6 +45,32 @@ def connect(env: dict[str, str], source: str, destination: str, timeout: float =
         time.sleep(0.05)
 
 
+def _start(env: dict[str, str], rate: int, frames: int, log, attempts: int = 12) -> subprocess.Popen:
+    """Start jackd; retry while JACK's table of servers is full (other sessions' servers come and go)."""
+    for attempt in range(attempts):
+        log.seek(0)
+        log.truncate()
+        server = subprocess.Popen(
+            ["jackd", "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(frames)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_for_port(env, "system:playback_1", timeout=15)
+            return server
+        except TimeoutError:
+            server.kill()
+            server.wait()
+            log.seek(0)
+            text = log.read()
+        if "Too many servers" not in text or attempt == attempts - 1:
+            raise JackUnavailable(f"the private JACK server did not start: {text[-2000:]}")
+        time.sleep(5)
+    raise AssertionError("unreachable")
+
+
 @contextlib.contextmanager
 def private_jack(rate: int = 48_000, frames: int = 64) -> Iterator[dict[str, str]]:
     """Start a private dummy JACK server; yield the environment that reaches it; stop it afterwards.
@@ -61,21 +87,8 @@ def private_jack(rate: int = 48_000, frames: int = 64) -> Iterator[dict[str, str
     # jackd's log goes to a file, never a pipe: under load it logs every xrun, and a pipe nobody
     # reads fills up (64 KiB), blocks jackd in write() and with it every client on the server.
     with tempfile.TemporaryFile(mode="w+") as log:
-        server = subprocess.Popen(
-            ["jackd", "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(frames)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        server = _start(env, rate, frames, log)
         try:
-            try:
-                wait_for_port(env, "system:playback_1", timeout=15)
-            except TimeoutError:
-                server.kill()
-                server.wait()
-                log.seek(0)
-                raise JackUnavailable(f"the private JACK server did not start: {log.read()[-2000:]}") from None
             os.environ.update(overrides)
             yield env
         finally:

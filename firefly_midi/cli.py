@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from firefly_midi import __version__, presets
-from firefly_midi.params import PARAMS, ParamError
+from firefly_midi.params import PARAMS, ParamError, params_markdown
 from firefly_midi.ports import BACKENDS, PortConfig
 
 
@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     ren.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     commands.add_parser("presets", help="list the presets found")
-    commands.add_parser("params", help="list every parameter with its range and default")
+    par = commands.add_parser("params", help="list every parameter with its range and default")
+    par.add_argument("--markdown", action="store_true", help="as the Markdown table of docs/presets.md")
     return parser
 
 
@@ -137,7 +138,10 @@ def _presets(_: argparse.Namespace) -> int:
     return 0
 
 
-def _params(_: argparse.Namespace) -> int:
+def _params(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(params_markdown())
+        return 0
     for p in PARAMS.values():
         unit = f" [{p.unit}]" if p.unit else ""
         print(f"{p.key:<26} {p.allowed():<48} default {p.default!r}{unit}\n{'':<26} {p.doc}")

@@ -334,6 +334,15 @@ def _check_mapping_consistency(values: dict[str, Any]) -> None:
         raise ParamError("mapping.split = 'region' needs swarm.topology = 'grid'", "mapping.split")
 
 
+def params_markdown() -> str:
+    """Every parameter as a Markdown table, grouped by preset table (docs/presets.md holds this)."""
+    rows = ["| key | allowed | default | unit | what it does |", "|---|---|---|---|---|"]
+    for p in _TABLE:
+        default = _fmt(p.default) if p.kind in ("int", "float") else repr(p.default).replace("|", "\\|")
+        rows.append(f"| `{p.key}` | {p.allowed()} | {default} | {p.unit} | {p.doc} |")
+    return "\n".join(rows)
+
+
 def frequency_bounds(values: dict[str, Any]) -> tuple[float, float]:
     """(Ω_l, Ω_u) with the 0 = automatic rule applied (periods 0.85..1.15 of the nominal one)."""
     f = values["swarm.freq_hz"]
@@ -407,7 +416,10 @@ def _check_ramp(i: int, table: Any) -> Ramp:
         if field not in table:
             raise ParamError(f"{where} needs a {field!r} field", "automation")
     key = table["key"]
-    target = lookup(key) if isinstance(key, str) else None
+    try:
+        target = lookup(key) if isinstance(key, str) else None
+    except ParamError as exc:
+        raise ParamError(f"{where}.key: {exc.message}", "automation") from None
     if target is None or target.kind not in ("int", "float"):
         raise ParamError(f"{where}.key must name a numeric parameter, got {key!r}", "automation")
     try:

@@ -118,3 +118,71 @@ def test_console_script_runs_and_draws_a_raster(tmp_path):
     )
     assert json.loads(done.stdout)["n"] == 800
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_docs_list_every_parameter_as_the_table_says(capsys):
+    """docs/presets.md carries the generated table: a key added to params.py must show up there."""
+    from pathlib import Path
+
+    assert main(["params", "--markdown"]) == 0
+    table = capsys.readouterr().out.strip()
+    doc = (Path(__file__).parent.parent / "docs" / "presets.md").read_text(encoding="utf-8")
+    assert table in doc, "regenerate the table: firefly-midi params --markdown"
+
+
+@given(st.integers(-1, 9), st.sampled_from("CDEFGAB"), st.sampled_from(["", "#", "b"]))
+def test_note_names_are_midi_numbers_with_c4_at_60(octave, name, accidental):
+    number = P.NOTE_NAMES[name] + {"#": 1, "b": -1, "": 0}[accidental] + 12 * (octave + 1)
+    text = f"{name}{accidental}{octave}"
+    if 0 <= number <= 127:
+        assert P.check("mapping.root", text) == number
+    else:
+        with pytest.raises(P.ParamError, match=r"mapping\.root"):
+            P.check("mapping.root", text)
+    assert P.check("mapping.root", "C4") == 60
+
+
+@given(st.lists(st.integers(-3, 20), max_size=6))
+def test_channel_lists_hold_channels_1_to_16(channels):
+    text = ",".join(map(str, channels))
+    if all(1 <= c <= 16 for c in channels):
+        assert P.check("mapping.channels", text) == tuple(channels)
+        assert P.check("mapping.channels", channels) == tuple(channels)
+    else:
+        with pytest.raises(P.ParamError, match=r"mapping\.channels"):
+            P.check("mapping.channels", channels)
+
+
+RAMP = {"key": "swarm.freq_hz", "from": 2.0, "to": 0.5, "seconds": 10.0}
+
+
+@given(
+    st.sampled_from(["key", "from", "to", "seconds", "curve", "repeat", "start_s", "bogus"]),
+    st.one_of(st.text(max_size=5), st.floats(allow_nan=True), st.integers(-5, 500), st.none()),
+)
+def test_broken_automation_names_the_ramp_and_field(field, value):
+    table = dict(RAMP)
+    if value is None:
+        table.pop(field, None)
+    else:
+        table[field] = value
+    toml_value = {k: "nan" if isinstance(v, float) and v != v else json.dumps(v, ensure_ascii=False) for k, v in table.items()}
+    text = "[[automation]]\n" + "".join(f"{k} = {v}\n" for k, v in toml_value.items())
+    try:
+        ramps = presets.parse(text, "auto.toml")["automation"]
+    except P.ParamError as exc:
+        assert str(exc).startswith("auto.toml:1: automation[0]"), str(exc)
+        return
+    ramp = ramps[0]
+    assert 0.01 <= ramp.value_at(ramp.start_s + ramp.seconds / 2) <= 100
+
+
+def test_ramps_move_linearly_exponentially_and_loop():
+    linear = P.Ramp("swarm.freq_hz", 2.0, 1.0, 10.0)
+    assert linear.value_at(-1) is None and linear.value_at(5) == pytest.approx(1.5) and linear.value_at(99) == 1.0
+    exp = P.Ramp("swarm.freq_hz", 2.0, 0.5, 10.0, "exp")
+    assert exp.value_at(5) == pytest.approx(1.0)
+    loop = P.Ramp("swarm.freq_hz", 1.0, 2.0, 10.0, repeat="loop")
+    assert loop.value_at(12.5) == pytest.approx(1.25)
+    pingpong = P.Ramp("swarm.freq_hz", 1.0, 2.0, 10.0, repeat="pingpong")
+    assert pingpong.value_at(12.5) == pytest.approx(1.75)
