@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from firefly_midi import __version__, presets
-from firefly_midi.params import PARAMS, ParamError, params_markdown
+from firefly_midi.params import PARAMS, ParamError, check_consistency, params_markdown, parse_assignment
 from firefly_midi.ports import BACKENDS, PortConfig
 
 
@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--raster", type=Path, metavar="FILE.png", help="draw the flash raster and r(t)")
 
     daemon = commands.add_parser("daemon", help="play the swarm on virtual MIDI ports, in the foreground, until SIGINT/SIGTERM")
-    _add_preset_args(daemon)
+    _add_preset_args(daemon, default=None)
+    daemon.add_argument("--fresh", action="store_true", help="start from the preset, not from the state kept by the last run")
     daemon.add_argument("--backend", choices=BACKENDS, default="auto", help="MIDI backend (auto: ALSA on Linux, then JACK)")
     daemon.add_argument("--client-name", default="firefly-midi", help="MIDI client name (default: %(default)s)")
     daemon.add_argument("--out-port", default="out", help="name of the output port (default: %(default)s)")
@@ -51,8 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_preset_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default=presets.DEFAULT_PRESET, help="preset name or path (default: %(default)s)")
+def _add_preset_args(parser: argparse.ArgumentParser, default: str | None = presets.DEFAULT_PRESET) -> None:
+    help_text = (
+        "preset name or path (default: %(default)s)"
+        if default
+        else (f"preset name or path (default: what the last run was playing, else {presets.DEFAULT_PRESET})")
+    )
+    parser.add_argument("--preset", default=default, help=help_text)
     parser.add_argument(
         "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE", help="override a parameter (repeatable)"
     )
@@ -109,7 +115,7 @@ def _daemon(args: argparse.Namespace) -> int:
     from firefly_midi.daemon import Daemon
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s firefly-midi %(levelname)s %(message)s")
-    values = presets.resolve(args.preset, args.assignments, args.seed)
+    preset, values = _daemon_start_values(args)
     config = PortConfig(
         backend=args.backend,
         client=args.client_name,
@@ -120,10 +126,36 @@ def _daemon(args: argparse.Namespace) -> int:
         use_input=not args.no_input,
         clock_in=values["input.clock_in"],
     )
-    daemon = Daemon(values, args.preset, config)
+    daemon = Daemon(values, preset, config)
+    daemon.state_path = presets.state_file()
+    daemon.save_state()
     if args.status_every > 0:
         daemon.log_status_every(args.status_every)
     return daemon.run_forever()
+
+
+def _daemon_start_values(args: argparse.Namespace) -> tuple[str, dict]:
+    """The preset asked for; else the state the last run kept (if it is still good); else the default."""
+    import logging
+
+    if args.preset is None and not args.fresh and presets.state_file().is_file():
+        try:
+            preset, values = presets.load_state(presets.state_file())
+        except (ParamError, FileNotFoundError, OSError) as exc:
+            kept = presets.state_file().with_suffix(".toml.unusable")
+            presets.state_file().replace(kept)  # set aside, not overwritten: nothing the user made is lost
+            logging.getLogger("firefly_midi").warning("not resuming the kept state (%s; kept as %s)", exc, kept)
+        else:
+            for text in args.assignments:
+                key, value = parse_assignment(text)
+                values[key] = value
+            if args.seed is not None:
+                values["swarm.seed"] = args.seed
+            check_consistency(values)
+            logging.getLogger("firefly_midi").info("resuming %s with the changes kept from the last run", preset)
+            return preset, values
+    preset = args.preset or presets.DEFAULT_PRESET
+    return preset, presets.resolve(preset, args.assignments, args.seed)
 
 
 def _show(value: object) -> str:

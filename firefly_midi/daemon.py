@@ -22,13 +22,17 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from firefly_midi import __version__, presets
 from firefly_midi import params as P
 from firefly_midi.clock import Clock
 from firefly_midi.mapping import ClockIn, InputMap, Mapper
 from firefly_midi.ports import PortConfig, Ports
 from firefly_midi.swarm import Swarm
+from firefly_midi.telemetry import FlashRing, phase_snapshot
 
 log = logging.getLogger("firefly_midi.daemon")
 
@@ -45,6 +49,7 @@ class Daemon:
     def __init__(self, values: dict[str, Any], preset: str = "", ports: PortConfig | None = None):
         P.check_consistency(values)
         self.values = dict(values)
+        self._wanted = dict(values)  # the values once every queued change has been applied
         self.preset = preset
         self.ports = Ports(ports or PortConfig(use_input=True, clock_in=values["input.clock_in"]))
         self.swarm = Swarm(self.values)
@@ -53,6 +58,8 @@ class Daemon:
         self.clock_in = ClockIn()
         self.clock = Clock(self.values["clock.tick_ms"] / 1000.0, self._tick)
         self._commands: deque[Callable[[], None]] = deque()
+        self.flash_ring = FlashRing()
+        self.state_path: Path | None = None  # where the current state is kept (None: nowhere)
         self._r = 0.0
         self._last_arrival = 0.0
         self._automation_every = max(1, round(AUTOMATION_EVERY_S / self.swarm.dt))
@@ -132,18 +139,114 @@ class Daemon:
     def set(self, key: str, value: Any) -> Any:
         """Check ``key = value`` now (errors raise here, in the caller), apply it at the next tick."""
         value = P.check(key, value)
-        trial = dict(self.values, **{key: value})
+        trial = dict(self._wanted, **{key: value})
         P.check_consistency(trial)
+        self._wanted = trial
         self.submit(lambda: self._apply(key, value))
+        self._remember(self.preset, trial)
         return value
 
     def load(self, values: dict[str, Any], preset: str = "") -> None:
         """Switch to a whole new parameter set (a preset) at the next tick, silencing the old one."""
         P.check_consistency(values)
+        self._wanted = {**values, "clock.tick_ms": self.values["clock.tick_ms"]}
         self.submit(lambda: self._switch(dict(values), preset))
 
     def panic(self) -> None:
         self.submit(self._silence)
+
+    # The control plane's calls: each checks in the caller's thread, queues the change for the
+    # tick boundary and returns at once.
+    def get(self, key: str | None = None) -> Any:
+        if key is None:
+            return jsonable(self.values)
+        return jsonable({key: self.values[P.lookup(key).key]})[key]
+
+    def load_preset(self, name: str) -> None:
+        values = presets.resolve(name)
+        self.load(values, name)
+        self._remember(name, values)
+
+    def save_preset(self, name: str) -> Path:
+        comment = f"Saved by firefly-midi {__version__} on {datetime.now():%Y-%m-%d %H:%M} from preset {self.preset or '(custom)'}."
+        return presets.save(name, self.values, comment)
+
+    def pause(self) -> None:
+        def pause_now() -> None:
+            self._silence()
+            self.paused = True
+
+        self.submit(pause_now)
+
+    def resume(self) -> None:
+        self.submit(lambda: setattr(self, "paused", False))
+
+    def reset(self) -> None:
+        """Draw the swarm afresh from its parameters (same seed: the same start)."""
+
+        def reset_now() -> None:
+            self._silence()
+            self.swarm.reset()
+            self.mapper.update(self.values)
+            self.mapper.tempo.reset()
+
+        self.submit(reset_now)
+
+    def forward(self, seconds: float) -> None:
+        """Run the swarm ahead by ``seconds`` of swarm time, silently, as fast as it goes."""
+        if not 0 < seconds <= 600:
+            raise ValueError(f"forward takes 0 < seconds <= 600, got {seconds}")
+
+        def forward_now() -> None:
+            self._silence()
+            self.swarm.run(max(1, round(seconds / self.swarm.dt)))
+            self.mapper.tempo.reset()
+
+        self.submit(forward_now)
+
+    def request_stop(self) -> None:
+        """Leave ``run_forever``: it silences every note and returns 0."""
+        self.stopped.set()
+
+    def telemetry_frame(self, cursor: int, points: int) -> tuple[dict[str, Any], int]:
+        """A picture of the swarm now, and the flashes since ``cursor`` (-1: from now on)."""
+        flashes, cursor, lost = self.flash_ring.since(cursor)
+        swarm, tempo_hz, nominal_hz = self.swarm, self.mapper.tempo.hz, self.values["swarm.freq_hz"]
+        clock = self.clock.stats()
+        frame = {
+            "time_s": swarm.time_s,
+            "preset": self.preset,
+            "paused": self.paused,
+            "n": swarm.n,
+            **phase_snapshot(swarm.state.phase, points, self.values["swarm.topology"] == "grid"),
+            "flashes": flashes,
+            "flashes_lost": lost,
+            "order_parameter": self._r,
+            "tempo_bpm": 60.0 * tempo_hz,
+            "nominal_tempo_bpm": 60.0 * nominal_hz,
+            "drift_bpm": 60.0 * (tempo_hz - nominal_hz),
+            "notes_out": self.mapper.notes_out,
+            "flashes_in": self.flashes_in,
+            "dropped_in": self.dropped_in,
+            "lateness_us": clock["lateness_us"],
+            "skipped_ticks": clock["skipped_ticks"],
+            "ports": self.ports.status(),
+        }
+        return frame, cursor
+
+    # ----------------------------------------------------------------------------- saved state
+    def save_state(self) -> None:
+        """Keep what is playing now (changes made through this API are kept as they are made)."""
+        self._remember(self.preset, self._wanted)
+
+    def _remember(self, preset: str, values: dict[str, Any]) -> None:
+        """Keep the preset and the tweaks made on top of it, so that a restart resumes them."""
+        if self.state_path is None:
+            return
+        try:
+            presets.save_state(self.state_path, preset, values)
+        except OSError as exc:
+            log.warning("could not keep the state in %s: %s", self.state_path, exc)
 
     def _apply(self, key: str, value: Any) -> None:
         if key == "clock.tick_ms":
@@ -203,6 +306,7 @@ class Daemon:
         if step % R_EVERY_TICKS == 0:
             self._r = swarm.order_parameter()
         ids, times = swarm.flashes()
+        self.flash_ring.push(ids, times, step, swarm.dt)
         self._send(self.mapper.tick(step, ids, times, self._r))
 
     def _send(self, count: int) -> None:
@@ -290,6 +394,7 @@ class Daemon:
         clock = self.clock.stats()
         return {
             "preset": self.preset,
+            "params": jsonable(self.values),
             "n": self.swarm.n,
             "model": self.values["swarm.model"],
             "time_s": self.swarm.time_s,
@@ -307,3 +412,15 @@ class Daemon:
             **clock,
             "ports": self.ports.status(),
         }
+
+
+def jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """Parameter values as JSON can carry them: lists for tuples, tables for ramps."""
+    out = {}
+    for key, value in values.items():
+        if key == "automation":
+            value = [ramp.as_table() for ramp in value]
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out

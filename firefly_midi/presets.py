@@ -6,12 +6,15 @@ Errors name the file, the line and the key, with the allowed range from the para
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+import tomli_w
 
 from firefly_midi import params as P
 
@@ -124,3 +127,81 @@ def resolve(preset: str | None, assignments: list[str] | None = None, seed: int 
         values["swarm.seed"] = P.check("swarm.seed", seed)
     P.check_consistency(values)
     return values
+
+
+# ----------------------------------------------------------------------------------------------- writing
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def dumps(values: dict[str, Any], comment: str = "", only: set[str] | None = None) -> str:
+    """A preset file for ``values`` (every key, or those in ``only``), with ``comment`` on top."""
+    tables: dict[str, Any] = {}
+    for key, value in values.items():
+        if only is not None and key not in only:
+            continue
+        if key == "automation":
+            if value:
+                tables["automation"] = [ramp.as_table() for ramp in value]
+            continue
+        table, _, name = key.partition(".")
+        tables.setdefault(table, {})[name] = list(value) if isinstance(value, tuple) else value
+    header = "".join(f"# {line}\n".replace("# \n", "#\n") for line in comment.splitlines())
+    return header + tomli_w.dumps(tables)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader, or a crash, never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(name: str, values: dict[str, Any], comment: str = "") -> Path:
+    """Write ``values`` as the user preset ``name``; the name is a plain file stem."""
+    if not NAME.fullmatch(name):
+        raise P.ParamError(f"a preset name is letters, digits, '-', '_' or '.', up to 64 of them; got {name!r}")
+    path = user_dir() / f"{name}.toml"
+    text = dumps(values, comment)
+    parse(text, str(path))  # never write a preset we could not read back
+    write_atomic(path, text)
+    return path
+
+
+# ----------------------------------------------------------------------------------- the daemon's state
+def state_file() -> Path:
+    return Path(platformdirs.user_state_dir("firefly-midi")) / "state.toml"
+
+
+def save_state(path: Path, preset: str, values: dict[str, Any]) -> None:
+    """The preset playing and the changes made to it since, written atomically."""
+    try:
+        base = resolve(preset) if preset else P.defaults()
+    except (P.ParamError, FileNotFoundError):
+        preset, base = "", P.defaults()
+    tweaks = {k for k, v in values.items() if v != base.get(k)}
+    head = tomli_w.dumps({"preset": preset})
+    write_atomic(path, "# firefly-midi: what the daemon was playing; it resumes this on start\n" + head + dumps(values, only=tweaks))
+
+
+def load_state(path: Path) -> tuple[str, dict[str, Any]]:
+    """(preset, values) of a saved state; ParamError/FileNotFoundError when it cannot be used."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise P.ParamError(f"not valid TOML: {exc}", source=str(path)) from None
+    preset = data.pop("preset", "")
+    if not isinstance(preset, str):
+        raise P.ParamError("preset must be a preset name", source=str(path))
+    values = resolve(preset or None)
+    values.update(parse(tomli_w.dumps(data), str(path)))
+    P.check_consistency(values)
+    return preset or DEFAULT_PRESET, values

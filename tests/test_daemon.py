@@ -167,3 +167,75 @@ def test_an_idle_tick_allocates_nothing():
     assert daemon.swarm.flashes_total == 0
     assert end - start < 1024, f"{end - start} bytes kept after 5,000 idle ticks"
     assert peak - start < 4096, f"{peak - start} bytes alive at once during idle ticks"
+
+
+def test_control_calls_pause_resume_reset_and_forward():
+    daemon = playing(make("pulse-sine", **{"swarm.freq_hz": 8}), 0.2)
+    try:
+        daemon.pause()
+        time.sleep(0.05)
+        assert daemon.paused and not sounding_after(daemon.ports.log)
+        frozen = daemon.swarm.time_s
+        time.sleep(0.05)
+        assert daemon.swarm.time_s == frozen
+        daemon.resume()
+        daemon.forward(10.0)
+        time.sleep(0.1)
+        assert daemon.swarm.time_s > frozen + 10.0
+        with pytest.raises(ValueError, match="forward"):
+            daemon.forward(0)
+        daemon.reset()
+        time.sleep(0.05)
+        assert daemon.swarm.time_s < 1.0
+        assert daemon.clock.running
+    finally:
+        daemon.stop()
+
+
+def test_telemetry_frames_carry_phases_and_every_flash_once():
+    daemon = playing(make("pulse-sine", **{"swarm.freq_hz": 8, "swarm.n": 200}), 0.05)
+    try:
+        frame, cursor = daemon.telemetry_frame(-1, 64)
+        assert frame["flashes"] == [] and len(frame["phase"]) <= 64 and frame["stride"] == 4
+        assert all(-1 <= q < 65536 for q in frame["phase"])
+        seen = 0
+        for _ in range(10):
+            time.sleep(0.05)
+            frame, cursor = daemon.telemetry_frame(cursor, 64)
+            seen += len(frame["flashes"])
+            assert frame["flashes_lost"] == 0
+            assert all(0 <= i < 200 for i, _ in frame["flashes"])
+        assert seen > 0
+        assert seen <= daemon.swarm.flashes_total
+        assert set(frame) >= {"order_parameter", "tempo_bpm", "nominal_tempo_bpm", "drift_bpm", "notes_out", "lateness_us", "ports"}
+    finally:
+        daemon.stop()
+
+
+def test_grid_frames_keep_the_lattice():
+    daemon = make("grid-waves", **{"swarm.n": 10_000})
+    frame, _ = daemon.telemetry_frame(-1, 2500)
+    rows, cols = frame["grid"]
+    assert rows * cols == len(frame["phase"]) <= 2500 and rows == cols == 50
+
+
+def test_state_is_kept_and_resumed(tmp_path):
+    state = tmp_path / "state.toml"
+    daemon = make("grid-waves")
+    daemon.state_path = state
+    daemon.set("swarm.coupling", 0.33)
+    daemon.set("mapping.channels", "2,3")
+    preset, values = presets.load_state(state)
+    assert preset == "grid-waves"
+    assert values["swarm.coupling"] == 0.33 and values["mapping.channels"] == (2, 3)
+    assert values["swarm.topology"] == "grid"
+    assert "swarm.topology" not in state.read_text(), "only the tweaks are kept, on top of the preset"
+
+
+def test_saved_presets_load_back_identically():
+    daemon = make("ermentrout-800", **{"mapping.scale": "dorian", "swarm.coupling": 0.02})
+    path = daemon.save_preset("my-swarm")
+    assert path.parent == presets.user_dir()
+    assert presets.resolve("my-swarm") == {**daemon.values}
+    with pytest.raises(P.ParamError, match="preset name"):
+        daemon.save_preset("../escape")

@@ -122,12 +122,18 @@ class Proc:
 
 
 @pytest.fixture
-def spawn(jack_server):
-    """Start processes on the private JACK server; whatever is left running is killed afterwards."""
+def spawn(jack_server, tmp_path):
+    """Start processes on the private JACK server; whatever is left running is killed afterwards.
+
+    Their config, state and runtime folders are the test's own, never the user's.
+    """
     started: list[subprocess.Popen] = []
+    env = dict(jack_server)
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
+        env[name] = str(tmp_path / name.lower())
 
     def start(args: list[str]) -> Proc:
-        popen = subprocess.Popen(args, env=jack_server, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        popen = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started.append(popen)
         return Proc(popen)
 

@@ -1,0 +1,85 @@
+"""What the tick publishes for watchers (TUI, ctl, OSC): recent flashes and phase snapshots.
+
+The tick thread writes; readers on other threads copy.  Nothing here makes the tick wait: the flash
+ring is a fixed pair of arrays the tick overwrites in place, and a reader that falls behind by more
+than the ring holds is told how many flashes it lost instead of holding the writer back.  A phase
+snapshot is read while the tick may be writing it; a torn read mixes two adjacent ticks, which a
+picture drawn at 30 fps cannot show.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from firefly_midi.swarm import topology
+
+RING = 1 << 16
+MAX_FLASHES_PER_FRAME = 4096
+
+
+class FlashRing:
+    """The last RING flashes as (id, swarm time), written by one thread, read by any."""
+
+    def __init__(self, capacity: int = RING):
+        self.ids = np.zeros(capacity, dtype=np.int64)
+        self.times = np.zeros(capacity, dtype=np.float64)
+        self.capacity = capacity
+        self.written = 0  # flashes ever pushed; slot = written % capacity
+
+    def push(self, ids: np.ndarray, fractions: np.ndarray, tick: int, dt: float) -> None:
+        """Add one tick's flashes (ids and sub-tick fractions of tick ``tick``)."""
+        n = ids.size
+        if n == 0:
+            return
+        if n > self.capacity:  # keep the newest; the older ones count as written (readers see them lost)
+            self.written += n - self.capacity
+            ids, fractions, n = ids[-self.capacity :], fractions[-self.capacity :], self.capacity
+        start = self.written % self.capacity
+        first = min(n, self.capacity - start)
+        self.ids[start : start + first] = ids[:first]
+        self.times[start : start + first] = (tick + fractions[:first]) * dt
+        if first < n:
+            self.ids[: n - first] = ids[first:]
+            self.times[: n - first] = (tick + fractions[first:]) * dt
+        self.written += n
+
+    def since(self, cursor: int, limit: int = MAX_FLASHES_PER_FRAME) -> tuple[list[list[float]], int, int]:
+        """Flashes after ``cursor`` (-1: none yet, start now) → ([[id, t], ...], new cursor, lost)."""
+        end = self.written
+        if cursor < 0:
+            return [], end, 0
+        oldest = max(cursor, end - self.capacity)
+        lost = oldest - cursor
+        if end - oldest > limit:
+            lost += end - oldest - limit
+            oldest = end - limit
+        slots = np.arange(oldest, end) % self.capacity
+        ids, times = self.ids[slots], self.times[slots]
+        overwritten = self.written - self.capacity - oldest  # the writer lapped us while we copied
+        if overwritten > 0:
+            ids, times, lost = ids[overwritten:], times[overwritten:], lost + overwritten
+        return [[int(i), round(float(t), 4)] for i, t in zip(ids, times, strict=True)], end, lost
+
+
+def phase_snapshot(phase: np.ndarray, points: int, grid: bool) -> dict[str, object]:
+    """At most ``points`` phases as ints 0..65535 (-1 for a silenced firefly), and how they were picked.
+
+    A grid is thinned in both directions so the picture keeps its lattice: ``grid`` gives the thinned
+    (rows, cols), read row-major.  Otherwise every ``stride``-th firefly is shown.
+    """
+    n = phase.size
+    if grid:
+        rows, cols = topology.grid_shape(n)
+        stride = max(1, math.ceil(math.sqrt(n / max(points, 1))))
+        padded = np.full(rows * cols, np.nan)
+        padded[:n] = phase
+        picked = padded.reshape(rows, cols)[::stride, ::stride]
+        shape: list[int] | None = list(picked.shape)
+        picked = picked.ravel()
+    else:
+        stride = max(1, math.ceil(n / max(points, 1)))
+        picked, shape = phase[::stride], None
+    quantised = np.where(np.isnan(picked), -1, np.floor(np.nan_to_num(picked) * 65536.0).clip(0, 65535)).astype(np.int64)
+    return {"stride": stride, "grid": shape, "phase": quantised.tolist()}
