@@ -37,6 +37,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -91,6 +92,40 @@ def machine() -> dict[str, object]:
 
 
 # ------------------------------------------------------------------------------ worker: one tick run
+class ClockOnly:
+    """The daemon's Clock ticking nothing but the benchmark's marks: the machine's own floor of lateness."""
+
+    def __init__(self, tick_s: float):
+        from collections import deque
+
+        from firefly_midi.clock import Clock
+
+        self._commands: deque = deque()
+        self.clock = Clock(tick_s, self._tick)
+        self.swarm = SimpleNamespace(ticks=0, n=0)
+        self.ports = SimpleNamespace(state="open")
+
+    def _tick(self, k: int) -> None:
+        while self._commands:
+            self._commands.popleft()()
+        self.swarm.ticks += 1
+
+    def submit(self, command) -> None:
+        self._commands.append(command)
+
+    def start(self) -> None:
+        self.clock.start()
+
+    def stop(self) -> None:
+        self.clock.stop()
+
+    def status(self) -> dict:
+        return {"notes_out": 0, "errors": 0, "ports": {"state": "none"}}
+
+
+CLOCK_ONLY = "clock-only"
+
+
 def worker(spec: dict) -> dict:
     """Play one configuration in this process and measure the window between two tick-thread marks."""
     from firefly_midi import presets
@@ -98,9 +133,13 @@ def worker(spec: dict) -> dict:
     from firefly_midi.daemon import Daemon
     from firefly_midi.ports import PortConfig
 
-    values = presets.resolve(spec["preset"], [f"{k}={v}" for k, v in spec["set"].items()])
     built = time.monotonic()
-    daemon = Daemon(values, spec["preset"], PortConfig(backend="jack", client=spec["client"], use_input=True))
+    if spec["preset"] == CLOCK_ONLY:
+        values = {"swarm.model": "-", "swarm.topology": "-"}
+        daemon = ClockOnly(TICK_MS / 1e3)
+    else:
+        values = presets.resolve(spec["preset"], [f"{k}={v}" for k, v in spec["set"].items()])
+        daemon = Daemon(values, spec["preset"], PortConfig(backend="jack", client=spec["client"], use_input=True))
     daemon.start()
     start_s = time.monotonic() - built
     if daemon.ports.state != "open":
@@ -390,9 +429,10 @@ def show_ticks(rows: list[dict]) -> None:
         if "failed" in r:
             print(f"{r['preset']:<15}{r['n']!s:>9}  FAILED {r['failed'][-300:]}")
             continue
+        n = r["n"] or "-"
         late = r["lateness_us"]
         print(
-            f"{r['preset']:<15}{r['n']:>9} {late['p50']:>7.0f}{late['p99']:>8.0f}{late['p99.9']:>9.0f}{late['max']:>9.0f}  "
+            f"{r['preset']:<15}{n:>9} {late['p50']:>7.0f}{late['p99']:>8.0f}{late['p99.9']:>9.0f}{late['max']:>9.0f}  "
             f"{r['skipped']:>8} {r['busy_share']:>6.1%} {r['thread_cpu_share']:>6.1%} {r['drift_us']:>9.1f} {r['swarm_lag_ms']:>8.0f}ms"
         )
 
@@ -444,7 +484,8 @@ def main() -> None:
     print(f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, Python {result['machine']['python']}")
     with private_jack(48_000, 64) as env:
         if not args.no_ticks:
-            rows = []
+            rows = [tick_run(env, CLOCK_ONLY, None, seconds, args.warmup)]
+            print("  clock-only: done", file=sys.stderr, flush=True)
             for preset in args.presets.split(","):
                 for n in sizes:
                     rows.append(tick_run(env, preset, n, seconds, args.warmup))

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
@@ -45,8 +47,36 @@ def connect(env: dict[str, str], source: str, destination: str, timeout: float =
         time.sleep(0.05)
 
 
+def dead_server_names(registry: str = "/dev/shm/jack-shm-registry") -> list[str]:
+    """Names of servers in JACK's shared registry whose process is gone.
+
+    jackd2 keeps 8 server slots in that registry and frees a dead server's slot only when a server
+    of the same name starts again.  A jackd that dies without cleaning up (SIGKILL, SIGPIPE) under a
+    unique name leaks its slot for good; after 8 such deaths every new server fails with "Too many
+    servers already active".  Starting under a dead server's name takes its slot back.
+    """
+    try:
+        with open(registry, "rb") as f:
+            data = f.read(8192)
+    except OSError:
+        return []
+    names = []
+    for m in re.finditer(rb"jack-\d+:([^:\x00]+):", data):
+        if m.start() < 4:
+            continue
+        pid = struct.unpack_from("<i", data, m.start() - 4)[0]
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            names.append(m.group(1).decode(errors="replace"))
+        except (PermissionError, OverflowError):
+            pass
+    return names
+
+
 def _start(env: dict[str, str], rate: int, frames: int, log, attempts: int = 12) -> subprocess.Popen:
-    """Start jackd; retry while JACK's table of servers is full (other sessions' servers come and go)."""
+    """Start jackd under ``env["JACK_DEFAULT_SERVER"]``; when JACK's table of servers is full, take
+    the slot of a dead server (renaming ours in ``env``) or wait for one to stop."""
     for attempt in range(attempts):
         log.seek(0)
         log.truncate()
@@ -57,17 +87,26 @@ def _start(env: dict[str, str], rate: int, frames: int, log, attempts: int = 12)
             stderr=subprocess.STDOUT,
             text=True,
         )
+        deadline = time.monotonic() + 15
+        while server.poll() is None and time.monotonic() < deadline:
+            if "system:playback_1" in jack_ports(env):
+                return server
+            time.sleep(0.05)
+        server.terminate()
         try:
-            wait_for_port(env, "system:playback_1", timeout=15)
-            return server
-        except TimeoutError:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-            log.seek(0)
-            text = log.read()
+        log.seek(0)
+        text = log.read()
         if "Too many servers" not in text or attempt == attempts - 1:
             raise JackUnavailable(f"the private JACK server did not start: {text[-2000:]}")
-        time.sleep(5)
+        dead = dead_server_names()
+        if dead:
+            env["JACK_DEFAULT_SERVER"] = dead[0]
+        else:
+            time.sleep(5)
     raise AssertionError("unreachable")
 
 
@@ -88,6 +127,7 @@ def private_jack(rate: int = 48_000, frames: int = 64) -> Iterator[dict[str, str
     # reads fills up (64 KiB), blocks jackd in write() and with it every client on the server.
     with tempfile.TemporaryFile(mode="w+") as log:
         server = _start(env, rate, frames, log)
+        overrides["JACK_DEFAULT_SERVER"] = env["JACK_DEFAULT_SERVER"]
         try:
             os.environ.update(overrides)
             yield env

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from firefly_midi import __version__, presets
+from firefly_midi.control import ControlError, serve
+from firefly_midi.ctl import add_ctl_parser, run_ctl
 from firefly_midi.params import PARAMS, ParamError, check_consistency, params_markdown, parse_assignment
 from firefly_midi.ports import BACKENDS, PortConfig
 
@@ -37,6 +39,22 @@ def build_parser() -> argparse.ArgumentParser:
     daemon.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
     daemon.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     daemon.add_argument("--status-every", type=float, default=0.0, metavar="S", help="log a status line every S seconds (0: never)")
+    daemon.add_argument(
+        "--socket", type=Path, default=None, metavar="PATH", help="control socket (default: $XDG_RUNTIME_DIR/firefly-midi/control.sock)"
+    )
+    daemon.add_argument("--osc-port", type=int, default=0, metavar="PORT", help="also take OSC commands on this UDP port (0: off)")
+    daemon.add_argument("--osc-host", default="127.0.0.1", help="address the OSC listener binds (default: %(default)s, this machine only)")
+
+    tui = commands.add_parser("tui", help="watch and play a running daemon in the terminal")
+    tui.add_argument("--socket", type=Path, default=None, metavar="PATH", help="the daemon's control socket")
+
+    run = commands.add_parser("run", help="start the daemon in the background if none runs, then open the terminal UI")
+    _add_preset_args(run, default=None)
+    run.add_argument("--backend", choices=BACKENDS, default="auto", help="MIDI backend for a daemon started here")
+    run.add_argument("--socket", type=Path, default=None, metavar="PATH", help="the daemon's control socket")
+    run.add_argument("--stop-on-quit", action="store_true", help="stop the daemon when the UI quits (default: it keeps playing)")
+
+    add_ctl_parser(commands)
 
     ren = commands.add_parser("render", help="run the swarm offline and write what it plays to a MIDI file")
     _add_preset_args(ren)
@@ -66,7 +84,16 @@ def _add_preset_args(parser: argparse.ArgumentParser, default: str | None = pres
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"simulate": _simulate, "daemon": _daemon, "render": _render, "presets": _presets, "params": _params}
+    commands = {
+        "simulate": _simulate,
+        "daemon": _daemon,
+        "render": _render,
+        "tui": _tui,
+        "run": _run,
+        "ctl": run_ctl,
+        "presets": _presets,
+        "params": _params,
+    }
     try:
         return commands[args.command](args)
     except (ParamError, FileNotFoundError) as exc:
@@ -127,11 +154,26 @@ def _daemon(args: argparse.Namespace) -> int:
         clock_in=values["input.clock_in"],
     )
     daemon = Daemon(values, preset, config)
+    try:
+        control = serve(daemon, args.socket)  # a second daemon stops here, before it writes or opens anything
+    except ControlError as exc:
+        print(f"firefly-midi: {exc}", file=sys.stderr)
+        return 1
     daemon.state_path = presets.state_file()
     daemon.save_state()
     if args.status_every > 0:
         daemon.log_status_every(args.status_every)
-    return daemon.run_forever()
+    osc = None
+    if args.osc_port:
+        from firefly_midi.osc import serve_osc
+
+        osc = serve_osc(daemon, host=args.osc_host, port=args.osc_port)
+        osc.start()
+    try:
+        return daemon.run_forever(control)
+    finally:
+        if osc is not None:
+            osc.close()
 
 
 def _daemon_start_values(args: argparse.Namespace) -> tuple[str, dict]:
@@ -156,6 +198,27 @@ def _daemon_start_values(args: argparse.Namespace) -> tuple[str, dict]:
             return preset, values
     preset = args.preset or presets.DEFAULT_PRESET
     return preset, presets.resolve(preset, args.assignments, args.seed)
+
+
+def _tui(args: argparse.Namespace) -> int:
+    from firefly_midi.tui.app import run_tui
+
+    return run_tui(args.socket)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The product: make sure a daemon plays (started in the background if needed), then the UI."""
+    from firefly_midi.control import default_socket_path, start_daemon_in_background
+    from firefly_midi.tui.app import run_tui
+
+    socket_path = args.socket or default_socket_path()
+    extra = [a for pair in (("--backend", args.backend),) for a in pair]
+    if args.preset:
+        extra += ["--preset", args.preset]
+    for text in args.assignments:
+        extra += ["--set", text]
+    start_daemon_in_background(socket_path, extra)
+    return run_tui(socket_path, stop_daemon_on_quit=args.stop_on_quit)
 
 
 def _show(value: object) -> str:

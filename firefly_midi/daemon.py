@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -24,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firefly_midi import __version__, presets
 from firefly_midi import params as P
@@ -34,12 +35,16 @@ from firefly_midi.ports import PortConfig, Ports
 from firefly_midi.swarm import Swarm
 from firefly_midi.telemetry import FlashRing, phase_snapshot
 
+if TYPE_CHECKING:
+    from firefly_midi.control import ControlServer
+
 log = logging.getLogger("firefly_midi.daemon")
 
 R_EVERY_TICKS = 10  # the order parameter is O(N): refresh it every 10 ticks, not every tick
 AUTOMATION_EVERY_S = 0.01
 MIDI_CLOCK, MIDI_START, MIDI_STOP = 0xF8, 0xFA, 0xFC
 MAX_ERRORS_IN_A_ROW = 100
+SWITCH_INTERVAL_S = 1e-4
 _REVOICING = ("swarm.n", "swarm.seed", "swarm.topology", "swarm.neighbors", "swarm.freq_dist", "swarm.freq_spread_hz")
 
 
@@ -71,6 +76,7 @@ class Daemon:
         self.errors = 0
         self._errors_in_a_row = 0
         self._status_every = 0.0
+        self._next_reopen = 0.0
         self.stopped = threading.Event()
         self.exit_code = 0
 
@@ -80,6 +86,9 @@ class Daemon:
         self.ports.open()
         gc.collect()
         gc.freeze()  # start-up objects out of the collector's way: the tick makes no new containers
+        # Another thread holding the GIL (the control server encoding a frame) keeps it for up to the
+        # switch interval before the tick can take it back: 5 ms by default, 0.1 ms here.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.clock.start()
         log.info(
             "playing preset %s: %d fireflies, %s model, tick %.3g ms",
@@ -109,23 +118,45 @@ class Daemon:
         self.ports.close()
         self.stopped.set()
 
-    def run_forever(self) -> int:
+    def run_forever(self, control: ControlServer | None = None) -> int:
         """Run until SIGINT/SIGTERM (or a ``stop`` command); silence everything; return the exit code."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stopped.set())
-        self.start()
+        try:
+            self.start()
+            if control is not None:
+                control.start()
+            self._watch_until_stopped()
+            self.stop()
+        finally:
+            if control is not None:
+                control.close()  # after stop(): the notes are silenced first
+        log.info("stopped; %d notes played, every one of them ended", self.mapper.notes_out)
+        return self.exit_code
+
+    def _watch_until_stopped(self) -> None:
         next_status = time.monotonic() + self._status_every
         while not self.stopped.wait(0.05):
             if not self.clock.running:  # the tick thread died: silence and leave
                 log.error("the tick thread stopped: %s", self.clock.error)
                 self.exit_code = 1
-                break
+                return
+            self._look_after_ports()
             if self._status_every and time.monotonic() >= next_status:
                 next_status += self._status_every
                 log.info("status %s", json.dumps(self.status()))
-        self.stop()
-        log.info("stopped; %d notes played, every one of them ended", self.mapper.notes_out)
-        return self.exit_code
+
+    def _look_after_ports(self) -> None:
+        """Notice a MIDI server that went away; reopen the ports once it is back (every second)."""
+        ports = self.ports
+        if ports.lost:
+            ports.mark_lost()
+            self.submit(self._silence)  # forget the pending notes: their synth went with the server
+            log.warning("the MIDI server went away; the swarm keeps playing and the ports reopen when it is back")
+        if ports.state == "lost" and time.monotonic() >= self._next_reopen:
+            self._next_reopen = time.monotonic() + 1.0
+            if ports.reopen():
+                self.submit(self._silence)  # All Notes Off on every channel used, before anything plays
 
     def log_status_every(self, seconds: float) -> None:
         """Log ``status`` as one JSON line every ``seconds`` while running (for logs and scripts)."""

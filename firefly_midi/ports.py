@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger("firefly_midi.ports")
 
@@ -77,6 +79,9 @@ class Ports:
         self.sent = 0
         self.unsent = 0  # messages the swarm played while no port was open
         self.received = 0
+        self.losses = 0
+        self.watch: JackWatch | None = None
+        self._dead: list[object] = []  # ports of a server that died: never touched again
 
     # --------------------------------------------------------------------------------- opening
     def open(self) -> None:
@@ -91,12 +96,14 @@ class Ports:
         problems = []
         for backend in platform_backends(self.config.backend):
             try:
-                self._open_on(backend)
+                out, inp = self._open_on(backend)
             except PortError as exc:
                 problems.append(f"{backend}: {exc}")
-                self.close()
                 continue
+            self.out, self.inp = out, inp
             self.backend, self.state, self.problem = backend, "open", ""
+            if backend == "jack":
+                self.watch = JackWatch.start(self.config.client)
             log.info("MIDI ports open on %s: %s", backend, ", ".join(self.names()))
             return
         self._give_up("; ".join(problems))
@@ -105,23 +112,27 @@ class Ports:
         self.state, self.problem = "none", why
         log.warning("no MIDI backend could be opened (%s); the swarm keeps running without MIDI", why)
 
-    def _open_on(self, backend: str) -> None:
+    def _open_on(self, backend: str) -> tuple[Any, Any]:
+        """(output, input or None) opened on ``backend``; nothing is kept if either fails."""
         import rtmidi
 
         cfg = self.config
+        out = inp = None
         try:
             api = _api(backend)
             if api not in rtmidi.get_compiled_api():
                 raise PortError(f"python-rtmidi was built without {backend} support")
-            self.out = rtmidi.MidiOut(api, cfg.client)
-            _open(self.out, cfg.out_name, cfg.connect_out, "output")
+            out = rtmidi.MidiOut(api, cfg.client)
+            _open(out, cfg.out_name, cfg.connect_out, "output")
             if cfg.use_input:
-                self.inp = rtmidi.MidiIn(api, self._input_client(backend), queue_size_limit=4096)
+                inp = rtmidi.MidiIn(api, self._input_client(backend), queue_size_limit=4096)
                 # sysex is never a flash; dropping it in rtmidi keeps a sysex flood out of our queue
-                self.inp.ignore_types(sysex=True, timing=not cfg.clock_in, active_sense=True)
-                _open(self.inp, cfg.in_name, cfg.connect_in, "input")
-        except (rtmidi.RtMidiError, SystemError, RuntimeError) as exc:
+                inp.ignore_types(sysex=True, timing=not cfg.clock_in, active_sense=True)
+                _open(inp, cfg.in_name, cfg.connect_in, "input")
+        except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
+            _close_quietly(out, inp)
             raise PortError(str(exc).strip() or type(exc).__name__) from None
+        return out, inp
 
     def _input_client(self, backend: str) -> str:
         """rtmidi makes one client per port; JACK wants unique client names, so the input's says so."""
@@ -131,15 +142,38 @@ class Ports:
         names = [f"{self.config.client}:{self.config.out_name}"] if self.out else []
         return names + ([f"{self._input_client(self.backend or '')}:{self.config.in_name}"] if self.inp else [])
 
+    # ------------------------------------------------------------------------- losing the server
+    @property
+    def lost(self) -> bool:
+        """True once the MIDI server under open ports has gone away (JACK tells its clients)."""
+        return self.state == "open" and self.watch is not None and self.watch.gone.is_set()
+
+    def mark_lost(self) -> None:
+        """Stop using the ports of a server that went away; ``reopen()`` tries again."""
+        self._dead.extend(p for p in (self.out, self.inp, self.watch) if p is not None)
+        self.out = self.inp = self.watch = None  # the tick sees None at once and counts as unsent
+        self.state, self.problem = "lost", "the MIDI server went away"
+        self.losses += 1
+
+    def reopen(self) -> bool:
+        """Open the ports again on the backend that was lost; False while it is still away."""
+        backend = self.backend or "jack"
+        try:
+            out, inp = self._open_on(backend)
+        except PortError as exc:
+            self.problem = f"the MIDI server went away; reconnecting ({exc})"
+            return False
+        self.watch = JackWatch.start(self.config.client) if backend == "jack" else None
+        self.out, self.inp, self.state, self.problem = out, inp, "open", ""
+        log.info("MIDI ports open again on %s: %s", backend, ", ".join(self.names()))
+        return True
+
     def close(self) -> None:
-        for port in (self.out, self.inp):
-            if port is not None:
-                try:
-                    port.close_port()
-                    port.delete()
-                except Exception as exc:  # closing a port of a dead server must not stop the shutdown
-                    log.debug("closing a port failed: %s", exc)
-        self.out = self.inp = None
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
+        out, inp, self.out, self.inp = self.out, self.inp, None, None
+        _close_quietly(out, inp)
         if self.state == "open":
             self.state = "closed"
 
@@ -171,6 +205,7 @@ class Ports:
             "sent": self.sent,
             "unsent": self.unsent,
             "received": self.received,
+            "losses": self.losses,
         }
 
 
@@ -186,3 +221,50 @@ def _open(port, name: str, connect_to: str | None, kind: str) -> None:
             return
     listing = ", ".join(available) or "none"
     raise PortError(f"no MIDI {kind} port matching {connect_to!r}; available: {listing}")
+
+
+class JackWatch:
+    """A silent JACK client that is told when the server shuts down (rtmidi's clients are not)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.gone = threading.Event()
+
+    @classmethod
+    def start(cls, name: str) -> JackWatch | None:
+        try:
+            import jack
+        except (ImportError, OSError) as exc:  # no JACK-Client or no libjack: loss goes unseen
+            log.warning("cannot watch the JACK server (%s): a lost server will not be noticed", exc)
+            return None
+        try:
+            client = jack.Client(f"{name}-watch", no_start_server=True)
+        except jack.JackError as exc:
+            log.warning("cannot watch the JACK server: %s", exc)
+            return None
+        watch = cls(client)
+        try:
+            client.set_shutdown_callback(lambda status, reason: watch.gone.set())
+            client.activate()
+        except jack.JackError as exc:  # the server went away in between: the next look will see it
+            log.warning("cannot watch the JACK server: %s", exc)
+            watch.gone.set()
+        return watch
+
+    def close(self) -> None:
+        if not self.gone.is_set():
+            try:
+                self.client.deactivate()
+                self.client.close()
+            except Exception as exc:
+                log.debug("closing the JACK watch failed: %s", exc)
+
+
+def _close_quietly(*ports: Any) -> None:
+    for port in ports:
+        if port is not None:
+            try:
+                port.close_port()
+                port.delete()
+            except Exception as exc:  # closing a port of a dead server must not stop a shutdown
+                log.debug("closing a port failed: %s", exc)

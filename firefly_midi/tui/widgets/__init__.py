@@ -1,0 +1,1 @@
+"""The TUI's widgets, one module each; drawing functions are pure and take an immutable view."""

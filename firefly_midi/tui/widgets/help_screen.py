@@ -1,0 +1,45 @@
+"""HelpScreen: the keys, read from the app's bindings (no second list)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEY_NAMES = {"question_mark": "?", "exclamation_mark": "!", "escape": "esc", "enter": "enter", "tab": "tab"}
+
+
+def key_label(keys: str) -> str:
+    return " / ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in keys.split(","))
+
+
+class HelpScreen(ModalScreen[None]):
+    """Lists ``bindings`` (key, what it does); any of escape, ? or q closes it."""
+
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape,question_mark,q", "dismiss", "close")]
+
+    def __init__(self, bindings: Iterable[Binding], extra: Iterable[tuple[str, str]] = ()):
+        super().__init__()
+        self.rows = [(key_label(b.key), b.description) for b in bindings if b.description] + list(extra)
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold yellow", no_wrap=True)
+        table.add_column()
+        for key, text in self.rows:
+            table.add_row(key, text)
+        with Vertical(id="help"):
+            yield Static(table)
+            yield Static("[dim]escape, ? or q closes this[/dim]")
+
+    def on_mount(self) -> None:
+        self.query_one("#help").border_title = "keys"
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)

@@ -1,0 +1,78 @@
+"""StatusPanel: connection, preset, counters, tick lateness and ports, as text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from firefly_midi.tui.model import StatusView
+
+
+def _us(value: Any) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return f"{value / 1000:.2f} ms" if value >= 1000 else f"{value:.0f} µs"
+
+
+def _ports(ports: dict[str, Any]) -> str:
+    if not ports:
+        return "–"
+    names = ", ".join(str(p) for p in ports.get("ports") or ()) or "none"
+    text = f"{ports.get('state', '?')} · {names}"
+    if ports.get("problem"):
+        text += f" · {ports['problem']}"
+    return text
+
+
+class StatusPanel(Widget):
+    """Holds the connection state (``connection``, ``connected``) and the latest ``StatusView``."""
+
+    DEFAULT_CSS = "StatusPanel { height: 13; }"
+    connection: reactive[str] = reactive("connecting…")
+    connected: reactive[bool] = reactive(False)
+    view: reactive[StatusView] = reactive(StatusView)
+
+    def watch_connected(self, connected: bool) -> None:
+        self.set_class(not connected, "-disconnected")
+
+    def render(self) -> Text:
+        v = self.view
+        state = ("paused", "bold yellow") if v.paused else ("playing", "green")
+        shown = f"{v.n:,} fireflies" + (f" · showing 1/{v.stride}" if v.stride > 1 else "")
+        if v.grid:
+            shown += f" · grid {v.grid[0]}×{v.grid[1]}"
+        late = v.lateness_us
+        rows: list[tuple[str, Text | str]] = [
+            ("daemon", Text(self.connection, style="bold green" if self.connected else "bold red")),
+            ("preset", Text.assemble((v.preset or "–", "bold"), "  ", state)),
+            ("swarm", shown),
+            ("time", f"{v.time_s:,.1f} s · r {v.order_parameter:.3f}"),
+            ("tempo", f"{v.tempo_bpm:.1f} bpm · nominal {v.nominal_tempo_bpm:.1f} · drift {v.drift_bpm:+.1f}"),
+            ("notes", f"{v.notes_out:,} out · {v.notes_per_s:.1f}/s"),
+            ("input", f"{v.flashes_in:,} flashes in · {v.dropped_in:,} dropped"),
+            ("lateness", f"p50 {_us(late.get('p50'))} · p99 {_us(late.get('p99'))} · max {_us(late.get('max'))}"),
+            ("ticks", f"{v.skipped_ticks:,} skipped"),
+            ("frames", f"{v.frames:,} · {v.dropped_frames:,} dropped · {v.flashes_lost:,} flashes lost"),
+            ("ports", _ports(v.ports)),
+        ]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for index, (label, value) in enumerate(rows):
+            if index:
+                text.append("\n")
+            text.append(f"{label:<9}", "dim")
+            text.append(value)
+        return text
+
+    def text(self) -> str:
+        """The panel as plain text (tests read it)."""
+        from rich.console import Console
+
+        console = Console(width=max(40, self.size.width or 80), record=True, file=None, color_system=None)
+        with console.capture() as capture:
+            console.print(self.render())
+        return capture.get()

@@ -1,0 +1,623 @@
+"""The control plane against a real, playing daemon in this process, over a real Unix socket.
+
+The daemon runs portless (JACK_DEFAULT_SERVER names no server, so no MIDI backend opens) with its
+real tick thread; the server runs on its own thread, as in ``firefly-midi daemon``.  Clients here are
+raw sockets (to send what no client library would), the blocking ``request()``, ``ControlClient`` and
+``firefly-midi ctl`` itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from firefly_midi import control, presets
+from firefly_midi.control import ControlClient, ControlError, SocketBusyError, claim_socket, request
+from firefly_midi.ctl import add_ctl_parser, run_ctl
+from firefly_midi.daemon import Daemon
+from firefly_midi.ports import PortConfig
+
+N = 4096  # enough fireflies that a frame is ~12 KB and a subscriber that never reads falls behind fast
+SPEC_FRAME_FIELDS = {
+    "frame",
+    "time_s",
+    "preset",
+    "paused",
+    "n",
+    "stride",
+    "phase",
+    "grid",
+    "flashes",
+    "order_parameter",
+    "tempo_bpm",
+    "nominal_tempo_bpm",
+    "drift_bpm",
+    "notes_out",
+    "flashes_in",
+    "dropped_in",
+    "dropped_frames",
+    "lateness_us",
+    "skipped_ticks",
+    "ports",
+}
+ERROR_CODES = {"bad_json", "unknown_command", "bad_argument", "bad_param", "not_found", "too_large", "internal"}
+
+
+@pytest.fixture(scope="module")
+def folder():
+    """A short folder: a Unix socket path is at most 107 bytes, and pytest's tmp_path can be longer."""
+    path = Path(tempfile.mkdtemp(prefix="ffctl-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    saved = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = f"firefly-no-such-server-{os.getpid()}"
+    try:
+        d = Daemon(presets.resolve("pulse-sine", [f"swarm.n={N}"]), "pulse-sine", PortConfig(backend="jack", use_input=False))
+        d.start()
+        yield d
+        d.stop()
+    finally:
+        if saved is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = saved
+
+
+@pytest.fixture(scope="module")
+def server(daemon, folder):
+    srv = control.serve(daemon, folder / "control.sock").start()
+    yield srv
+    srv.close()
+    assert not srv.path.exists(), "close() removes the socket"
+
+
+@pytest.fixture(scope="module")
+def path(server):
+    return server.path
+
+
+class Raw:
+    """A bare connection: send any bytes, read lines (the hello is read on connect)."""
+
+    def __init__(self, path: Path, timeout: float = 5.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.buffer = b""
+        self.hello = self.line()
+
+    def send(self, data: bytes | str) -> None:
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def ask(self, **request) -> dict:
+        self.send(json.dumps(request) + "\n")
+        return self.reply()
+
+    def line(self) -> dict:
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(1 << 20)
+            assert chunk, "the server closed the connection"
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+    def reply(self) -> dict:
+        """The next line that is not a telemetry frame."""
+        while "frame" in (message := self.line()):
+            pass
+        return message
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def eventually(check, timeout: float = 2.0):
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+    return result
+
+
+def ctl(path: Path, *argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="firefly-midi")
+    add_ctl_parser(parser.add_subparsers(dest="command", required=True))
+    return run_ctl(parser.parse_args(["ctl", "--socket", str(path), *argv]))
+
+
+# ------------------------------------------------------------------------------------------- basics
+def test_hello_then_status(path):
+    raw = Raw(path)
+    assert raw.hello == {"hello": "firefly-midi", "protocol": 1, "version": control.__version__}
+    reply = raw.ask(id="s1", cmd="status")
+    assert reply["id"] == "s1" and reply["ok"] is True
+    status = reply["result"]
+    for key in ("preset", "params", "n", "order_parameter", "tempo_bpm", "nominal_tempo_bpm", "notes_out", "flashes_in"):
+        assert key in status
+    for key in ("dropped_in", "ticks", "skipped_ticks", "lateness_us", "ports", "paused"):
+        assert key in status
+    assert status["n"] == N and status["preset"] == "pulse-sine"
+    assert {"p50", "p99", "max"} <= set(status["lateness_us"])
+    raw.close()
+
+
+def test_socket_is_owner_only(path):
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_default_folder_is_made_owner_only(monkeypatch, daemon, folder):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder / "run"))
+    default = control.default_socket_path()
+    assert default == folder / "run" / "firefly-midi" / "control.sock"
+    srv = control.serve(daemon)  # claimed, not started: still refuses a second claim
+    try:
+        assert stat.S_IMODE(os.stat(default.parent).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(default).st_mode) == 0o600
+    finally:
+        srv.close()
+    assert not default.exists()
+
+
+def test_get_set_round_trip_is_visible_in_status(path, daemon):
+    assert request(path, "set", key="swarm.coupling", value=0.25) == 0.25
+    assert request(path, "set", key="swarm.coupling", value="0.2") == 0.2  # text, as on the command line
+    eventually(lambda: request(path, "get", key="swarm.coupling") == 0.2)  # applied at the next tick
+    eventually(lambda: request(path, "status")["params"]["swarm.coupling"] == 0.2)
+    everything = request(path, "get")
+    assert everything["swarm.n"] == N and everything["swarm.coupling"] == 0.2
+    assert request(path, "set", key="mapping.channels", value=[1, 2]) == [1, 2]
+    assert request(path, "set", key="mapping.channels", value="1") == [1]
+
+
+@pytest.mark.parametrize(
+    ("request_", "code", "words"),
+    [
+        ({"cmd": "set", "key": "swarm.coupling", "value": "lots"}, "bad_param", ["swarm.coupling", "0..100"]),
+        ({"cmd": "set", "key": "swarm.coupling", "value": 1e9}, "bad_param", ["swarm.coupling", "0..100"]),
+        ({"cmd": "set", "key": "swarm.couplin", "value": 1}, "bad_param", ["did you mean swarm.coupling"]),
+        ({"cmd": "get", "key": "swarm.nn"}, "bad_param", ["did you mean swarm.n"]),
+        ({"cmd": "stauts"}, "unknown_command", ["did you mean 'status'"]),
+        ({"cmd": ["status"]}, "unknown_command", ["commands: status"]),
+        ({"id": 1}, "bad_argument", ['"cmd"']),
+        ({"cmd": "set", "key": "swarm.coupling"}, "bad_argument", ["'value'"]),
+        ({"cmd": "set", "key": 3, "value": 1}, "bad_argument", ["key must be a string"]),
+        ({"cmd": "status", "verbose": True}, "bad_argument", ["'verbose'"]),
+        ({"cmd": "forward", "seconds": 0}, "bad_argument", ["0 < seconds <= 600"]),
+        ({"cmd": "forward", "seconds": 601}, "bad_argument", ["0 < seconds <= 600"]),
+        ({"cmd": "forward", "seconds": "soon"}, "bad_argument", ["number"]),
+        ({"cmd": "forward", "seconds": True}, "bad_argument", ["number"]),
+        ({"cmd": "subscribe", "fps": 0}, "bad_argument", ["1..60"]),
+        ({"cmd": "subscribe", "points": 10}, "bad_argument", ["16..65536"]),
+        ({"cmd": "preset", "name": "no-such-preset"}, "not_found", ["no-such-preset", "pulse-sine"]),
+        ({"cmd": "preset", "name": ""}, "bad_argument", ["name"]),
+        ({"cmd": "save", "name": "../escape"}, "bad_param", ["preset name"]),
+    ],
+)
+def test_errors_are_clear_replies(path, request_, code, words):
+    raw = Raw(path)
+    reply = raw.ask(id=7, **request_) if "id" not in request_ else raw.ask(**request_)
+    assert reply["ok"] is False and reply["id"] in (7, 1)
+    assert reply["error"]["code"] == code, reply
+    for word in words:
+        assert word in reply["error"]["message"], reply
+    assert raw.ask(id=8, cmd="get", key="swarm.n") == {"id": 8, "ok": True, "result": N}  # still usable
+    raw.close()
+
+
+def test_malformed_json_gets_bad_json_and_the_connection_goes_on(path):
+    raw = Raw(path)
+    for line in (b"{not json\n", b"[1, 2]\n", b"\n", b"\xff\xfe\n", b'"status"\n'):
+        raw.send(line)
+        reply = raw.reply()
+        assert reply["ok"] is False and reply["error"]["code"] == "bad_json" and reply["id"] is None
+    assert raw.ask(id="after", cmd="get", key="swarm.n")["result"] == N
+    raw.close()
+
+
+def test_ten_megabyte_line_is_too_large_and_nothing_stalls(path, daemon):
+    raw = Raw(path, timeout=10.0)
+    ticks = daemon.clock.ticks
+    huge = b'{"cmd": "set", "key": "swarm.coupling", "value": "' + b"9" * (10 * 1024 * 1024) + b'"}\n'
+    sender = threading.Thread(target=raw.send, args=(huge + b'{"id": 2, "cmd": "get", "key": "swarm.n"}\n',))
+    sender.start()
+    other = request(path, "get", key="swarm.n")  # another client is served meanwhile
+    sender.join(10)
+    assert other == N
+    first = raw.reply()
+    assert first["ok"] is False and first["error"]["code"] == "too_large"
+    assert raw.reply() == {"id": 2, "ok": True, "result": N}  # the rest of the huge line was discarded
+    eventually(lambda: daemon.clock.ticks > ticks + 50)
+    assert request(path, "get", key="swarm.coupling") != 9.0
+    raw.close()
+
+
+def test_line_at_the_limit_is_read_one_byte_over_is_not(path):
+    raw = Raw(path)
+    request_ = b'{"id": 3, "cmd": "status", "pad": "'
+    fill = control.LINE_LIMIT - len(request_) - 2
+    raw.send(request_ + b"x" * fill + b'"}\n')
+    assert raw.reply()["error"]["code"] == "bad_argument"  # read and parsed: only the unknown argument is wrong
+    raw.send(request_ + b"x" * (fill + 1) + b'"}\n')
+    assert raw.reply()["error"]["code"] == "too_large"
+    assert raw.ask(id=4, cmd="get", key="swarm.n")["result"] == N
+    raw.close()
+
+
+def test_many_requests_in_one_write_get_replies_in_order(path):
+    raw = Raw(path)
+    raw.send("".join(json.dumps({"id": i, "cmd": "get", "key": "swarm.n"}) + "\n" for i in range(200)))
+    assert [raw.reply()["id"] for _ in range(200)] == list(range(200))
+    raw.close()
+
+
+def test_fifty_clients_at_once(path, server, daemon):
+    async def main():
+        clients = [await ControlClient(path).connect() for _ in range(50)]
+        try:
+            results = await asyncio.gather(*(c.request("get", key="swarm.n") for c in clients))
+            statuses = await asyncio.gather(*(c.request("status") for c in clients))
+            made, sent = server.frames_made, server.frames_sent
+            frames = await asyncio.gather(*(first_frames(c, 10) for c in clients))
+            return results, statuses, frames, server.frames_made - made, server.frames_sent - sent
+        finally:
+            await asyncio.gather(*(c.close() for c in clients))
+
+    async def first_frames(client, count):
+        got = []
+        async for frame in client.subscribe(fps=30, points=256):
+            got.append(frame)
+            if len(got) == count:
+                return got
+
+    ticks = daemon.clock.ticks
+    results, statuses, frames, made, sent = asyncio.run(asyncio.wait_for(main(), 20))
+    assert results == [N] * 50
+    assert all(s["n"] == N for s in statuses)
+    assert all(len(f) == 10 for f in frames)
+    assert sent >= 500 and made <= sent / 5, f"{made} snapshots for {sent} frames: subscribers at one rate share them"
+    assert daemon.clock.ticks > ticks
+
+
+def test_disconnects_are_quiet(path, server, caplog):
+    for _ in range(20):
+        raw = Raw(path)
+        raw.send(b'{"id": 1, "cmd": "subscribe"}\n{"id": 2, "cmd": "status"}\n{"id": 3, "cmd"')  # and hang up mid-line
+        raw.sock.shutdown(socket.SHUT_RDWR)
+        raw.close()
+    eventually(lambda: server.clients == 0)
+    assert request(path, "get", key="swarm.n") == N
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+# ------------------------------------------------------------------------------------------ commands
+def test_save_then_load_the_saved_preset(path, daemon):
+    saved = request(path, "save", name="ctl-test")
+    assert Path(saved["path"]) == presets.user_dir() / "ctl-test.toml" and Path(saved["path"]).is_file()
+    assert request(path, "presets")["ctl-test"] == saved["path"]
+    assert request(path, "preset", name="ctl-test") == {"preset": "ctl-test"}
+    status = eventually(lambda: (s := request(path, "status"))["preset"] == "ctl-test" and s)
+    assert status["n"] == N and status["params"]["swarm.coupling"] == 0.2
+
+
+def test_pause_resume_forward_reset_panic_stop(path, daemon):
+    assert request(path, "pause") == {}
+    eventually(lambda: request(path, "status")["paused"])
+    t0 = request(path, "status")["time_s"]
+    time.sleep(0.1)
+    assert request(path, "status")["time_s"] == t0
+    assert request(path, "forward", seconds=10) == {"seconds": 10}
+    eventually(lambda: request(path, "status")["time_s"] >= t0 + 10)
+    assert request(path, "resume") == {}
+    eventually(lambda: not request(path, "status")["paused"])
+    assert request(path, "panic") == {}
+    assert request(path, "reset") == {}
+    assert request(path, "stop") == {}
+    assert daemon.stopped.is_set()  # run_forever would now silence everything and return 0
+    daemon.stopped.clear()
+
+
+# ----------------------------------------------------------------------------------------- telemetry
+def test_subscribe_delivers_frames_with_the_spec_fields(path):
+    async def main():
+        async with ControlClient(path) as client:
+            frames, times = [], []
+            async for frame in client.subscribe(fps=30, points=1024):
+                frames.append(frame)
+                times.append(time.monotonic())
+                if len(frames) == 46:
+                    break
+            # replies still arrive while frames flow on the same connection
+            assert await client.request("get", key="swarm.n") == N
+            return frames, times
+
+    frames, times = asyncio.run(asyncio.wait_for(main(), 10))
+    rate = (frames[-1]["frame"] - frames[1]["frame"]) / (times[-1] - times[1])
+    assert rate >= 29.5, f"{rate:.1f} frames/s"
+    for frame in frames:
+        assert set(frame) >= SPEC_FRAME_FIELDS, SPEC_FRAME_FIELDS - set(frame)
+        assert frame["n"] == N and frame["stride"] == 4 and len(frame["phase"]) == N // 4 and frame["grid"] is None
+        assert all(0 <= p <= 65535 for p in frame["phase"])
+        assert frame["dropped_frames"] == 0
+    flashes = [f for frame in frames for f in frame["flashes"]]
+    assert len(flashes) > N  # 1.5 s of fireflies flashing at 1.33 Hz: every flash, none lost
+    assert all(0 <= i < N and t >= 0 for i, t in flashes)
+    assert [f["frame"] for f in frames] == list(range(frames[0]["frame"], frames[0]["frame"] + len(frames)))
+
+
+def test_a_subscriber_that_never_reads_holds_up_no_one(path, server, daemon):
+    stuck = Raw(path)
+    stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.send(json.dumps({"id": 1, "cmd": "subscribe", "fps": 60, "points": 65536}) + "\n")
+    dropped_before = server.frames_dropped
+    ticks = daemon.clock.ticks
+
+    async def main():
+        async with ControlClient(path) as client:
+            received, times = [], []
+            async for frame in client.subscribe(fps=30, points=2048):
+                received.append(frame["frame"])
+                times.append(time.monotonic())
+                if len(received) == 61:
+                    return received, times
+
+    started = time.monotonic()
+    received, times = asyncio.run(asyncio.wait_for(main(), 10))
+    elapsed = time.monotonic() - started
+    rate = (received[-1] - received[1]) / (times[-1] - times[1])
+    assert rate >= 29.5, f"{rate:.1f} frames/s for the reading subscriber"
+    assert server.frames_dropped > dropped_before, "the stuck subscriber's frames were dropped"
+    assert daemon.clock.ticks - ticks >= 0.7 * elapsed / daemon.clock.tick_s  # the daemon kept ticking
+    stuck_conn = next(c for c in server._connections if c.dropped)
+    assert stuck_conn.writer.transport.get_write_buffer_size() <= control.FRAME_BACKLOG + 64 * 1024
+    assert request(path, "get", key="swarm.n") == N
+    stuck.close()
+
+
+def test_a_client_that_never_reads_its_replies_is_no_longer_read(path, server):
+    flood = Raw(path)
+    flood.sock.setblocking(False)
+    line = b'{"cmd": "status"}\n' * 1000
+    sent, deadline = 0, time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            sent += flood.sock.send(line)
+        except BlockingIOError:
+            time.sleep(0.05)
+            try:
+                sent += flood.sock.send(line)
+            except BlockingIOError:
+                break  # the server stopped reading it: backpressure, not memory
+    else:
+        pytest.fail("the server read a flood of requests whose replies nobody read, without end")
+    conn = max(server._connections, key=lambda c: c.writer.transport.get_write_buffer_size())
+    assert conn.writer.transport.get_write_buffer_size() <= control.FRAME_BACKLOG + 64 * 1024
+    assert request(path, "get", key="swarm.n") == N  # everyone else is served
+    flood.close()
+
+
+def test_unsubscribe_stops_frames(path):
+    raw = Raw(path)
+    assert raw.ask(id=1, cmd="subscribe", fps=60, points=16)["ok"]
+    assert "frame" in raw.line()
+    assert raw.ask(id=2, cmd="unsubscribe") == {"id": 2, "ok": True, "result": {}}
+    raw.send('{"id": 3, "cmd": "get", "key": "swarm.n"}\n')
+    time.sleep(0.1)
+    assert raw.ask(id=4, cmd="get", key="swarm.n")["id"] == 3  # nothing but the replies: no frame came in between
+    assert raw.reply()["id"] == 4
+    raw.close()
+
+
+# --------------------------------------------------------------------------------- random lines
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+_requests = st.fixed_dictionaries(
+    {"cmd": st.sampled_from(["status", "get", "set", "presets", "unsubscribe", "save", "subscribe", "no-such"]) | st.text(max_size=8)},
+    optional={"id": _json, "key": st.text(max_size=20) | _json, "value": _json, "name": _json, "fps": _json, "points": _json},
+)
+_lines = st.one_of(
+    st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"")),
+    st.text(max_size=300).map(lambda s: s.replace("\n", "").encode()),
+    _json.map(lambda v: json.dumps(v).encode()),
+    _requests.map(lambda r: json.dumps(r).encode()),
+)
+
+
+@pytest.fixture(scope="module")
+def conversation(path):
+    raw = Raw(path)
+    yield raw
+    raw.close()
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(line=_lines)
+def test_any_line_gets_exactly_one_reply(conversation, line):
+    conversation.send(line + b"\n" + b'{"id": "sync", "cmd": "unsubscribe"}\n')
+    reply = conversation.reply()
+    assert set(reply) == {"id", "ok", "result"} if reply["ok"] else set(reply) == {"id", "ok", "error"}
+    if not reply["ok"]:
+        assert reply["error"]["code"] in ERROR_CODES and reply["error"]["message"]
+        assert reply["error"]["code"] != "internal", reply
+    assert conversation.reply() == {"id": "sync", "ok": True, "result": {}}  # exactly one: the next is ours
+
+
+# ----------------------------------------------------------------------------------- the socket file
+def test_a_second_daemon_on_the_same_socket_is_refused(path):
+    with pytest.raises(SocketBusyError) as caught:
+        claim_socket(path)
+    assert str(caught.value).startswith(f"another firefly-midi daemon is running on {path} (pid {os.getpid()})")
+    assert isinstance(caught.value, RuntimeError) and isinstance(caught.value, ControlError)
+    assert request(path, "get", key="swarm.n") == N  # the live one is untouched
+
+
+def test_a_stale_socket_of_a_killed_process_is_replaced(folder, daemon):
+    stale = folder / "stale.sock"
+    code = f"import os, socket; s = socket.socket(socket.AF_UNIX); s.bind({str(stale)!r}); s.listen(); os.kill(os.getpid(), 9)"
+    subprocess.run([sys.executable, "-c", code], check=False, timeout=30)
+    assert stale.exists()
+    srv = control.serve(daemon, stale).start()
+    try:
+        assert request(stale, "get", key="swarm.n") == N
+    finally:
+        srv.close()
+    assert not stale.exists()
+
+
+def test_a_plain_leftover_file_is_replaced_but_not_a_file_with_data(folder, daemon):
+    left = folder / "left.sock"
+    left.touch()
+    srv = control.serve(daemon, left).start()
+    try:
+        assert request(left, "get", key="swarm.n") == N
+    finally:
+        srv.close()
+    precious = folder / "precious.sock"
+    precious.write_text("keep me")
+    with pytest.raises(ControlError, match="is not a control socket"):
+        claim_socket(precious)
+    assert precious.read_text() == "keep me"
+
+
+def test_close_removes_only_its_own_socket(folder, daemon):
+    mine = folder / "mine.sock"
+    srv = control.serve(daemon, mine).start()
+    mine.unlink()
+    replacement = socket.socket(socket.AF_UNIX)
+    replacement.bind(str(mine))  # someone else's now
+    srv.close()
+    assert mine.exists()
+    replacement.close()
+
+
+def test_a_path_too_long_for_a_unix_socket_is_a_clear_error(folder):
+    with pytest.raises(ControlError, match="too long"):
+        claim_socket(folder / ("x" * 120) / "control.sock")
+
+
+# ---------------------------------------------------------------------------------------------- ctl
+def test_ctl_exit_codes(path, folder, capsys):
+    assert ctl(path, "set", "swarm.coupling", "0.2") == 0
+    assert capsys.readouterr().out.strip() == "swarm.coupling = 0.2"
+    assert ctl(path, "get", "swarm.n") == 0
+    assert capsys.readouterr().out.strip() == str(N)
+    assert ctl(path, "forward", "10") == 0
+    capsys.readouterr()
+
+    assert ctl(path, "set", "swarm.coupling", "1000") == 2
+    captured = capsys.readouterr()
+    assert "swarm.coupling must be a number in 0..100" in captured.err and not captured.out
+    assert ctl(path, "preset", "no-such-preset") == 2
+    assert "no preset named 'no-such-preset'" in capsys.readouterr().err
+
+    nowhere = folder / "nobody-here.sock"
+    assert ctl(nowhere, "status") == 3
+    err = capsys.readouterr().err
+    assert f"no firefly-midi daemon on {nowhere}" in err and "firefly-midi daemon`" in err
+
+
+def test_ctl_status_json_and_human(path, capsys):
+    assert ctl(path, "status", "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["n"] == N and {"order_parameter", "tempo_bpm", "lateness_us", "ports", "ticks"} <= set(status)
+    assert ctl(path, "--json", "get", "swarm.n") == 0
+    assert json.loads(capsys.readouterr().out) == N
+    assert ctl(path, "status") == 0
+    human = capsys.readouterr().out
+    assert "fireflies" in human and "bpm" in human and "lateness" in human
+    assert len(human.splitlines()) <= 8
+
+
+def test_ctl_watch_prints_frames(path, capsys):
+    assert ctl(path, "watch", "--fps", "60", "--count", "3", "--json") == 0
+    frames = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(frames) == 3 and all(set(f) >= SPEC_FRAME_FIELDS for f in frames)
+
+
+def test_ctl_is_wired_into_the_command_line(path, capsys):
+    from firefly_midi import cli
+
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if "ctl" not in commands.choices:
+        pytest.skip("cli.py does not wire `firefly-midi ctl` yet")
+    assert cli.main(["ctl", "--socket", str(path), "get", "swarm.n"]) == 0
+    assert capsys.readouterr().out.strip() == str(N)
+    assert cli.main(["ctl", "--socket", str(path), "set", "swarm.n", "0"]) == 2
+
+
+def test_a_lagging_client_drops_frames_but_keeps_their_flashes():
+    client = ControlClient("/nonexistent", backlog=2)
+    for seq in range(1, 6):
+        client._push_frame({"frame": seq, "flashes": [[seq, seq / 10]], "flashes_lost": 0})
+    assert client.frames_dropped == 3
+    queued = list(client._frames)
+    assert [f["frame"] for f in queued] == [4, 5]
+    assert queued[0]["flashes"] == [[i, i / 10] for i in range(1, 5)] and queued[1]["flashes"] == [[5, 0.5]]
+    big = [[0, 0.0]] * control.MAX_FLASHES_PER_FRAME
+    for seq in range(6, 9):
+        client._push_frame({"frame": seq, "flashes": list(big), "flashes_lost": 1})
+    head = client._frames[0]
+    assert len(head["flashes"]) == control.MAX_FLASHES_PER_FRAME and head["flashes_lost"] > control.MAX_FLASHES_PER_FRAME
+
+
+# ---------------------------------------------------------------------------------------------- OSC
+def test_osc_mirrors_the_commands(path, daemon):
+    from pythonosc.osc_message import OscMessage
+    from pythonosc.osc_message_builder import build_msg
+
+    from firefly_midi.osc import serve_osc
+
+    with serve_osc(daemon, port=0) as osc:
+        assert osc.address[0] == "127.0.0.1"
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(2.0)
+
+        def send(address, *values):
+            peer.sendto(build_msg(address, list(values)).dgram, osc.address)
+
+        def answer():
+            message = OscMessage(peer.recv(65536))
+            return message.address, list(message.params)
+
+        send("/firefly/set", "swarm.coupling", 0.3)
+        eventually(lambda: request(path, "get", key="swarm.coupling") == pytest.approx(0.3))
+        send("/firefly/param/swarm/coupling", 0.2)
+        eventually(lambda: request(path, "get", key="swarm.coupling") == pytest.approx(0.2))
+        send("/firefly/get", "swarm.n")
+        assert answer() == ("/firefly/value", ["swarm.n", N])
+        send("/firefly/set", "swarm.coupling", 1000.0)
+        address, (code, message) = answer()
+        assert address == "/firefly/error" and code == "bad_param" and "swarm.coupling" in message
+        send("/firefly/pasue")
+        address, (code, message) = answer()
+        assert code == "unknown_command" and "pause" in message
+        send("/firefly/forward")
+        assert answer()[1][0] == "bad_argument"
+        peer.sendto(b"not OSC at all", osc.address)
+        send("/firefly/get", "swarm.n")
+        assert answer() == ("/firefly/value", ["swarm.n", N])  # the garbage was ignored
+        peer.close()
