@@ -376,12 +376,19 @@ def reaction(env: dict[str, str], probes: int, interval: float, seed: int = 1) -
     relay_client = f"ffm-relay-{uuid.uuid4().hex[:6]}"
     args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", "jack", "--client-name", client, "--status-every", "1"]
     args += ["--preset", "mirollo-strogatz"] + [a for k, v in REACTION_SET.items() for a in ("--set", f"{k}={v}")]
+    home = tempfile.TemporaryDirectory()  # the daemon's control socket and kept state stay in here, not the user's
+    args += ["--fresh", "--socket", str(Path(home.name) / "control.sock")]
+    env = {**env, "XDG_STATE_HOME": home.name}
     warm = max(1, round(3.0 / interval))  # the live tempo (and with it the re-trigger hold-off) settles on the probes' rate
     with tempfile.TemporaryFile(mode="w+") as log:
         daemon = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True, cwd=HERE.parent)
         relayed = subprocess.Popen([sys.executable, __file__, "--relay", relay_client], env=env, cwd=HERE.parent)
         try:
-            wait_for_port(env, f"{client}:out", timeout=60)
+            try:
+                wait_for_port(env, f"{client}:out", timeout=60)
+            except TimeoutError:
+                log.seek(0)
+                raise RuntimeError(f"the daemon did not open its ports: {log.read()[-2000:]}") from None
             wait_for_port(env, f"{relay_client}:out", timeout=30)
             targets = {
                 "daemon": (find_port(env, client, ":in"), f"{client}:out"),
@@ -396,6 +403,7 @@ def reaction(env: dict[str, str], probes: int, interval: float, seed: int = 1) -
             stop_process(relayed)
         log.seek(0)
         text = log.read()
+    home.cleanup()
     statuses = [json.loads(line.split(" status ", 1)[1]) for line in text.splitlines() if " status {" in line]
     limit = 0.02
     result: dict[str, object] = {"probes": probes, "warm_up_probes": warm, "interval_s": interval, "tick_ms": TICK_MS}

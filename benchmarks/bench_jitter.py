@@ -122,7 +122,11 @@ def run(seconds: float, frames: int) -> dict:
     with private_jack(RATE, frames) as env:
         tag = uuid.uuid4().hex[:6]
         dump_name, ffm = f"ffm-dump-{tag}", f"ffm-jitter-{tag}"
-        with tempfile.TemporaryFile(mode="w+") as dump_out, tempfile.TemporaryFile(mode="w+") as daemon_log:
+        with (
+            tempfile.TemporaryFile(mode="w+") as dump_out,
+            tempfile.TemporaryFile(mode="w+") as daemon_log,
+            tempfile.TemporaryDirectory() as home,  # the daemon's control socket and kept state, not the user's
+        ):
             dump = subprocess.Popen(["jack_midi_dump", "-a", dump_name], env=env, stdout=dump_out, stderr=subprocess.DEVNULL, text=True)
             iso_env = {**env, "MIDO_BACKEND": "mido.backends.rtmidi/UNIX_JACK"}
             isobar = subprocess.Popen(
@@ -146,7 +150,7 @@ def run(seconds: float, frames: int) -> dict:
                 "mapping.note_ms": 100,
             }
             ffm_args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", "jack", "--client-name", ffm, "--no-input"]
-            ffm_args += ["--preset", "pulse-sine", "--status-every", "5"]
+            ffm_args += ["--preset", "pulse-sine", "--status-every", "5", "--fresh", "--socket", str(Path(home) / "control.sock")]
             ffm_args += [a for k, v in ffm_set.items() for a in ("--set", f"{k}={v}")]
             daemon = None
             import rtmidi
@@ -172,7 +176,9 @@ def run(seconds: float, frames: int) -> dict:
                     raise RuntimeError(f"isobar's port {header[-1]} is not on the private server: {sorted(before)}")
                 connect(env, iso_port, f"{dump_name}:input")
                 connect(env, iso_port, f"ffm-rcv-{tag}:in")
-                daemon = subprocess.Popen(ffm_args, env=env, stdout=subprocess.DEVNULL, stderr=daemon_log, text=True, cwd=HERE.parent)
+                daemon = subprocess.Popen(
+                    ffm_args, env={**env, "XDG_STATE_HOME": home}, stdout=subprocess.DEVNULL, stderr=daemon_log, text=True, cwd=HERE.parent
+                )
                 wait_for_port(env, f"{ffm}:out", timeout=60)
                 connect(env, f"{ffm}:out", f"{dump_name}:input")
                 connect(env, f"{ffm}:out", f"ffm-rcv-{tag}:in")

@@ -1,12 +1,10 @@
 """`firefly-midi daemon` and `firefly-midi ctl` as real processes, talking over the control socket.
 
-The daemons run portless (JACK_DEFAULT_SERVER names no server), so no JACK is needed here.  Skipped
-until the command line wires `daemon --socket` and `ctl`.
+The daemons run portless (JACK_DEFAULT_SERVER names no server), so no JACK is needed here.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -19,16 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from firefly_midi import cli
-
-
-def _wired() -> bool:
-    parser = cli.build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    return "ctl" in commands and "--socket" in commands["daemon"].format_help()
-
-
-pytestmark = pytest.mark.skipif(not _wired(), reason="cli.py does not wire `daemon --socket` and `ctl` yet")
+from firefly_midi.control import request, start_daemon_in_background
 
 
 @pytest.fixture
@@ -104,3 +93,19 @@ def test_a_killed_daemon_leaves_a_socket_the_next_one_replaces(folder, env, star
     assert sock.exists() and ctl(env, sock, "status").returncode == 3
     start(sock)
     assert ctl(env, sock, "get", "swarm.n").returncode == 0
+
+
+def test_run_starts_a_daemon_in_the_background_once_and_it_outlives_the_caller(env, folder, monkeypatch):
+    sock = folder / "c.sock"
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    try:
+        assert start_daemon_in_background(sock, ["--fresh", "--preset", "pulse-sine", "--backend", "jack"]) is True
+        assert request(sock, "status")["preset"] == "pulse-sine"
+        assert start_daemon_in_background(sock, []) is False, "a daemon already answers: start none"
+    finally:
+        request(sock, "stop")
+    deadline = time.monotonic() + 10
+    while sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not sock.exists(), "a stopped daemon removes its socket"
