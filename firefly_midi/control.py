@@ -287,6 +287,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "stop": ((), ()),
     "subscribe": ((), ("fps", "points")),
     "unsubscribe": ((), ()),
+    "learn": (("key",), ("lo", "hi")),
+    "unlearn": (("key",), ()),
 }
 
 
@@ -397,6 +399,13 @@ class Commands:
             raise _BadArgument("subscribe works on the control socket only")
         conn.subscribe(fps, points)
         return {}
+
+    def _cmd_learn(self, conn: _Connection | None, key: Any, lo: Any = None, hi: Any = None) -> Any:
+        """The next control change to arrive on the input will move ``key`` between lo and hi."""
+        return self.daemon.learn(_text({"key": key}, "key"), lo, hi)
+
+    def _cmd_unlearn(self, conn: _Connection | None, key: Any) -> Any:
+        return {"removed": self.daemon.unlearn(_text({"key": key}, "key"))}
 
     def _cmd_unsubscribe(self, conn: _Connection | None) -> Any:
         if conn is not None:

@@ -56,6 +56,11 @@ def add_ctl_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     sub("forward", "run the swarm ahead, silently, by SECONDS of swarm time").add_argument("seconds", type=float)
     sub("panic", "end every sounding note now")
     sub("stop", "silence every note and make the daemon exit")
+    learn = sub("learn", "MIDI learn: the next controller moved on the input will move KEY between LO and HI")
+    learn.add_argument("key", help="a numeric parameter key, e.g. swarm.coupling")
+    learn.add_argument("lo", nargs="?", help="value at controller 0 (default: the key's lowest)")
+    learn.add_argument("hi", nargs="?", help="value at controller 127 (default: the key's highest)")
+    sub("unlearn", "forget the controllers bound to KEY").add_argument("key")
     watch = sub("watch", "print telemetry frames (a summary line each; every frame as JSON with --json)")
     watch.add_argument("--fps", type=float, default=5.0, help="frames per second (1..60, default: %(default)s)")
     watch.add_argument("--points", type=int, default=MIN_POINTS, help="phases per frame (16..65536, default: %(default)s)")
@@ -116,6 +121,10 @@ def _ctl_arguments(args: argparse.Namespace) -> dict[str, Any]:
         return {"key": args.key, "value": value}
     if command in ("preset", "save"):
         return {"name": args.name}
+    if command == "learn":
+        return {"key": args.key, **({"lo": args.lo} if args.lo is not None else {}), **({"hi": args.hi} if args.hi is not None else {})}
+    if command == "unlearn":
+        return {"key": args.key}
     if command == "forward":
         return {"seconds": args.seconds}
     return {}

@@ -42,7 +42,7 @@ log = logging.getLogger("firefly_midi.daemon")
 
 R_EVERY_TICKS = 10  # the order parameter is O(N): refresh it every 10 ticks, not every tick
 AUTOMATION_EVERY_S = 0.01
-MIDI_CLOCK, MIDI_START, MIDI_STOP = 0xF8, 0xFA, 0xFC
+MIDI_CLOCK, MIDI_START, MIDI_STOP, CONTROL_CHANGE = 0xF8, 0xFA, 0xFC, 0xB0
 MAX_ERRORS_IN_A_ROW = 100
 SWITCH_INTERVAL_S = 1e-4
 _REVOICING = ("swarm.n", "swarm.seed", "swarm.topology", "swarm.neighbors", "swarm.freq_dist", "swarm.freq_spread_hz")
@@ -67,6 +67,9 @@ class Daemon:
         self.state_path: Path | None = None  # where the current state is kept (None: nowhere)
         self._r = 0.0
         self._last_arrival = 0.0
+        self._learning: tuple[str, float, float] | None = None
+        self._knobs: dict[str, float | int] = {}
+        self._state_dirty = False
         self._automation_every = max(1, round(AUTOMATION_EVERY_S / self.swarm.dt))
         self._preset_started_tick = 0
         self.paused = False
@@ -142,6 +145,9 @@ class Daemon:
                 self.exit_code = 1
                 return
             self._look_after_ports()
+            if self._state_dirty:
+                self._state_dirty = False
+                self.save_state()
             if self._status_every and time.monotonic() >= next_status:
                 next_status += self._status_every
                 log.info("status %s", json.dumps(self.status()))
@@ -234,6 +240,24 @@ class Daemon:
             self.mapper.tempo.reset()
 
         self.submit(forward_now)
+
+    def learn(self, key: str, lo: Any = None, hi: Any = None) -> dict[str, Any]:
+        """Bind the next incoming control change to ``key`` (lo..hi; the key's whole range by default)."""
+        key = P.numeric_key(key, "learn")
+        param = P.PARAMS[key]
+        lo = P.check(key, param.lo if lo is None else lo)
+        hi = P.check(key, param.hi if hi is None else hi)
+        self._learning = (key, float(lo), float(hi))
+        log.info("MIDI learn: move a controller to bind it to %s (%g..%g)", key, lo, hi)
+        return {"key": key, "lo": lo, "hi": hi}
+
+    def unlearn(self, key: str) -> int:
+        """Forget the controllers bound to ``key``; returns how many."""
+        kept = tuple(b for b in self._wanted["learn"] if b.key != key)
+        removed = len(self._wanted["learn"]) - len(kept)
+        if removed:
+            self.set("learn", kept)
+        return removed
 
     def request_stop(self) -> None:
         """Leave ``run_forever``: it silences every note and returns 0."""
@@ -358,6 +382,8 @@ class Daemon:
                 continue
             handled += 1
             self._handle(item[0], self._arrival_frac(item[1]))
+        if self._knobs:
+            self._turn_knobs()
 
     def _arrival_frac(self, delta_s: float) -> float:
         """Where in the last tick a message arrived, from rtmidi's delta times, as a share of a tick.
@@ -378,10 +404,40 @@ class Daemon:
         status = message[0] if message else -1
         if status in (MIDI_CLOCK, MIDI_START, MIDI_STOP):
             self._handle_clock(status)
+        elif status & 0xF0 == CONTROL_CHANGE and len(message) == 3 and self._control_change(status & 0x0F, message[1], message[2]):
+            pass
         elif self.inputs.apply(message, frac, self.swarm):
             self.flashes_in += 1
         else:
             self.ignored_in += 1
+
+    def _control_change(self, channel: int, cc: int, value: int) -> bool:
+        """MIDI learn: bind a waiting key to this controller, or move the keys bound to it."""
+        if not (0 <= cc <= 127 and 0 <= value <= 127):
+            return False
+        if self._learning is not None:
+            key, lo, hi = self._learning
+            self._learning = None
+            binding = P.Binding(cc, key, lo, hi, channel + 1)
+            others = [b for b in self.values["learn"] if not (b.cc == cc and b.channel in (0, channel + 1))]
+            bindings = (*others, binding)
+            self._apply("learn", bindings)
+            self._wanted = dict(self._wanted, learn=bindings)
+            self._state_dirty = True  # written by the main thread: no file I/O in the tick
+            log.info("MIDI learn: CC %d on channel %d now moves %s", cc, channel + 1, key)
+            return True
+        bound = False
+        for binding in self.values["learn"]:
+            if binding.matches(channel + 1, cc):
+                self._knobs[binding.key] = binding.value(value)  # applied once per tick, the latest wins
+                bound = True
+        return bound
+
+    def _turn_knobs(self) -> None:
+        for key, value in self._knobs.items():
+            if value != self.values[key]:
+                self._apply_if_valid(key, value)
+        self._knobs.clear()
 
     def _handle_clock(self, status: int) -> None:
         if not self.values["input.clock_in"]:
@@ -449,8 +505,8 @@ def jsonable(values: dict[str, Any]) -> dict[str, Any]:
     """Parameter values as JSON can carry them: lists for tuples, tables for ramps."""
     out = {}
     for key, value in values.items():
-        if key == "automation":
-            value = [ramp.as_table() for ramp in value]
+        if P.PARAMS[key].kind in ("ramps", "bindings"):
+            value = [item.as_table() for item in value]
         elif isinstance(value, tuple):
             value = list(value)
         out[key] = value

@@ -41,7 +41,7 @@ class ParamError(ValueError):
 @dataclass(frozen=True)
 class Param:
     key: str
-    kind: str  # "int" | "float" | "bool" | "choice" | "note" | "intlist" | "ramps"
+    kind: str  # "int" | "float" | "bool" | "choice" | "note" | "intlist" | "ramps" | "bindings"
     default: Any
     doc: str
     unit: str = ""
@@ -60,6 +60,8 @@ class Param:
             return f"a list of integers in {_fmt(self.lo)}..{_fmt(self.hi)}"
         if self.kind == "ramps":
             return "an array of tables [[automation]] with key, from, to, seconds (and curve, repeat, start_s)"
+        if self.kind == "bindings":
+            return "an array of tables [[learn]] with cc, key, lo, hi (and channel, 0 = any)"
         return f"{'an integer' if self.kind == 'int' else 'a number'} in {_fmt(self.lo)}..{_fmt(self.hi)}"
 
 
@@ -172,6 +174,7 @@ _TABLE = (
     Param("input.clock_in", "bool", False, "incoming MIDI clock sets swarm.freq_hz (one beat per flash cycle)"),
     # Parameter ramps over time.
     Param("automation", "ramps", (), "parameter ramps: [[automation]] key, from, to, seconds, curve, repeat, start_s"),
+    Param("learn", "bindings", (), "MIDI learn: [[learn]] an incoming CC (cc, channel) moves key between lo and hi"),
 )
 
 PARAMS: dict[str, Param] = {p.key: p for p in _TABLE}
@@ -261,6 +264,7 @@ _CHECKS = {
     "note": _check_note,
     "intlist": _check_intlist,
     "ramps": lambda p, value: check_ramps(value),
+    "bindings": lambda p, value: check_bindings(value),
 }
 
 
@@ -415,13 +419,7 @@ def _check_ramp(i: int, table: Any) -> Ramp:
     for field in ("key", "from", "to", "seconds"):
         if field not in table:
             raise ParamError(f"{where} needs a {field!r} field", "automation")
-    key = table["key"]
-    try:
-        target = lookup(key) if isinstance(key, str) else None
-    except ParamError as exc:
-        raise ParamError(f"{where}.key: {exc.message}", "automation") from None
-    if target is None or target.kind not in ("int", "float"):
-        raise ParamError(f"{where}.key must name a numeric parameter, got {key!r}", "automation")
+    key = numeric_key(table["key"], where)
     try:
         start, end = check(key, table["from"]), check(key, table["to"])
     except ParamError as exc:
@@ -433,3 +431,66 @@ def _check_ramp(i: int, table: Any) -> Ramp:
     if curve == "exp" and (start <= 0 or end <= 0):
         raise ParamError(f"{where}: an exp ramp needs from and to above 0", "automation")
     return Ramp(key, float(start), float(end), seconds, curve, repeat, start_s)
+
+
+# ------------------------------------------------------------------------------------------- MIDI learn
+@dataclass(frozen=True)
+class Binding:
+    """An incoming control change (``cc`` on ``channel``, 0 = any) moves ``key`` from ``lo`` to ``hi``."""
+
+    cc: int
+    key: str
+    lo: float
+    hi: float
+    channel: int = 0
+
+    def matches(self, channel: int, cc: int) -> bool:
+        """``channel`` is 1-based, as musicians count."""
+        return cc == self.cc and self.channel in (0, channel)
+
+    def value(self, cc_value: int) -> float | int:
+        x = self.lo + (self.hi - self.lo) * min(max(cc_value, 0), 127) / 127.0
+        return round(x) if PARAMS[self.key].kind == "int" else x
+
+    def as_table(self) -> dict[str, Any]:
+        return {"cc": self.cc, "channel": self.channel, "key": self.key, "lo": self.lo, "hi": self.hi}
+
+
+def check_bindings(value: Any) -> tuple[Binding, ...]:
+    """Validate ``[[learn]]`` tables; each error names ``learn[i].field``."""
+    if isinstance(value, Binding):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise ParamError(f"learn must be {PARAMS['learn'].allowed()}, got {value!r}", "learn")
+    return tuple(item if isinstance(item, Binding) else _check_binding(i, item) for i, item in enumerate(value))
+
+
+def _check_binding(i: int, table: Any) -> Binding:
+    where = f"learn[{i}]"
+    if not isinstance(table, dict):
+        raise ParamError(f"{where} must be a table with cc, key, lo, hi", "learn")
+    unknown = set(table) - {"cc", "channel", "key", "lo", "hi"}
+    if unknown:
+        raise ParamError(f"{where} has unknown field {sorted(unknown)[0]!r}", "learn")
+    for field in ("cc", "key", "lo", "hi"):
+        if field not in table:
+            raise ParamError(f"{where} needs a {field!r} field", "learn")
+    key = numeric_key(table["key"], where)
+    try:
+        lo, hi = check(key, table["lo"]), check(key, table["hi"])
+    except ParamError as exc:
+        raise ParamError(f"{where}: {exc.message}", "learn") from None
+    cc = _check_int(Param(f"{where}.cc", "int", 0, "", lo=0, hi=127), table["cc"])
+    channel = _check_int(Param(f"{where}.channel", "int", 0, "", lo=0, hi=16), table.get("channel", 0))
+    return Binding(cc, key, float(lo), float(hi), channel)
+
+
+def numeric_key(key: Any, where: str) -> str:
+    """``key`` if it names a numeric parameter (the only kind a ramp or a knob can move)."""
+    try:
+        target = lookup(key) if isinstance(key, str) else None
+    except ParamError as exc:
+        raise ParamError(f"{where}.key: {exc.message}", where.partition("[")[0]) from None
+    if target is None or target.kind not in ("int", "float"):
+        raise ParamError(f"{where}.key must name a numeric parameter, got {key!r}", where.partition("[")[0])
+    return key

@@ -110,7 +110,7 @@ def _line_of(text: str, key: str) -> int | None:
         full = ".".join(p for p in (current, assigned.group(1).replace('"', "")) if p)
         if full == key or (current == table and assigned.group(1) == name):
             return number
-    for number, line in enumerate(text.splitlines(), start=1):  # an array of tables: [[automation]]
+    for number, line in enumerate(text.splitlines(), start=1):  # an array of tables: [[automation]], [[learn]]
         if line.strip().startswith(f"[[{key}]]"):
             return number
     return None
@@ -139,9 +139,9 @@ def dumps(values: dict[str, Any], comment: str = "", only: set[str] | None = Non
     for key, value in values.items():
         if only is not None and key not in only:
             continue
-        if key == "automation":
+        if P.PARAMS[key].kind in ("ramps", "bindings"):  # arrays of tables: [[automation]], [[learn]]
             if value:
-                tables["automation"] = [ramp.as_table() for ramp in value]
+                tables[key] = [item.as_table() for item in value]
             continue
         table, _, name = key.partition(".")
         tables.setdefault(table, {})[name] = list(value) if isinstance(value, tuple) else value

@@ -239,3 +239,32 @@ def test_saved_presets_load_back_identically():
     assert presets.resolve("my-swarm") == {**daemon.values}
     with pytest.raises(P.ParamError, match="preset name"):
         daemon.save_preset("../escape")
+
+
+def test_midi_learn_binds_the_next_controller_and_it_moves_the_parameter(tmp_path):
+    daemon = make("pulse-sine")
+    daemon.state_path = tmp_path / "state.toml"
+    daemon.learn("swarm.coupling", 0.0, 1.0)
+    daemon._handle([0x90, 60, 100], 0.0)  # notes do not bind
+    daemon._handle([0xB3, 74, 0], 0.0)  # CC 74 on channel 4: bound
+    assert daemon.values["learn"] == (P.Binding(74, "swarm.coupling", 0.0, 1.0, 4),)
+    for value in (10, 127, 64):  # a burst of moves in one tick: the latest wins, applied once
+        daemon._handle([0xB3, 74, value], 0.0)
+    daemon._turn_knobs()
+    assert daemon.values["swarm.coupling"] == pytest.approx(64 / 127)
+    assert daemon.swarm.values["swarm.coupling"] == pytest.approx(64 / 127)
+    daemon._handle([0xB0, 74, 127], 0.0)  # the same CC on another channel is not this binding
+    daemon._turn_knobs()
+    assert daemon.values["swarm.coupling"] == pytest.approx(64 / 127)
+    daemon.save_state()
+    _, kept = presets.load_state(daemon.state_path)
+    assert kept["learn"] == daemon.values["learn"], "bindings are kept with the state (and saved in presets)"
+    assert daemon.unlearn("swarm.coupling") == 1
+
+
+def test_learn_refuses_keys_a_knob_cannot_move():
+    daemon = make("pulse-sine")
+    with pytest.raises(P.ParamError, match="numeric"):
+        daemon.learn("swarm.model")
+    with pytest.raises(P.ParamError, match=r"swarm\.coupling"):
+        daemon.learn("swarm.coupling", 0, 1000)

@@ -19,12 +19,12 @@ from textual.reactive import reactive
 from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Input, Static
 
-from firefly_midi.params import PARAMS, Param, ParamError, Ramp, check
+from firefly_midi.params import PARAMS, Param, ParamError, check
 
 
 def to_json(value: Any) -> Any:
     """A checked value as the JSON the protocol carries."""
-    if isinstance(value, Ramp):
+    if hasattr(value, "as_table"):  # ramps and MIDI-learn bindings
         return value.as_table()
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]
@@ -39,7 +39,7 @@ def show(param: Param, value: Any) -> str:
         return "true" if value else "false"
     if param.kind == "intlist":
         return ", ".join(str(v) for v in value)
-    if param.kind == "ramps":
+    if param.kind in ("ramps", "bindings"):
         return json.dumps(to_json(value))
     if param.kind == "float":
         return f"{value:g}" if isinstance(value, int | float) else str(value)
@@ -50,11 +50,11 @@ def parse(key: str, text: str) -> Any:
     """The checked value of ``text`` for ``key`` (JSON for automation), or ParamError."""
     param = PARAMS[key]
     value: Any = text
-    if param.kind == "ramps":
+    if param.kind in ("ramps", "bindings"):
         try:
             value = json.loads(text or "[]")
         except json.JSONDecodeError as exc:
-            raise ParamError(f"automation must be a JSON list of ramps ({exc.msg})", key) from None
+            raise ParamError(f"{key} must be a JSON list of tables ({exc.msg})", key) from None
     return check(key, value)
 
 
