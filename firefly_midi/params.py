@@ -402,28 +402,34 @@ class Ramp:
 
 def check_ramps(value: Any) -> tuple[Ramp, ...]:
     """Validate ``[[automation]]`` tables; each error names ``automation[i].field``."""
-    if isinstance(value, Ramp):
+    return _check_tables("automation", value, Ramp, _check_ramp)
+
+
+def _check_tables(key: str, value: Any, kind: type, check_one: Any) -> tuple:
+    """An array of tables (``[[automation]]``, ``[[learn]]``): each checked, errors naming ``key[i]``."""
+    if isinstance(value, kind):
         value = [value]
     if not isinstance(value, list | tuple):
-        raise ParamError(f"automation must be {PARAMS['automation'].allowed()}, got {value!r}", "automation")
-    return tuple(item if isinstance(item, Ramp) else _check_ramp(i, item) for i, item in enumerate(value))
+        raise ParamError(f"{key} must be {PARAMS[key].allowed()}, got {value!r}", key)
+    return tuple(item if isinstance(item, kind) else check_one(f"{key}[{i}]", item) for i, item in enumerate(value))
 
 
-def _check_ramp(i: int, table: Any) -> Ramp:
-    where = f"automation[{i}]"
+def _fields(where: str, table: Any, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    """A table holds every required field and nothing unknown."""
+    owner = where.partition("[")[0]
     if not isinstance(table, dict):
-        raise ParamError(f"{where} must be a table with key, from, to, seconds", "automation")
-    unknown = set(table) - {"key", "from", "to", "seconds", "curve", "repeat", "start_s"}
+        raise ParamError(f"{where} must be a table with {', '.join(required)}", owner)
+    unknown = set(table) - set(required) - set(optional)
     if unknown:
-        raise ParamError(f"{where} has unknown field {sorted(unknown)[0]!r}", "automation")
-    for field in ("key", "from", "to", "seconds"):
+        raise ParamError(f"{where} has unknown field {sorted(unknown)[0]!r}", owner)
+    for field in required:
         if field not in table:
-            raise ParamError(f"{where} needs a {field!r} field", "automation")
-    key = numeric_key(table["key"], where)
-    try:
-        start, end = check(key, table["from"]), check(key, table["to"])
-    except ParamError as exc:
-        raise ParamError(f"{where}: {exc.message}", "automation") from None
+            raise ParamError(f"{where} needs a {field!r} field", owner)
+
+
+def _check_ramp(where: str, table: Any) -> Ramp:
+    _fields(where, table, ("key", "from", "to", "seconds"), ("curve", "repeat", "start_s"))
+    key, start, end = _key_between(where, table, "from", "to")
     seconds = _check_float(Param(f"{where}.seconds", "float", 1.0, "", lo=0.001, hi=1e6), table["seconds"])
     start_s = _check_float(Param(f"{where}.start_s", "float", 0.0, "", lo=0.0, hi=1e6), table.get("start_s", 0.0))
     curve = _check_choice(Param(f"{where}.curve", "choice", "linear", "", choices=RAMP_CURVES), table.get("curve", "linear"))
@@ -458,31 +464,24 @@ class Binding:
 
 def check_bindings(value: Any) -> tuple[Binding, ...]:
     """Validate ``[[learn]]`` tables; each error names ``learn[i].field``."""
-    if isinstance(value, Binding):
-        value = [value]
-    if not isinstance(value, list | tuple):
-        raise ParamError(f"learn must be {PARAMS['learn'].allowed()}, got {value!r}", "learn")
-    return tuple(item if isinstance(item, Binding) else _check_binding(i, item) for i, item in enumerate(value))
+    return _check_tables("learn", value, Binding, _check_binding)
 
 
-def _check_binding(i: int, table: Any) -> Binding:
-    where = f"learn[{i}]"
-    if not isinstance(table, dict):
-        raise ParamError(f"{where} must be a table with cc, key, lo, hi", "learn")
-    unknown = set(table) - {"cc", "channel", "key", "lo", "hi"}
-    if unknown:
-        raise ParamError(f"{where} has unknown field {sorted(unknown)[0]!r}", "learn")
-    for field in ("cc", "key", "lo", "hi"):
-        if field not in table:
-            raise ParamError(f"{where} needs a {field!r} field", "learn")
-    key = numeric_key(table["key"], where)
-    try:
-        lo, hi = check(key, table["lo"]), check(key, table["hi"])
-    except ParamError as exc:
-        raise ParamError(f"{where}: {exc.message}", "learn") from None
+def _check_binding(where: str, table: Any) -> Binding:
+    _fields(where, table, ("cc", "key", "lo", "hi"), ("channel",))
+    key, lo, hi = _key_between(where, table, "lo", "hi")
     cc = _check_int(Param(f"{where}.cc", "int", 0, "", lo=0, hi=127), table["cc"])
     channel = _check_int(Param(f"{where}.channel", "int", 0, "", lo=0, hi=16), table.get("channel", 0))
     return Binding(cc, key, float(lo), float(hi), channel)
+
+
+def _key_between(where: str, table: dict[str, Any], low: str, high: str) -> tuple[str, Any, Any]:
+    """The numeric key a table moves, and its two end values checked against that key."""
+    key = numeric_key(table["key"], where)
+    try:
+        return key, check(key, table[low]), check(key, table[high])
+    except ParamError as exc:
+        raise ParamError(f"{where}: {exc.message}", where.partition("[")[0]) from None
 
 
 def numeric_key(key: Any, where: str) -> str:
