@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,19 +49,22 @@ def wait_for_port(env: dict[str, str], name: str, timeout: float = 20.0) -> None
 
 
 def start_jackd(env: dict[str, str]) -> subprocess.Popen:
-    """jackd with the dummy driver; waits until it serves, raises RuntimeError with its log if not."""
-    server = subprocess.Popen(
-        ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "64"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    """jackd with the dummy driver; waits until it serves, raises RuntimeError with its log if not.
+
+    Its output goes to a file, never to a pipe nobody reads: jackd logs every xrun, and once a pipe
+    is full it blocks, and every client of the server with it.
+    """
+    log_path = Path(tempfile.mkstemp(prefix=f"{env['JACK_DEFAULT_SERVER']}-", suffix=".log")[1])
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "64"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         wait_for_port(env, "system:playback_1", timeout=15)
     except TimeoutError:
         server.kill()
-        raise RuntimeError(server.communicate()[1][-2000:]) from None
+        server.wait()
+        raise RuntimeError(log_path.read_text()[-2000:]) from None
     return server
 
 

@@ -1,0 +1,78 @@
+"""The MIDI server goes away under a playing daemon and comes back: it keeps ticking and plays again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from .conftest import jack_env, start_jackd, status_lines, wait_for_port
+from .test_daemon_jack import assert_every_note_ended, note_traffic
+
+pytestmark = pytest.mark.jack
+
+
+@pytest.fixture
+def own_server(jack_server, tmp_path):
+    """A second private JACK server, for a test that kills it (the session's server stays up)."""
+    env = jack_env(f"ffm-loss-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
+        env[name] = str(tmp_path / name.lower())
+    servers = [start_jackd(env)]
+    yield env, servers
+    for server in servers:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(5)
+
+
+def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_back(own_server, tmp_path):
+    env, servers = own_server
+    client = f"ffm-{uuid.uuid4().hex[:6]}"
+    args = ["--backend", "jack", "--client-name", client, "--preset", "pulse-sine", "--status-every", "0.25"]
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "firefly_midi", "daemon", *args, "--set", "swarm.freq_hz=6", "--set", "mapping.note_ms=80"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(env, f"{client}:out")
+        servers[0].send_signal(signal.SIGKILL)  # the server dies without a word
+        servers[0].wait(5)
+        time.sleep(1.5)
+        assert daemon.poll() is None, f"the daemon must survive its MIDI server: {daemon.communicate()[1][-3000:]}"
+        servers.append(start_jackd(env))
+        wait_for_port(env, f"{client}:out", timeout=15)
+        ready = tmp_path / "ready"
+        peer_script = os.path.join(os.path.dirname(__file__), "peer.py")
+        peer = subprocess.Popen(
+            [sys.executable, peer_script, "--daemon", client, "--name", "after", "--seconds", "6", "--ready-file", str(ready)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(3.0)
+    finally:
+        daemon.send_signal(signal.SIGTERM)  # the peer listens on past the daemon's end: it hears every note-off
+        _, log = daemon.communicate(timeout=20)
+    out, err = peer.communicate(timeout=30)
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert daemon.returncode == 0, log[-3000:]
+    assert "the MIDI server went away" in log
+    assert "MIDI ports open again" in log
+    states = [s["ports"]["state"] for s in status_lines(log)]
+    assert "lost" in states and states[-1] == "open"
+    notes = [t for t, kind, *_ in note_traffic(lines) if kind == 0x90]
+    assert len(notes) >= 3, f"no notes after the server came back: {err[-1000:]}"
+    assert_every_note_ended(lines)
+    ticks = [s["ticks"] for s in status_lines(log)]
+    assert ticks == sorted(ticks) and ticks[-1] > 1000, "it kept ticking through the gap"
