@@ -45,6 +45,7 @@ AUTOMATION_EVERY_S = 0.01
 MIDI_CLOCK, MIDI_START, MIDI_STOP, CONTROL_CHANGE = 0xF8, 0xFA, 0xFC, 0xB0
 MAX_ERRORS_IN_A_ROW = 100
 SWITCH_INTERVAL_S = 1e-4
+MAX_CATCH_UP = 8  # skipped ticks the swarm steps through at most, per tick
 _REVOICING = ("swarm.n", "swarm.seed", "swarm.topology", "swarm.neighbors", "swarm.freq_dist", "swarm.freq_spread_hz")
 
 
@@ -71,7 +72,9 @@ class Daemon:
         self._knobs: dict[str, float | int] = {}
         self._state_dirty = False
         self._automation_every = max(1, round(AUTOMATION_EVERY_S / self.swarm.dt))
-        self._preset_started_tick = 0
+        self._next_k = 0  # the clock's tick number the swarm expects next
+        self.caught_up_ticks = 0  # ticks the clock skipped that the swarm stepped silently
+        self.lost_ticks = 0  # ticks the swarm could not catch up (the music fell behind by these)
         self.paused = False
         self.flashes_in = 0
         self.dropped_in = 0
@@ -322,7 +325,6 @@ class Daemon:
         self.swarm = Swarm(self.values)
         self.mapper = Mapper(self.values, self.swarm)
         self.inputs = InputMap(self.values, self.mapper)
-        self._preset_started_tick = self.clock.ticks
         log.info("switched to preset %s", preset or "(custom)")
 
     # ------------------------------------------------------------------------------------ tick
@@ -349,9 +351,12 @@ class Daemon:
     def _tick_body(self, k: int) -> None:
         while self._commands:
             self._commands.popleft()()
+        missed, self._next_k = k - self._next_k, k + 1
         if self.paused:
             self._drain_input()
             return
+        if missed > 0:
+            self._catch_up(missed)
         self._read_input()
         if self.values["automation"] and k % self._automation_every == 0:
             self._automate()
@@ -363,6 +368,18 @@ class Daemon:
         ids, times = swarm.flashes()
         self.flash_ring.push(ids, times, step, swarm.dt)
         self._send(self.mapper.tick(step, ids, times, self._r))
+
+    def _catch_up(self, missed: int) -> None:
+        """Step the swarm through ticks the clock skipped, silently, so it keeps the wall clock's time.
+
+        Their flashes still couple the swarm but play no notes (a burst of late notes is worse than
+        none).  Past MAX_CATCH_UP a tick, an overloaded machine would only fall further behind:
+        those ticks are lost, and counted.
+        """
+        steps = min(missed, MAX_CATCH_UP)
+        self.swarm.run(steps)
+        self.caught_up_ticks += steps
+        self.lost_ticks += missed - steps
 
     def _send(self, count: int) -> None:
         events, send = self.mapper.events, self.ports.send
@@ -456,7 +473,7 @@ class Daemon:
 
     # ------------------------------------------------------------------------------ automation
     def _automate(self) -> None:
-        t = (self.clock.ticks - self._preset_started_tick) * self.swarm.dt
+        t = self.swarm.time_s  # ramps follow the swarm's own time: a reset or a preset starts them over
         for ramp in self.values["automation"]:
             value = ramp.value_at(t)
             if value is None:
@@ -495,6 +512,8 @@ class Daemon:
             "dropped_in": self.dropped_in,
             "dropped_external": self.swarm.dropped_external,
             "errors": self.errors,
+            "caught_up_ticks": self.caught_up_ticks,
+            "lost_ticks": self.lost_ticks,
             "paused": self.paused,
             **clock,
             "ports": self.ports.status(),

@@ -268,3 +268,18 @@ def test_learn_refuses_keys_a_knob_cannot_move():
         daemon.learn("swarm.model")
     with pytest.raises(P.ParamError, match=r"swarm\.coupling"):
         daemon.learn("swarm.coupling", 0, 1000)
+
+
+def test_ticks_the_clock_skipped_are_stepped_so_the_swarm_keeps_wall_time():
+    daemon = make("pulse-sine")
+    daemon._warm_up()
+    daemon._tick_body(0)
+    daemon._tick_body(5)  # the clock skipped ticks 1-4
+    assert daemon.swarm.ticks == 6 and daemon.caught_up_ticks == 4 and daemon.lost_ticks == 0
+    daemon._tick_body(106)  # an overload: more than can be caught up in one tick
+    assert daemon.caught_up_ticks == 4 + 8 and daemon.lost_ticks == 100 - 8
+    daemon.paused = True
+    daemon._tick_body(200)  # paused ticks are not owed
+    daemon.paused = False
+    daemon._tick_body(201)
+    assert daemon.lost_ticks == 92 and daemon.swarm.ticks == 6 + 9 + 1
