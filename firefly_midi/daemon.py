@@ -90,6 +90,7 @@ class Daemon:
     def start(self) -> None:
         self._warm_up()
         self.ports.open()
+        self._all_notes_off()  # a synth left hanging by an earlier run that crashed is silenced first
         gc.collect()
         gc.freeze()  # start-up objects out of the collector's way: the tick makes no new containers
         # Another thread holding the GIL (the control server encoding a frame) keeps it for up to the
@@ -164,8 +165,8 @@ class Daemon:
             log.warning("the MIDI server went away; the swarm keeps playing and the ports reopen when it is back")
         if ports.state == "lost" and time.monotonic() >= self._next_reopen:
             self._next_reopen = time.monotonic() + 1.0
-            if ports.reopen():
-                self.submit(self._silence)  # All Notes Off on every channel used, before anything plays
+            if ports.reopen():  # the synth may hold notes from before the loss: silence it first
+                self.submit(self._all_notes_off)
 
     def log_status_every(self, seconds: float) -> None:
         """Log ``status`` as one JSON line every ``seconds`` while running (for logs and scripts)."""
@@ -385,6 +386,13 @@ class Daemon:
         events, send = self.mapper.events, self.ports.send
         for i in range(count):
             send(events.message(i))
+
+    def _all_notes_off(self) -> None:
+        """Forget pending notes and send All Notes Off on every channel the preset may play on."""
+        self._silence()
+        channels = {*self.values["mapping.channels"], self.values["mapping.cc_channel"]}
+        for channel in sorted(channels):
+            self.ports.send([0xB0 | (channel - 1), 123, 0])
 
     def _silence(self) -> None:
         self._send(self.mapper.panic(self.swarm.ticks))

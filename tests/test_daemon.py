@@ -283,3 +283,13 @@ def test_ticks_the_clock_skipped_are_stepped_so_the_swarm_keeps_wall_time():
     daemon.paused = False
     daemon._tick_body(201)
     assert daemon.lost_ticks == 92 and daemon.swarm.ticks == 6 + 9 + 1
+
+
+def test_start_sends_all_notes_off_on_every_channel_the_preset_plays_before_any_note():
+    daemon = make("pulse-sine", **{"mapping.channels": "1,2,10", "mapping.cc_channel": 16, "swarm.freq_hz": 8})
+    playing(daemon, 0.3)
+    daemon.stop()
+    log = [m for _, m in daemon.ports.log]
+    first_note = next(i for i, m in enumerate(log) if m[0] & 0xF0 == 0x90)
+    silenced = {m[0] & 15 for m in log[:first_note] if m[0] & 0xF0 == 0xB0 and m[1] == 123}
+    assert silenced == {0, 1, 9, 15}
