@@ -79,6 +79,7 @@ class Daemon:
         self.flashes_in = 0
         self.dropped_in = 0
         self.ignored_in = 0
+        self.other_in = 0  # clock messages and controllers bound by MIDI learn
         self.errors = 0
         self._errors_in_a_row = 0
         self._status_every = 0.0
@@ -113,6 +114,7 @@ class Daemon:
         for _ in range(3):
             spare.inject(0.5, 1.0)
             spare.step()
+        spare.run(3)  # the catch-up path after skipped ticks
         mapper = Mapper(spare.values, spare)
         mapper.tick(0, *spare.flashes(), 0.0)
         mapper.panic(1)
@@ -429,8 +431,9 @@ class Daemon:
         status = message[0] if message else -1
         if status in (MIDI_CLOCK, MIDI_START, MIDI_STOP):
             self._handle_clock(status)
+            self.other_in += 1
         elif status & 0xF0 == CONTROL_CHANGE and len(message) == 3 and self._control_change(status & 0x0F, message[1], message[2]):
-            pass
+            self.other_in += 1
         elif self.inputs.apply(message, frac, self.swarm):
             self.flashes_in += 1
         else:
@@ -517,6 +520,7 @@ class Daemon:
             "dropped_notes": self.mapper.dropped_notes,
             "flashes_in": self.flashes_in,
             "ignored_in": self.ignored_in,
+            "other_in": self.other_in,
             "dropped_in": self.dropped_in,
             "dropped_external": self.swarm.dropped_external,
             "errors": self.errors,

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 log = logging.getLogger("firefly_midi.ports")
 
 BACKENDS = ("auto", "alsa", "jack", "coremidi", "windows")
+DRAIN_S = 0.05  # a few JACK periods (1.3 ms at 64 frames; 21 ms at 1024 frames / 48 kHz)
 
 
 class PortError(RuntimeError):
@@ -169,6 +171,10 @@ class Ports:
         return True
 
     def close(self) -> None:
+        """Close the ports, after what was sent has left: rtmidi queues output for JACK's next cycle,
+        and a port closed before that cycle drops it (the last note-offs, of all messages)."""
+        if self.out is not None and self.sent:
+            time.sleep(DRAIN_S)
         if self.watch is not None:
             self.watch.close()
             self.watch = None

@@ -60,8 +60,15 @@ def locate(name_or_path: str) -> Path:
 def load(name_or_path: str) -> dict[str, Any]:
     """Read a preset into flat, checked ``{key: value}`` (only the keys it sets)."""
     path = locate(name_or_path)
-    text = path.read_text(encoding="utf-8")
-    return parse(text, str(path))
+    return parse(read_text(path), str(path))
+
+
+def read_text(path: Path) -> str:
+    """A preset or state file's text; a file that is not UTF-8 is a ParamError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise P.ParamError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", source=str(path)) from None
 
 
 def parse(text: str, source: str = "<preset>") -> dict[str, Any]:
@@ -193,7 +200,7 @@ def save_state(path: Path, preset: str, values: dict[str, Any]) -> None:
 
 def load_state(path: Path) -> tuple[str, dict[str, Any]]:
     """(preset, values) of a saved state; ParamError/FileNotFoundError when it cannot be used."""
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -118,7 +118,9 @@ def test_preset_switch_silences_the_old_preset_first():
     try:
         switch_at = time.monotonic()
         daemon.load(presets.resolve("ermentrout-800"), "ermentrout-800")
-        time.sleep(0.1)
+        deadline = time.monotonic() + 5
+        while daemon.swarm.n != 800 and time.monotonic() < deadline:  # applied at the next tick
+            time.sleep(0.01)
         assert daemon.preset == "ermentrout-800" and daemon.swarm.n == 800
         log = daemon.ports.log
         panic = next(i for i, (t, m) in enumerate(log) if t >= switch_at and m[0] & 0xF0 == 0xB0 and m[1] == 123)

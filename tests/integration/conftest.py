@@ -86,7 +86,15 @@ def forget_dead_servers() -> bool:
 
 
 @pytest.fixture(scope="session")
-def jack_server():
+def compiled_kernels():
+    """Compile the numba kernels once, before any daemon starts: on a fresh checkout that takes a
+    while, and daemons started in parallel would each compile them inside their start-up timeout."""
+    warm = "from firefly_midi import presets; from firefly_midi.daemon import Daemon; Daemon(presets.resolve('pulse-sine'))._warm_up()"
+    subprocess.run([sys.executable, "-c", warm], check=True, timeout=600, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def jack_server(compiled_kernels):
     """The environment of a private, running JACK dummy server (64 frames at 48 kHz)."""
     if not shutil.which("jackd") or not shutil.which("jack_lsp"):
         unavailable("jackd is not installed (Debian: apt-get install jackd2)")

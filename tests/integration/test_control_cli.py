@@ -28,7 +28,7 @@ def folder():
 
 
 @pytest.fixture
-def env():
+def env(compiled_kernels):
     return {**os.environ, "JACK_DEFAULT_SERVER": f"firefly-no-such-server-{os.getpid()}", "JACK_NO_START_SERVER": "1"}
 
 

@@ -1,0 +1,291 @@
+"""Soak: the daemon playing 10^5 fireflies for minutes, watched, fed and heard; memory and timing over time.
+
+Run: python benchmarks/bench_soak.py [--minutes 10] [--seconds 60] [--n 100000] [--preset ermentrout-800]
+Prints a table and writes benchmarks/results/soak.json.
+
+The daemon runs as ``python -m firefly_midi daemon`` (its own process) on a private JACK server
+(benchmarks/jackserver.py).  Around it, in this process: a telemetry client subscribed at 30 fps
+(``ControlClient.subscribe``), a sender playing a steady stream of notes into its ``in`` port, and a
+receiver on its ``out`` port that counts every note and pairs every note-on with its note-off.  Every
+few seconds the script samples the daemon's RSS (VmRSS of /proc/PID/status) and its status.  At the
+end it sends SIGTERM and, half a second later, counts the notes still sounding at the receiver.
+
+Targets (issue #7): RSS growth under 5 MB over 10 minutes, no lateness trend, zero hanging notes.
+The status lateness figures are cumulative since start, so a trend shows as a rising p99 column;
+skipped ticks are given per interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from jackserver import connect, private_jack, wait_for_port  # noqa: E402
+
+from firefly_midi.control import ControlClient, ControlError, request  # noqa: E402
+
+RESULTS = HERE / "results"
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Receiver:
+    """Counts the daemon's notes (python-rtmidi callback on JACK's thread) and pairs ons with offs."""
+
+    def __init__(self, name: str):
+        import rtmidi
+
+        self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name, queue_size_limit=65536)
+        self.port.open_virtual_port("in")
+        self.lock = threading.Lock()
+        self.ons = self.offs = self.all_notes_off = self.doubled = 0
+        self.sounding: dict[tuple[int, int], int] = {}
+        self.port.set_callback(self._on_message)
+
+    def _on_message(self, item, _data=None) -> None:
+        m = item[0]
+        with self.lock:
+            if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0:
+                key = (m[0] & 15, m[1])
+                self.doubled += key in self.sounding
+                self.sounding[key] = self.sounding.get(key, 0) + 1
+                self.ons += 1
+            elif len(m) == 3 and m[0] & 0xF0 in (0x80, 0x90):
+                self.offs += 1
+                self.sounding.pop((m[0] & 15, m[1]), None)
+            elif len(m) == 3 and m[0] & 0xF0 == 0xB0 and m[1] == 123:
+                self.all_notes_off += 1
+                channel = m[0] & 15
+                self.sounding = {k: v for k, v in self.sounding.items() if k[0] != channel}
+
+    def hanging(self) -> list[tuple[int, int]]:
+        with self.lock:
+            return sorted(self.sounding)
+
+
+class Sender(threading.Thread):
+    """A steady note stream into the daemon's input: note-on, then its note-off 50 ms later."""
+
+    def __init__(self, name: str, per_second: float):
+        super().__init__(daemon=True)
+        import rtmidi
+
+        self.port = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name)
+        self.port.open_virtual_port("out")
+        self.period, self.sent, self.stopping = 1.0 / per_second, 0, threading.Event()
+
+    def run(self) -> None:
+        start, k = time.monotonic(), 0
+        while not self.stopping.is_set():
+            note = 48 + k % 24
+            self.port.send_message([0x90, note, 100])
+            time.sleep(0.05)
+            self.port.send_message([0x80, note, 0])
+            self.sent += 1
+            k += 1
+            self.stopping.wait(max(0.0, start + k * self.period - time.monotonic()))
+
+
+class Watcher(threading.Thread):
+    """A telemetry subscriber at ``fps``, as the TUI is: counts frames and the frames it had to drop."""
+
+    def __init__(self, path: Path, fps: float):
+        super().__init__(daemon=True)
+        self.path, self.fps = path, fps
+        self.frames = self.dropped = self.flashes = 0
+        self.error = ""
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        try:
+            async with ControlClient(self.path) as client:
+                async for frame in client.subscribe(fps=self.fps, points=2048):
+                    self.frames += 1
+                    self.dropped = frame.get("dropped_frames", 0) + client.frames_dropped
+                    self.flashes += len(frame.get("flashes") or ())
+                    if self.stopping.is_set():
+                        return
+        except ControlError as exc:
+            if not self.stopping.is_set():
+                self.error = str(exc)
+
+
+def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) -> dict:
+    tag = uuid.uuid4().hex[:6]
+    client = f"ffm-soak-{tag}"
+    with private_jack() as env, tempfile.TemporaryDirectory(prefix="ffm-soak-") as tmp:
+        path = Path(tmp) / "c.sock"
+        env = {**env, **{k: str(Path(tmp) / k.lower()) for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR")}}
+        log_path = Path(tmp) / "daemon.log"
+        args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", "jack", "--client-name", client, "--preset", preset]
+        args += ["--set", f"swarm.n={n}", "--socket", str(path), "--fresh"]
+        with open(log_path, "w") as log:  # a file, never a pipe nobody reads
+            daemon = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=HERE.parent)
+        try:
+            wait_for_port(env, f"{client}:out", timeout=120)
+            receiver = Receiver(f"soak-rx-{tag}")
+            sender = Sender(f"soak-tx-{tag}", notes_per_s)
+            connect(env, f"{client}:out", f"soak-rx-{tag}:in")
+            connect(env, f"soak-tx-{tag}:out", f"{client}-in:in")
+            watcher = Watcher(path, 30)
+            watcher.start()
+            sender.start()
+            samples = []
+            start = time.monotonic()
+            while True:
+                now = time.monotonic() - start
+                status = request(path, "status", timeout=5.0)
+                samples.append(
+                    {
+                        "t_s": round(now, 2),
+                        "rss_kb": rss_kb(daemon.pid),
+                        "ticks": status["ticks"],
+                        "skipped_ticks": status["skipped_ticks"],
+                        "lateness_us": status["lateness_us"],
+                        "cpu_share": status["cpu_share"],
+                        "notes_out": status["notes_out"],
+                        "flashes_in": status["flashes_in"],
+                        "dropped_in": status["dropped_in"],
+                        "errors": status["errors"],
+                        "frames": watcher.frames,
+                    }
+                )
+                if now >= seconds:
+                    break
+                time.sleep(min(every, max(0.0, seconds - now)))
+            sender.stopping.set()
+            sender.join(2)
+            time.sleep(0.3)
+            watcher.stopping.set()
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                code = daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                code = daemon.wait()
+        time.sleep(0.5)  # the last note-offs and All Notes Off reach the receiver
+        watcher.join(3)
+        log_tail = log_path.read_text()[-2000:]
+        hanging = receiver.hanging()
+        receiver.port.close_port()
+        sender.port.close_port()
+    return summarize(samples, receiver, sender, watcher, hanging, code, log_tail, n, preset)
+
+
+def summarize(samples, receiver, sender, watcher, hanging, code, log_tail, n, preset) -> dict:
+    warm = next((s for s in samples if s["t_s"] >= 10), samples[0])  # after start-up and the first allocations
+    last = samples[-1]
+    half = samples[len(samples) // 2]
+    return {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "preset": preset,
+        "n": n,
+        "seconds": last["t_s"],
+        "exit_code": code,
+        "rss_start_kb": warm["rss_kb"],
+        "rss_end_kb": last["rss_kb"],
+        "rss_growth_kb": last["rss_kb"] - warm["rss_kb"],
+        "rss_growth_second_half_kb": last["rss_kb"] - half["rss_kb"],
+        "lateness_p99_us_half": half["lateness_us"]["p99"],
+        "lateness_p99_us_end": last["lateness_us"]["p99"],
+        "skipped_ticks": last["skipped_ticks"],
+        "notes_sent_in": sender.sent,
+        "flashes_in": last["flashes_in"],
+        "dropped_in": last["dropped_in"],
+        "notes_out_daemon": last["notes_out"],
+        "note_ons_heard": receiver.ons,
+        "note_offs_heard": receiver.offs,
+        "all_notes_off_heard": receiver.all_notes_off,
+        "note_on_while_sounding": receiver.doubled,
+        "hanging_notes": len(hanging),
+        "frames": watcher.frames,
+        "frames_dropped": watcher.dropped,
+        "telemetry_error": watcher.error,
+        "errors": last["errors"],
+        "samples": samples,
+        "daemon_log_tail": log_tail if code else "",
+    }
+
+
+def print_table(result: dict) -> None:
+    print(f"soak: {result['preset']}, {result['n']} fireflies, {result['seconds']:.0f} s")
+    head = (("t s", 6), ("RSS MB", 8), ("ticks", 8), ("skipped", 8), ("p50 us", 7), ("p99 us", 7), ("p99.9", 7), ("cpu", 5))
+    print(" ".join(f"{h:>{w}}" for h, w in head) + f" {'out':>6} {'in':>5} {'frames':>7}")
+    previous = 0
+    for s in result["samples"]:
+        lat = s["lateness_us"]
+        print(
+            f"{s['t_s']:>6.0f} {s['rss_kb'] / 1024:>8.1f} {s['ticks']:>8} {s['skipped_ticks'] - previous:>8} {lat['p50']:>7.0f} "
+            f"{lat['p99']:>7.0f} {lat['p99.9']:>7.0f} {s['cpu_share']:>5.2f} {s['notes_out']:>6} {s['flashes_in']:>5} {s['frames']:>7}"
+        )
+        previous = s["skipped_ticks"]
+    keys = (
+        "rss_growth_kb",
+        "rss_growth_second_half_kb",
+        "lateness_p99_us_half",
+        "lateness_p99_us_end",
+        "notes_sent_in",
+        "flashes_in",
+        "dropped_in",
+        "notes_out_daemon",
+        "note_ons_heard",
+        "note_offs_heard",
+        "all_notes_off_heard",
+        "note_on_while_sounding",
+        "hanging_notes",
+        "frames",
+        "frames_dropped",
+        "errors",
+        "exit_code",
+    )
+    for key in keys:
+        print(f"{key:>28}  {result[key]}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=None, help="overrides --minutes (CI size: 60)")
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--preset", default="ermentrout-800")
+    parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument("--notes-per-s", type=float, default=4.0, help="the steady input note stream")
+    parser.add_argument("--output", type=Path, default=RESULTS / "soak.json")
+    args = parser.parse_args()
+    seconds = args.seconds if args.seconds is not None else 60.0 * args.minutes
+    result = soak(seconds, args.n, args.preset, args.every, args.notes_per_s)
+    print_table(result)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.output}")
+    ok = result["hanging_notes"] == 0 and result["exit_code"] == 0 and result["errors"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

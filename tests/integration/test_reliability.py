@@ -1,0 +1,403 @@
+"""Faults and bad input against real processes on a private JACK server (issue #7).
+
+Every test here runs ``firefly-midi daemon`` as a real process, and drives it from other real
+processes: a flood sender (``SENDER`` below, run with ``python -c``) that writes MIDI into the
+daemon's ``in`` port through python-rtmidi and JACK-Client, the MIDI peer of peer.py that hears its
+``out`` port, and control clients on its Unix socket.  docs/reliability.md tabulates what each one
+showed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from firefly_midi import presets
+from firefly_midi.control import ControlError, request
+
+from .conftest import status_lines
+from .test_daemon_jack import all_notes_off_channels, assert_every_note_ended
+
+pytestmark = pytest.mark.jack
+
+# The flood sender: its own process, as a misbehaving synth or sequencer would be.  Steps (argv[3]):
+#   flood:SECONDS:RATE   note-on/off pairs at RATE messages per second, in bursts every 10 ms (rtmidi)
+#   sysex:BYTES          one sysex of BYTES data bytes, written as raw 8 KiB JACK events (JACK-Client):
+#                        rtmidi's JACK output silently drops any single message over ~16 KB
+#   garbage:COUNT        COUNT random byte lists through rtmidi send_message (any length 0..6, values
+#                        -2..300): what rtmidi refuses is counted by exception type; then raw JACK events
+#                        rtmidi would refuse (data bytes, running status, 0xFF runs), then a lone 0xF7
+#   raw:HEX,HEX          one raw JACK event per argument (hex bytes)
+#   sleep:SECONDS
+# It prints one JSON line with what it sent and what was refused.
+SENDER = r"""
+import json, queue, random, subprocess, sys, time
+import jack, rtmidi
+
+daemon_in, name, steps = sys.argv[1], sys.argv[2], sys.argv[3:]
+out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name)
+out.open_virtual_port("out")
+raw_events = queue.Queue()
+client = jack.Client(name + "-raw", no_start_server=True)
+port = client.midi_outports.register("out")
+
+@client.set_process_callback
+def process(frames):
+    port.clear_buffer()
+    for _ in range(3):  # up to 3 events (24 KiB) per 64-frame period
+        try:
+            event = raw_events.get_nowait()
+        except queue.Empty:
+            return
+        port.write_midi_event(0, event)
+
+client.activate()
+for source in (name + ":out", name + "-raw:out"):
+    deadline = time.monotonic() + 10
+    while subprocess.run(["jack_connect", source, daemon_in], capture_output=True).returncode:
+        if time.monotonic() > deadline:
+            raise SystemExit("sender: cannot connect " + source)
+        time.sleep(0.05)
+report = {"notes": 0, "note_ons": 0, "sysex_bytes": 0, "garbage_sent": 0, "garbage_refused": {}, "raw_events": 0, "phases": []}
+rng = random.Random(7)
+
+def drain_raw():
+    while not raw_events.empty():
+        time.sleep(0.01)
+
+for step in steps:
+    kind, _, arg = step.partition(":")
+    report["phases"].append([kind, time.time()])
+    if kind == "flood":
+        seconds, rate = (float(x) for x in arg.split(":"))
+        burst = max(2, int(rate / 100)) // 2 * 2
+        start = time.monotonic()
+        k = 0
+        while time.monotonic() - start < seconds:
+            for _ in range(burst // 2):
+                note = rng.randrange(128)
+                out.send_message([0x90, note, 100])
+                out.send_message([0x80, note, 0])
+            report["notes"] += burst
+            report["note_ons"] += burst // 2
+            k += 1
+            pause = start + k * 0.01 - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+    elif kind == "sysex":
+        data = bytes([0xF0]) + bytes(rng.randrange(128) for _ in range(1024)) * (int(arg) // 1024) + bytes([0xF7])
+        for i in range(0, len(data), 8192):
+            raw_events.put(data[i : i + 8192])
+        drain_raw()
+        report["sysex_bytes"] += len(data)
+    elif kind == "garbage":
+        for _ in range(int(arg)):
+            message = [rng.randrange(-2, 301) for _ in range(rng.randrange(7))]
+            try:
+                out.send_message(message)
+                report["garbage_sent"] += 1
+            except Exception as exc:
+                key = type(exc).__name__
+                report["garbage_refused"][key] = report["garbage_refused"].get(key, 0) + 1
+        for event in ([0x90, 60], [61, 100], [62], [5, 6, 7], [0xFF] * 5, [0x80, 200, 1], [0xF4], [0xB0, 123], [0xF7]):
+            raw_events.put(bytes(event))
+            report["raw_events"] += 1
+        drain_raw()
+    elif kind == "raw":
+        raw_events.put(bytes.fromhex(arg))
+        report["raw_events"] += 1
+        drain_raw()
+    elif kind == "sleep":
+        time.sleep(float(arg))
+report["phases"].append(["end", time.time()])
+time.sleep(0.2)
+print(json.dumps(report), flush=True)
+"""
+
+
+def send(spawn, daemon_client: str, *steps: str) -> subprocess.Popen:
+    """Start the flood sender against ``daemon_client``'s input with ``steps``; returns its Popen."""
+    name = f"flood-{os.getpid()}-{time.monotonic_ns() % 100000}"
+    return spawn([sys.executable, "-c", SENDER, f"{daemon_client}-in:in", name, *steps]).popen
+
+
+def sent_report(sender: subprocess.Popen, timeout: float = 60) -> dict:
+    out, err = sender.communicate(timeout=timeout)
+    assert sender.returncode == 0, err[-2000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def stop_daemon_then_peer(proc, listener) -> tuple[str, int, list[dict]]:
+    """SIGTERM the daemon, then the peer (which hears the daemon's last note-offs first)."""
+    proc.stop(signal.SIGTERM)
+    _, log, code = proc.finish(timeout=30)
+    time.sleep(0.3)
+    listener.stop()
+    lines, _, _ = listener.finish(timeout=30)
+    return log, code, lines
+
+
+# ----------------------------------------------------------------------------------- 1. input floods
+def test_a_flood_of_notes_sysex_and_garbage_is_counted_and_nothing_hangs(daemon, peer, spawn):
+    """10,000 note messages/s for 10 s, a 4 MiB sysex and random bytes into ``in``.
+
+    The daemon keeps playing, counts what it drops (``dropped_in``), every note it played ends, and
+    its tick lateness p99 under the flood stays within 2x the unloaded figure of the same run.
+    """
+    proc = daemon("--preset", "pulse-sine", "--set", "swarm.freq_hz=4", "--set", "mapping.note_ms=150")
+    listener = peer(proc.client, "--seconds", "60")
+    time.sleep(5.0)  # unloaded: the status lines of these seconds give the baseline lateness
+    sender = send(spawn, proc.client, "flood:3:10000", "sysex:4194304", "flood:3:10000", "garbage:3000", "flood:4:10000")
+    report = sent_report(sender)
+    time.sleep(1.5)
+    alive = proc.popen.poll() is None
+    log, code, lines = stop_daemon_then_peer(proc, listener)
+    assert alive, f"the daemon died under the flood:\n{log[-3000:]}"
+    assert code == 0, log[-3000:]
+    statuses = status_lines(log)
+    unloaded = [s for s in statuses if s["ports"]["received"] == 0]
+    assert unloaded, "no status line before the flood"
+    last = statuses[-1]
+    assert last["errors"] == 0, log[-3000:]
+    assert last["dropped_in"] > 0, "a flood of 100 messages per 10 ms tick-burst must overflow input.max_per_tick (64)"
+    received, handled = last["ports"]["received"], last["flashes_in"] + last["ignored_in"]
+    # status() reads the counters from another thread, mid-tick: at most one tick's messages are in flight
+    assert 0 <= received - handled - last["dropped_in"] <= 64, f"every message received is handled or dropped: {last}"
+    assert last["flashes_in"] > 1000
+    assert received >= 0.8 * report["notes"], f"received {received} of {report['notes']} notes sent"
+    # the sysex and the garbage never stalled the input: it took notes in every second of the flood
+    flood = [s for s in statuses if s["ports"]["received"] > 0]
+    gains = [b["ports"]["received"] - a["ports"]["received"] for a, b in zip(flood, flood[2:-2], strict=False)]
+    assert min(gains) > 0, f"the input stalled: received per second {gains}"
+    ons, _ = assert_every_note_ended(lines)
+    assert ons > 10
+    # lateness: the status figures are cumulative, so the last one mixes the unloaded seconds (about a
+    # third of the ticks) with the flood; its p99 is at worst the flood's own p98.5.
+    base, loaded = unloaded[-1]["lateness_us"], last["lateness_us"]
+    print(f"\nlateness p99 unloaded {base['p99']:.0f} us ({base['count']} ticks), flood {loaded['p99']:.0f} us ({loaded['count']} ticks)")
+    print(f"sent {report}; status {json.dumps({k: last[k] for k in ('flashes_in', 'ignored_in', 'dropped_in', 'dropped_external')})}")
+    assert loaded["p99"] <= 2 * max(base["p99"], 50), f"lateness p99 under flood {loaded['p99']} us, unloaded {base['p99']} us"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rtmidi's JACK input, with sysex ignored, treats every event after an unterminated sysex (0xF0 without 0xF7) "
+    "as more sysex and drops it, until some event ends with 0xF7: one truncated sysex from a peer deafens the input",
+)
+def test_notes_after_an_unterminated_sysex_still_arrive(daemon, spawn):
+    proc = daemon("--preset", "pulse-sine")
+    sender = send(spawn, proc.client, "raw:F0010203", "sleep:0.2", *["raw:903C64", "raw:803C00", "sleep:0.05"] * 20, "sleep:1.0")
+    sent_report(sender)
+    proc.stop()
+    log, code = proc.finish()[1:]
+    assert code == 0
+    assert status_lines(log)[-1]["flashes_in"] >= 20
+
+
+# ------------------------------------------------------------------------- 2-3. the control plane abused
+class Raw:
+    """A raw client on the control socket: sends any bytes, reads reply lines."""
+
+    def __init__(self, path: Path, timeout: float = 10.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.file = self.sock.makefile("rb")
+        self.hello = json.loads(self.file.readline())
+
+    def ask(self, line: bytes) -> dict:
+        self.sock.sendall(line)
+        return json.loads(self.file.readline())
+
+
+def wait_for_socket(path: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            request(path, "status", timeout=2.0)
+            return
+        except ControlError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_the_control_plane_survives_abuse_from_real_clients(daemon):
+    folder = Path(tempfile.mkdtemp(prefix="ffm-"))  # a Unix socket path must stay under 108 bytes
+    path = folder / "c.sock"
+    proc = daemon("--preset", "pulse-sine", "--socket", str(path))
+    wait_for_socket(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, oct(path.stat().st_mode)
+    raw = Raw(path)
+    assert raw.hello["protocol"] == 1
+    abuse = [
+        (b"{not json\n", "bad_json"),
+        (b"[1, 2]\n", "bad_json"),
+        (b"\xff\xfe\n", "bad_json"),
+        (b"\n", "bad_json"),
+        (b'{"cmd": "stautus"}\n', "unknown_command"),
+        (b'{"cmd": 5}\n', "unknown_command"),
+        (b'{"id": 1}\n', "bad_argument"),
+        (b'{"cmd": "set", "key": "swarm.coupling", "value": "abc"}\n', "bad_param"),
+        (b'{"cmd": "set", "key": "swarm.coupling", "value": 1e308}\n', "bad_param"),
+        (b'{"cmd": "set", "key": 5, "value": 1}\n', "bad_param"),
+        (b'{"cmd": "set", "key": "swarm.n", "value": [1, 2]}\n', "bad_param"),
+        (b'{"cmd": "forward", "seconds": -1}\n', "bad_argument"),
+        (b'{"cmd": "forward", "seconds": "NaN"}\n', "bad_argument"),
+        (b'{"cmd": "subscribe", "fps": 1000}\n', "bad_argument"),
+        (b'{"cmd": "status", "verbose": true}\n', "bad_argument"),
+        (b'{"cmd": "preset", "name": "no-such-preset"}\n', "not_found"),
+        (b'{"cmd": "save", "name": "../../etc/passwd"}\n', "bad_param"),
+    ]
+    codes = []
+    for line, code in abuse:
+        reply = raw.ask(line)
+        assert reply["ok"] is False, (line, reply)
+        codes.append((line, reply["error"]["code"], code))
+    assert all(got == want or (want == "bad_param" and got == "bad_argument") for _, got, want in codes), codes
+    huge = b'{"cmd": "set", "key": "swarm.coupling", "value": "' + b"9" * (10 * 1024 * 1024) + b'"}\n'
+    assert raw.ask(huge)["error"]["code"] == "too_large"
+    assert raw.ask(b'{"id": 2, "cmd": "get", "key": "swarm.n"}\n') == {"id": 2, "ok": True, "result": 200}
+
+    # a client that subscribes and never reads, and 50 clients at once
+    stuck = Raw(path)
+    stuck.sock.sendall(b'{"cmd": "subscribe", "fps": 60, "points": 65536}\n')
+    results: list[object] = []
+
+    def one() -> None:
+        try:
+            results.append(request(path, "status", timeout=10.0)["preset"])
+        except Exception as exc:  # kept: the assertion below shows it
+            results.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert results == ["pulse-sine"] * 50, results
+
+    # a broken preset hot-loaded: refused with the file and key, the old preset plays on
+    broken = folder / "broken.toml"
+    broken.write_text("[swarm]\ncoupling = 1000\n", encoding="utf-8")
+    invalid = folder / "invalid.toml"
+    invalid.write_text("[swarm\nn = 5\n", encoding="utf-8")
+    ticks = request(path, "status")["ticks"]
+    for bad, words in ((broken, "swarm.coupling"), (invalid, "not valid TOML")):
+        with pytest.raises(ControlError) as info:
+            request(path, "preset", name=str(bad))
+        assert info.value.code == "bad_param" and str(bad) in str(info.value) and words in str(info.value), str(info.value)
+    time.sleep(0.5)
+    status = request(path, "status")
+    assert status["preset"] == "pulse-sine" and status["ticks"] > ticks + 300 and status["errors"] == 0
+    assert proc.popen.poll() is None
+    stuck.sock.close()
+    proc.stop()
+    _, log, code = proc.finish()
+    assert code == 0, log[-3000:]
+    assert not path.exists(), "the socket file is removed on exit"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------- 4. SIGKILL mid-chord
+def peer_port(listener) -> str:
+    args = listener.popen.args
+    return f"{args[args.index('--name') + 1]}:in"
+
+
+def wait_until_gone(env: dict[str, str], port: str, timeout: float = 10.0) -> None:
+    from .conftest import jack_ports
+
+    deadline = time.monotonic() + timeout
+    while port in jack_ports(env):
+        assert time.monotonic() < deadline, f"JACK still lists {port} of a killed client"
+        time.sleep(0.05)
+
+
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / "xdg_state_home" / "firefly-midi" / "state.toml"
+
+
+def test_after_sigkill_mid_chord_the_restart_silences_every_channel_first(daemon, peer, jack_server, tmp_path):
+    folder = Path(tempfile.mkdtemp(prefix="ffm-"))
+    path = folder / "c.sock"
+    first = daemon("--preset", "pulse-sine", "--set", "mapping.note_ms=10000", "--set", "swarm.freq_hz=4", "--socket", str(path))
+    listener = peer(first.client, "--seconds", "60")
+    wait_for_socket(path)
+    writes = []
+    for i in range(20):  # state writes in flight when the kill comes
+        value = round(0.05 + 0.001 * i, 3)
+        request(path, "set", key="swarm.coupling", value=value)
+        writes.append(value)
+    time.sleep(1.5)
+    first.popen.send_signal(signal.SIGKILL)
+    first.popen.wait(10)
+    killed_at = time.monotonic() - listener.started
+    wait_until_gone(jack_server, f"{first.client}:out")
+
+    preset, values = presets.load_state(state_path(tmp_path))
+    assert preset == "pulse-sine" and values["swarm.coupling"] in writes and values["mapping.note_ms"] == 10000
+    assert not list(state_path(tmp_path).parent.glob(".state.toml.*")), "a half-written state file was left behind"
+
+    second = daemon("--connect-out", peer_port(listener), "--socket", str(path), client=first.client)  # resumes the state
+    wait_for_socket(path)
+    assert request(path, "get", key="swarm.coupling") == values["swarm.coupling"]
+    time.sleep(2.0)
+    stopped_at = time.monotonic() - listener.started
+    log, code, lines = stop_daemon_then_peer(second, listener)
+    assert code == 0, log[-3000:]
+    before = [line for line in lines if "m" in line and line["t"] < killed_at]
+    after = [line for line in lines if "m" in line and killed_at <= line["t"] < stopped_at - 0.05]  # not the shutdown's
+    assert any(line["m"][0] & 0xF0 == 0x90 for line in after), "the restarted daemon played nothing"
+    hanging = {(m[0] & 15, m[1]) for m in (line["m"] for line in before) if m[0] & 0xF0 == 0x90 and m[2] > 0}
+    assert hanging, "no note was sounding when the daemon was killed"
+    assert after, "the restarted daemon sent nothing to the peer"
+    first_note = next((i for i, line in enumerate(after) if line["m"][0] & 0xF0 == 0x90), len(after))
+    silenced = all_notes_off_channels(after[:first_note])
+    used = {channel for channel, _ in hanging} | {c - 1 for c in values["mapping.channels"]} | {values["mapping.cc_channel"] - 1}
+    assert used <= silenced, f"All Notes Off before the first note on channels {sorted(silenced)}; needed {sorted(used)}"
+
+
+@pytest.mark.xfail(strict=True, reason="the daemon does not keep the connections others made to its ports, nor restore them on restart")
+def test_after_sigkill_the_restart_restores_the_connections_others_made(daemon, peer, jack_server):
+    first = daemon("--preset", "pulse-sine")
+    listener = peer(first.client, "--seconds", "30", "--pulse-bpm", "120")  # connects out -> peer:in and peer-out:out -> in
+    time.sleep(1.0)  # the daemon notices and keeps its connections
+    before = connections(jack_server, first.client)
+    assert len(before) == 2, before
+    first.popen.send_signal(signal.SIGKILL)
+    first.popen.wait(10)
+    wait_until_gone(jack_server, f"{first.client}:out")
+    second = daemon(client=first.client)
+    deadline = time.monotonic() + 5
+    while connections(jack_server, first.client) != before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = connections(jack_server, first.client)
+    second.stop()
+    second.finish()
+    listener.stop()
+    assert after == before
+
+
+def connections(env: dict[str, str], client: str) -> set[tuple[str, str]]:
+    """(port, connected port) pairs of ``client``'s ports, from ``jack_lsp -c``."""
+    done = subprocess.run(["jack_lsp", "-c"], env=env, capture_output=True, text=True, timeout=10)
+    pairs, port = set(), None
+    for line in done.stdout.splitlines():
+        if not line.startswith(" "):
+            port = line.strip()
+        elif port and port.split(":")[0] in (client, f"{client}-in"):
+            pairs.add((port, line.strip()))
+    return pairs
