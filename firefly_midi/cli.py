@@ -160,6 +160,7 @@ def _daemon(args: argparse.Namespace) -> int:
         print(f"firefly-midi: {exc}", file=sys.stderr)
         return 1
     daemon.state_path = presets.state_file()
+    daemon.connections = presets.load_connections(daemon.state_path)  # the routing outlives a preset change
     daemon.save_state()
     if args.status_every > 0:
         daemon.log_status_every(args.status_every)

@@ -45,6 +45,7 @@ AUTOMATION_EVERY_S = 0.01
 MIDI_CLOCK, MIDI_START, MIDI_STOP, CONTROL_CHANGE = 0xF8, 0xFA, 0xFC, 0xB0
 MAX_ERRORS_IN_A_ROW = 100
 SWITCH_INTERVAL_S = 1e-4
+CONNECTIONS_EVERY_S = 1.0  # how often the ports' connections are looked at (and kept when changed)
 MAX_CATCH_UP = 8  # skipped ticks the swarm steps through at most, per tick
 _REVOICING = ("swarm.n", "swarm.seed", "swarm.topology", "swarm.neighbors", "swarm.freq_dist", "swarm.freq_spread_hz")
 
@@ -84,6 +85,8 @@ class Daemon:
         self._errors_in_a_row = 0
         self._status_every = 0.0
         self._next_reopen = 0.0
+        self._next_look = 0.0
+        self.connections: list[list[str]] = []  # [our port, other port]: kept in the state, restored on start
         self.stopped = threading.Event()
         self.exit_code = 0
 
@@ -92,6 +95,7 @@ class Daemon:
         self._warm_up()
         self.ports.open()
         self._all_notes_off()  # a synth left hanging by an earlier run that crashed is silenced first
+        self.ports.restore(self.connections)
         gc.collect()
         gc.freeze()  # start-up objects out of the collector's way: the tick makes no new containers
         # Another thread holding the GIL (the control server encoding a frame) keeps it for up to the
@@ -169,6 +173,13 @@ class Daemon:
             self._next_reopen = time.monotonic() + 1.0
             if ports.reopen():  # the synth may hold notes from before the loss: silence it first
                 self.submit(self._all_notes_off)
+                ports.restore(self.connections)
+        if ports.state == "open" and time.monotonic() >= self._next_look:
+            self._next_look = time.monotonic() + CONNECTIONS_EVERY_S
+            current = ports.connections()
+            if current is not None and current != self.connections:
+                self.connections = current
+                self._state_dirty = True
 
     def log_status_every(self, seconds: float) -> None:
         """Log ``status`` as one JSON line every ``seconds`` while running (for logs and scripts)."""
@@ -305,7 +316,7 @@ class Daemon:
         if self.state_path is None:
             return
         try:
-            presets.save_state(self.state_path, preset, values)
+            presets.save_state(self.state_path, preset, values, self.connections)
         except OSError as exc:
             log.warning("could not keep the state in %s: %s", self.state_path, exc)
 

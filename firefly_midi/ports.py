@@ -144,6 +144,22 @@ class Ports:
         names = [f"{self.config.client}:{self.config.out_name}"] if self.out else []
         return names + ([f"{self._input_client(self.backend or '')}:{self.config.in_name}"] if self.inp else [])
 
+    # ---------------------------------------------------------------------------- connections
+    def connections(self) -> list[list[str]] | None:
+        """The connections others (or we) made to our ports, where the backend can list them (JACK)."""
+        if self.state != "open" or self.watch is None:
+            return None
+        return self.watch.connections(self.names())
+
+    def restore(self, pairs: list[list[str]]) -> int:
+        """Reconnect our ports as ``pairs`` say, where the other ports exist."""
+        if self.state != "open" or self.watch is None or not pairs:
+            return 0
+        made = self.watch.connect(pairs)
+        if made:
+            log.info("restored %d port connection(s)", made)
+        return made
+
     # ------------------------------------------------------------------------- losing the server
     @property
     def lost(self) -> bool:
@@ -256,6 +272,35 @@ class JackWatch:
             log.warning("cannot watch the JACK server: %s", exc)
             watch.gone.set()
         return watch
+
+    def connections(self, ours: list[str]) -> list[list[str]] | None:
+        """[our port, other port] for every connection of ``ours``; None if the server would not say."""
+        import jack
+
+        pairs = []
+        try:
+            for name in ours:
+                port = self.client.get_port_by_name(name)
+                pairs.extend([name, other.name] for other in self.client.get_all_connections(port))
+        except jack.JackError:
+            return None
+        return None if self.gone.is_set() else sorted(pairs)
+
+    def connect(self, pairs: list[list[str]]) -> int:
+        """Make the connections that are missing and possible; returns how many were made."""
+        import jack
+
+        made = 0
+        for ours, theirs in pairs:
+            try:
+                port = self.client.get_port_by_name(ours)
+                source, destination = (ours, theirs) if port.is_output else (theirs, ours)
+                if theirs not in {p.name for p in self.client.get_all_connections(port)}:
+                    self.client.connect(source, destination)
+                    made += 1
+            except jack.JackError as exc:  # the other side is not there (yet): nothing to restore
+                log.debug("could not restore %s <-> %s: %s", ours, theirs, exc)
+        return made
 
     def close(self) -> None:
         if not self.gone.is_set():

@@ -187,14 +187,14 @@ def state_file() -> Path:
     return Path(platformdirs.user_state_dir("firefly-midi")) / "state.toml"
 
 
-def save_state(path: Path, preset: str, values: dict[str, Any]) -> None:
-    """The preset playing and the changes made to it since, written atomically."""
+def save_state(path: Path, preset: str, values: dict[str, Any], connections: list[list[str]] | None = None) -> None:
+    """The preset playing, the changes made to it since and the ports' connections, atomically."""
     try:
         base = resolve(preset) if preset else P.defaults()
     except (P.ParamError, FileNotFoundError):
         preset, base = "", P.defaults()
     tweaks = {k for k, v in values.items() if v != base.get(k)}
-    head = tomli_w.dumps({"preset": preset})
+    head = tomli_w.dumps({"preset": preset, "connections": connections or []})
     write_atomic(path, "# firefly-midi: what the daemon was playing; it resumes this on start\n" + head + dumps(values, only=tweaks))
 
 
@@ -206,9 +206,20 @@ def load_state(path: Path) -> tuple[str, dict[str, Any]]:
     except tomllib.TOMLDecodeError as exc:
         raise P.ParamError(f"not valid TOML: {exc}", source=str(path)) from None
     preset = data.pop("preset", "")
+    data.pop("connections", None)  # the ports' business: load_connections
     if not isinstance(preset, str):
         raise P.ParamError("preset must be a preset name", source=str(path))
     values = resolve(preset or None)
     values.update(parse(tomli_w.dumps(data), str(path)))
     P.check_consistency(values)
     return preset or DEFAULT_PRESET, values
+
+
+def load_connections(path: Path) -> list[list[str]]:
+    """The port connections a saved state kept, as [our port, other port] pairs ([] if none or unreadable)."""
+    try:
+        pairs = tomllib.loads(read_text(path)).get("connections", [])
+    except (OSError, P.ParamError, tomllib.TOMLDecodeError):
+        return []
+    ok = isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs)
+    return pairs if ok else []

@@ -295,3 +295,15 @@ def test_start_sends_all_notes_off_on_every_channel_the_preset_plays_before_any_
     first_note = next(i for i, m in enumerate(log) if m[0] & 0xF0 == 0x90)
     silenced = {m[0] & 15 for m in log[:first_note] if m[0] & 0xF0 == 0xB0 and m[1] == 123}
     assert silenced == {0, 1, 9, 15}
+
+
+def test_port_connections_are_kept_with_the_state(tmp_path):
+    state = tmp_path / "state.toml"
+    daemon = make("pulse-sine")
+    daemon.state_path = state
+    daemon.connections = [["firefly-midi:out", "synth:midi_in"], ["firefly-midi-in:in", "drums:out"]]
+    daemon.save_state()
+    assert presets.load_connections(state) == daemon.connections
+    assert presets.load_state(state)[0] == "pulse-sine"
+    state.write_text('connections = "not a list"\n')
+    assert presets.load_connections(state) == []

@@ -370,7 +370,6 @@ def test_after_sigkill_mid_chord_the_restart_silences_every_channel_first(daemon
     assert used <= silenced, f"All Notes Off before the first note on channels {sorted(silenced)}; needed {sorted(used)}"
 
 
-@pytest.mark.xfail(strict=True, reason="the daemon does not keep the connections others made to its ports, nor restore them on restart")
 def test_after_sigkill_the_restart_restores_the_connections_others_made(daemon, peer, jack_server):
     first = daemon("--preset", "pulse-sine")
     listener = peer(first.client, "--seconds", "30", "--pulse-bpm", "120")  # connects out -> peer:in and peer-out:out -> in
