@@ -160,7 +160,7 @@ class Daemon:
                 self.save_state()
             if self._status_every and time.monotonic() >= next_status:
                 next_status += self._status_every
-                log.info("status %s", json.dumps(self.status()))
+                log.info("status %s", json.dumps({k: v for k, v in self.status().items() if k != "params"}))
 
     def _look_after_ports(self) -> None:
         """Notice a MIDI server that went away; reopen the ports once it is back (every second)."""

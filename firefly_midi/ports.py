@@ -163,8 +163,8 @@ class Ports:
     # ------------------------------------------------------------------------- losing the server
     @property
     def lost(self) -> bool:
-        """True once the MIDI server under open ports has gone away (JACK tells its clients)."""
-        return self.state == "open" and self.watch is not None and self.watch.gone.is_set()
+        """True once the MIDI server under open ports has gone away."""
+        return self.state == "open" and self.watch is not None and not self.watch.alive()
 
     def mark_lost(self) -> None:
         """Stop using the ports of a server that went away; ``reopen()`` tries again."""
@@ -246,37 +246,59 @@ def _open(port, name: str, connect_to: str | None, kind: str) -> None:
 
 
 class JackWatch:
-    """A silent JACK client that is told when the server shuts down (rtmidi's clients are not)."""
+    """Notices the JACK server going away, which rtmidi's clients are never told.
+
+    Two ways, because either alone was seen to miss it: a silent JACK client whose shutdown callback
+    fires when the server closes (not always delivered when the server is killed under load), and,
+    on Linux, the server's listening socket in /proc/net/unix, which disappears when the server dies
+    and comes back with another inode when a new server takes its name.
+    """
+
+    LOOK_EVERY_S = 0.5
 
     def __init__(self, client):
         self.client = client
         self.gone = threading.Event()
+        self.server_socket = jack_server_socket()
+        self._next_look = 0.0
+
+    def alive(self) -> bool:
+        if self.gone.is_set():
+            return False
+        if self.server_socket is None or time.monotonic() < self._next_look:
+            return True
+        self._next_look = time.monotonic() + self.LOOK_EVERY_S
+        if jack_server_socket() != self.server_socket:
+            self.gone.set()
+            return False
+        return True
 
     @classmethod
-    def start(cls, name: str) -> JackWatch | None:
+    def start(cls, name: str) -> JackWatch:
+        """A watch on the server the ports just opened on; its JACK client is optional (the socket
+        look still works without it, and without it connections cannot be listed or restored)."""
+        watch = cls(None)
         try:
             import jack
-        except (ImportError, OSError) as exc:  # no JACK-Client or no libjack: loss goes unseen
-            log.warning("cannot watch the JACK server (%s): a lost server will not be noticed", exc)
-            return None
-        try:
+
             client = jack.Client(f"{name}-watch", no_start_server=True)
-        except jack.JackError as exc:
-            log.warning("cannot watch the JACK server: %s", exc)
-            return None
-        watch = cls(client)
-        try:
             client.set_shutdown_callback(lambda status, reason: watch.gone.set())
             client.activate()
-        except jack.JackError as exc:  # the server went away in between: the next look will see it
-            log.warning("cannot watch the JACK server: %s", exc)
-            watch.gone.set()
+            watch.client = client
+        except (ImportError, OSError) as exc:  # no JACK-Client, or no libjack
+            log.warning("no JACK client to watch the server (%s): port connections are not kept", exc)
+        except Exception as exc:  # jack.JackError: a busy or dying server; the socket look still works
+            log.warning("no JACK client to watch the server (%s): port connections are not kept", exc)
+        if watch.client is None and watch.server_socket is None:
+            log.warning("a lost JACK server will not be noticed")
         return watch
 
     def connections(self, ours: list[str]) -> list[list[str]] | None:
         """[our port, other port] for every connection of ``ours``; None if the server would not say."""
         import jack
 
+        if self.client is None:
+            return None
         pairs = []
         try:
             for name in ours:
@@ -290,6 +312,8 @@ class JackWatch:
         """Make the connections that are missing and possible; returns how many were made."""
         import jack
 
+        if self.client is None:
+            return 0
         made = 0
         for ours, theirs in pairs:
             try:
@@ -303,7 +327,7 @@ class JackWatch:
         return made
 
     def close(self) -> None:
-        if not self.gone.is_set():
+        if self.client is not None and not self.gone.is_set():
             try:
                 self.client.deactivate()
                 self.client.close()
@@ -319,3 +343,18 @@ def _close_quietly(*ports: Any) -> None:
                 port.delete()
             except Exception as exc:  # closing a port of a dead server must not stop a shutdown
                 log.debug("closing a port failed: %s", exc)
+
+
+def jack_server_socket() -> str | None:
+    """The inode of the JACK server's listening socket (jack2 on Linux), or None when not found."""
+    server = os.environ.get("JACK_DEFAULT_SERVER") or "default"
+    path = os.path.join(os.environ.get("JACK_TMPDIR", "/dev/shm"), f"jack_{server}_{os.getuid()}_0")
+    try:
+        with open("/proc/net/unix") as table:
+            for line in table:
+                fields = line.split()
+                if len(fields) == 8 and fields[7] == path and fields[3] == "00010000":  # __SO_ACCEPTCON: listening
+                    return fields[6]
+    except OSError:
+        return None
+    return None

@@ -1,6 +1,7 @@
 """The parameter table, preset files and the command line: clear errors, exit code 2."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -166,7 +167,7 @@ def test_broken_automation_names_the_ramp_and_field(field, value):
         table.pop(field, None)
     else:
         table[field] = value
-    toml_value = {k: "nan" if isinstance(v, float) and v != v else json.dumps(v, ensure_ascii=False) for k, v in table.items()}
+    toml_value = {k: _toml(v) for k, v in table.items()}
     text = "[[automation]]\n" + "".join(f"{k} = {v}\n" for k, v in toml_value.items())
     try:
         ramps = presets.parse(text, "auto.toml")["automation"]
@@ -175,6 +176,12 @@ def test_broken_automation_names_the_ramp_and_field(field, value):
         return
     ramp = ramps[0]
     assert 0.01 <= ramp.value_at(ramp.start_s + ramp.seconds / 2) <= 100
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf")
+    return json.dumps(value, ensure_ascii=False)
 
 
 def test_ramps_move_linearly_exponentially_and_loop():

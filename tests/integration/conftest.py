@@ -118,19 +118,38 @@ def jack_server(compiled_kernels):
 
 @dataclass
 class Proc:
-    """A child process whose JSON lines (stdout) and log (stderr) are collected."""
+    """A child process whose JSON lines (stdout) and log (stderr) are collected.
+
+    Both go to files, never to pipes: a pipe nobody reads fills (a daemon logs, a peer prints every
+    message) and then blocks the child's next write, and with it whatever that thread was doing.
+    """
 
     popen: subprocess.Popen
+    out_path: Path
+    err_path: Path
     lines: list[dict] = field(default_factory=list)
 
     def finish(self, timeout: float = 20.0) -> tuple[list[dict], str, int]:
-        out, err = self.popen.communicate(timeout=timeout)
+        self.popen.wait(timeout=timeout)
+        out = self.out_path.read_text(errors="replace")
         self.lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-        return self.lines, err, self.popen.returncode
+        return self.lines, self.log(), self.popen.returncode
+
+    def log(self) -> str:
+        return self.err_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
+
+
+def start_logged(args: list[str], env: dict[str, str], folder: Path) -> Proc:
+    """Start ``args`` with stdout and stderr in files under ``folder``."""
+    stem = folder / uuid.uuid4().hex[:8]
+    out_path, err_path = stem.with_suffix(".out"), stem.with_suffix(".err")
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        popen = subprocess.Popen(args, env=env, stdout=out, stderr=err, text=True)
+    return Proc(popen, out_path, err_path)
 
 
 @pytest.fixture
@@ -145,15 +164,15 @@ def spawn(jack_server, tmp_path):
         env[name] = str(tmp_path / name.lower())
 
     def start(args: list[str]) -> Proc:
-        popen = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        started.append(popen)
-        return Proc(popen)
+        proc = start_logged(args, env, tmp_path)
+        started.append(proc.popen)
+        return proc
 
     yield start
     for popen in started:
         if popen.poll() is None:
             popen.kill()
-            popen.communicate()
+            popen.wait()
 
 
 @pytest.fixture
@@ -170,7 +189,8 @@ def daemon(spawn, jack_server, tmp_path):
             wait_for_port(jack_server, f"{client}:out")
         except TimeoutError:
             proc.popen.kill()
-            pytest.fail(f"the daemon did not open its ports: {proc.popen.communicate()[1][-3000:]}")
+            proc.popen.wait()
+            pytest.fail(f"the daemon did not open its ports: {proc.log()[-3000:]}")
         return proc
 
     return start
@@ -188,7 +208,8 @@ def peer(spawn, tmp_path):
         while not ready.exists():
             if proc.popen.poll() is not None or time.monotonic() > deadline:
                 proc.popen.kill()
-                pytest.fail(f"the peer did not connect: {proc.popen.communicate()[1][-2000:]}")
+                proc.popen.wait()
+                pytest.fail(f"the peer did not connect: {proc.log()[-2000:]}")
             time.sleep(0.02)
         proc.started = time.monotonic()
         return proc

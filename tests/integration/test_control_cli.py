@@ -38,12 +38,15 @@ def start(env):
 
     def run(sock: Path, wait: bool = True) -> subprocess.Popen:
         args = [sys.executable, "-m", "firefly_midi", "daemon", "--fresh", "--preset", "pulse-sine", "--backend", "jack"]
-        proc = subprocess.Popen([*args, "--socket", str(sock)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        log_path = sock.parent / f"daemon-{len(procs)}.log"  # a file, not a pipe nobody reads while it runs
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([*args, "--socket", str(sock)], env=env, stdout=log, stderr=log, text=True)
+        proc.log_path = log_path
         procs.append(proc)
         if wait:
             deadline = time.monotonic() + 60
             while ctl(env, sock, "get", "swarm.n").returncode != 0:
-                assert proc.poll() is None, proc.communicate()[1][-2000:]
+                assert proc.poll() is None, log_path.read_text()[-2000:]
                 assert time.monotonic() < deadline, "the daemon's socket did not answer within 60 s"
                 time.sleep(0.1)
         return proc
@@ -75,7 +78,7 @@ def test_ctl_drives_a_running_daemon_and_stops_it(folder, env, start):
 
     second = start(sock, wait=False)
     assert second.wait(60) == 1
-    assert f"another firefly-midi daemon is running on {sock} (pid {daemon.pid})" in second.stderr.read()
+    assert f"another firefly-midi daemon is running on {sock} (pid {daemon.pid})" in second.log_path.read_text()
     assert daemon.poll() is None and ctl(env, sock, "get", "swarm.n").returncode == 0
 
     assert ctl(env, sock, "stop").returncode == 0

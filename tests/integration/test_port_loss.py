@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
 
 import pytest
 
-from .conftest import jack_env, start_jackd, status_lines, wait_for_port
+from .conftest import jack_env, start_jackd, start_logged, status_lines, wait_for_port
 from .test_daemon_jack import assert_every_note_ended, note_traffic
 
 pytestmark = pytest.mark.jack
@@ -36,37 +34,34 @@ def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_ba
     env, servers = own_server
     client = f"ffm-{uuid.uuid4().hex[:6]}"
     args = ["--backend", "jack", "--client-name", client, "--preset", "pulse-sine", "--status-every", "0.25"]
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "firefly_midi", "daemon", *args, "--set", "swarm.freq_hz=6", "--set", "mapping.note_ms=80"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    daemon = start_logged(
+        [sys.executable, "-m", "firefly_midi", "daemon", *args, "--set", "swarm.freq_hz=6", "--set", "mapping.note_ms=80"], env, tmp_path
     )
+    peer = None
     try:
         wait_for_port(env, f"{client}:out")
         servers[0].send_signal(signal.SIGKILL)  # the server dies without a word
         servers[0].wait(5)
         time.sleep(1.5)
-        assert daemon.poll() is None, f"the daemon must survive its MIDI server: {daemon.communicate()[1][-3000:]}"
+        assert daemon.popen.poll() is None, f"the daemon must survive its MIDI server: {daemon.log()[-3000:]}"
         servers.append(start_jackd(env))
-        wait_for_port(env, f"{client}:out", timeout=15)
+        try:
+            wait_for_port(env, f"{client}:out", timeout=15)
+        except TimeoutError as exc:
+            pytest.fail(f"{exc}; daemon log:\n{daemon.log()[-4000:]}")
         ready = tmp_path / "ready"
         peer_script = os.path.join(os.path.dirname(__file__), "peer.py")
-        peer = subprocess.Popen(
+        peer = start_logged(
             [sys.executable, peer_script, "--daemon", client, "--name", "after", "--seconds", "6", "--ready-file", str(ready)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            env,
+            tmp_path,
         )
         time.sleep(3.0)
     finally:
-        daemon.send_signal(signal.SIGTERM)  # the peer listens on past the daemon's end: it hears every note-off
-        _, log = daemon.communicate(timeout=20)
-    out, err = peer.communicate(timeout=30)
-    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    assert daemon.returncode == 0, log[-3000:]
+        daemon.stop()  # the peer listens on past the daemon's end: it hears every note-off
+        _, log, code = daemon.finish()
+    lines, err, _ = peer.finish(timeout=30)
+    assert code == 0, log[-3000:]
     assert "the MIDI server went away" in log
     assert "MIDI ports open again" in log
     states = [s["ports"]["state"] for s in status_lines(log)]

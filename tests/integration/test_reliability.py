@@ -27,7 +27,7 @@ import pytest
 from firefly_midi import presets
 from firefly_midi.control import ControlError, request
 
-from .conftest import status_lines
+from .conftest import Proc, status_lines
 from .test_daemon_jack import all_notes_off_channels, assert_every_note_ended
 
 pytestmark = pytest.mark.jack
@@ -127,16 +127,16 @@ print(json.dumps(report), flush=True)
 """
 
 
-def send(spawn, daemon_client: str, *steps: str) -> subprocess.Popen:
+def send(spawn, daemon_client: str, *steps: str) -> Proc:
     """Start the flood sender against ``daemon_client``'s input with ``steps``; returns its Popen."""
     name = f"flood-{os.getpid()}-{time.monotonic_ns() % 100000}"
-    return spawn([sys.executable, "-c", SENDER, f"{daemon_client}-in:in", name, *steps]).popen
+    return spawn([sys.executable, "-c", SENDER, f"{daemon_client}-in:in", name, *steps])
 
 
-def sent_report(sender: subprocess.Popen, timeout: float = 60) -> dict:
-    out, err = sender.communicate(timeout=timeout)
-    assert sender.returncode == 0, err[-2000:]
-    return json.loads(out.strip().splitlines()[-1])
+def sent_report(sender: Proc, timeout: float = 60) -> dict:
+    sender.popen.wait(timeout=timeout)
+    assert sender.popen.returncode == 0, sender.log()[-2000:]
+    return json.loads(sender.out_path.read_text().strip().splitlines()[-1])
 
 
 def stop_daemon_then_peer(proc, listener) -> tuple[str, int, list[dict]]:
