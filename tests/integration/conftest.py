@@ -93,9 +93,10 @@ def compiled_kernels():
     subprocess.run([sys.executable, "-c", warm], check=True, timeout=600, capture_output=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def jack_server(compiled_kernels):
-    """The environment of a private, running JACK dummy server (64 frames at 48 kHz)."""
+    """The environment of a private, running JACK dummy server (64 frames at 48 kHz), one per test:
+    a test never meets the clients (or zombies of killed ones) another test left on a server."""
     if not shutil.which("jackd") or not shutil.which("jack_lsp"):
         unavailable("jackd is not installed (Debian: apt-get install jackd2)")
     env = jack_env(f"ffm-test-{os.getpid()}-{uuid.uuid4().hex[:6]}")
@@ -187,6 +188,8 @@ def daemon(spawn, jack_server, tmp_path):
         proc.client = client
         try:
             wait_for_port(jack_server, f"{client}:out")
+            if "--no-input" not in extra:
+                wait_for_port(jack_server, f"{client}-in:in")  # the input opens after the output
         except TimeoutError:
             proc.popen.kill()
             proc.popen.wait()
