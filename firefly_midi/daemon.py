@@ -544,12 +544,5 @@ class Daemon:
 
 
 def jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    """Parameter values as JSON can carry them: lists for tuples, tables for ramps."""
-    out = {}
-    for key, value in values.items():
-        if P.PARAMS[key].kind in ("ramps", "bindings"):
-            value = [item.as_table() for item in value]
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[key] = value
-    return out
+    """Parameter values as JSON can carry them."""
+    return {key: P.plain(value) for key, value in values.items()}

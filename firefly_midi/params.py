@@ -338,6 +338,15 @@ def _check_mapping_consistency(values: dict[str, Any]) -> None:
         raise ParamError("mapping.split = 'region' needs swarm.topology = 'grid'", "mapping.split")
 
 
+def plain(value: Any) -> Any:
+    """A checked value as JSON carries it: lists for tuples, tables for ramps and bindings."""
+    if hasattr(value, "as_table"):
+        return value.as_table()
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
 def params_markdown() -> str:
     """Every parameter as a Markdown table, grouped by preset table (docs/presets.md holds this)."""
     rows = ["| key | allowed | default | unit | what it does |", "|---|---|---|---|---|"]

@@ -19,12 +19,13 @@ import numpy as np
 import pytest
 
 from firefly_midi import params as P
+from firefly_midi.params import plain
 from firefly_midi.tui.app import FORWARD_S, make_app
 from firefly_midi.tui.model import FrameModel
 from firefly_midi.tui.widgets import braille
 from firefly_midi.tui.widgets.grid_view import GridView
 from firefly_midi.tui.widgets.help_screen import HelpScreen
-from firefly_midi.tui.widgets.param_editor import ParamEditor, to_json
+from firefly_midi.tui.widgets.param_editor import ParamEditor
 from firefly_midi.tui.widgets.phase_circle import PhaseCircle, draw_phase_circle
 from firefly_midi.tui.widgets.preset_picker import PresetPicker
 from firefly_midi.tui.widgets.raster import Raster
@@ -79,7 +80,7 @@ class FakeDaemon:
     def __init__(self, up: bool = True):
         self.up = up
         self.requests: list[tuple[str, dict[str, Any]]] = []
-        self.values = {k: to_json(v) for k, v in P.defaults().items()}
+        self.values = {k: plain(v) for k, v in P.defaults().items()}
         self.presets = {"calm": "/presets/calm.toml", "storm": "/presets/storm.toml"}
         self.streams: list[asyncio.Queue] = []
         self.connects = 0
@@ -132,8 +133,8 @@ class FakeClient:
                 P.check_consistency({**P.defaults(), **{k: P.check(k, v) for k, v in d.values.items()}, args["key"]: value})
             except P.ParamError as exc:
                 raise ControlError("bad_param", str(exc)) from None
-            d.values[args["key"]] = to_json(value)
-            return to_json(value)
+            d.values[args["key"]] = plain(value)
+            return plain(value)
         if cmd == "presets":
             return dict(d.presets)
         if cmd == "preset":

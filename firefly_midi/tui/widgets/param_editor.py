@@ -19,16 +19,7 @@ from textual.reactive import reactive
 from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Input, Static
 
-from firefly_midi.params import PARAMS, Param, ParamError, check
-
-
-def to_json(value: Any) -> Any:
-    """A checked value as the JSON the protocol carries."""
-    if hasattr(value, "as_table"):  # ramps and MIDI-learn bindings
-        return value.as_table()
-    if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
-    return value
+from firefly_midi.params import PARAMS, Param, ParamError, check, plain
 
 
 def show(param: Param, value: Any) -> str:
@@ -40,7 +31,7 @@ def show(param: Param, value: Any) -> str:
     if param.kind == "intlist":
         return ", ".join(str(v) for v in value)
     if param.kind in ("ramps", "bindings"):
-        return json.dumps(to_json(value))
+        return json.dumps(plain(value))
     if param.kind == "float":
         return f"{value:g}" if isinstance(value, int | float) else str(value)
     return str(value)
@@ -131,7 +122,7 @@ class ParamEditor(Vertical):
         if problem:
             self.error = problem
             return
-        self.post_message(self.SetRequested(self.selected, to_json(parse(self.selected, event.value))))
+        self.post_message(self.SetRequested(self.selected, plain(parse(self.selected, event.value))))
 
     def _problem(self, text: str) -> str | None:
         try:
