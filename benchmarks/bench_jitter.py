@@ -261,7 +261,10 @@ def show(r: dict) -> None:
     status = r["firefly_last_status"]
     if status:
         total = status["ticks"] + status["skipped_ticks"]
-        print(f"firefly daemon: {status['skipped_ticks']} ticks skipped of {total} (each one delays the swarm by a tick)")
+        lost = status.get("lost_ticks", 0)
+        print(
+            f"firefly daemon: {status['skipped_ticks']} ticks skipped of {total}, {lost} of them not caught up (each delays the swarm by a tick)"
+        )
 
 
 def main() -> None:
