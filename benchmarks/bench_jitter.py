@@ -263,7 +263,8 @@ def show(r: dict) -> None:
         total = status["ticks"] + status["skipped_ticks"]
         lost = status.get("lost_ticks", 0)
         print(
-            f"firefly daemon: {status['skipped_ticks']} ticks skipped of {total}, {lost} of them not caught up (each delays the swarm by a tick)"
+            f"firefly daemon: {status['skipped_ticks']} ticks skipped of {total}, "
+            f"{lost} of them not caught up (each of those delays the swarm by a tick)"
         )
 
 
