@@ -93,22 +93,28 @@ def compiled_kernels():
     subprocess.run([sys.executable, "-c", warm], check=True, timeout=600, capture_output=True)
 
 
+def private_jackd(env: dict[str, str]) -> subprocess.Popen:
+    """Start a private dummy server under ``env``'s name (skip, or fail on CI, when that cannot be)."""
+    if not shutil.which("jackd") or not shutil.which("jack_lsp"):
+        unavailable("jackd is not installed (Debian: apt-get install jackd2)")
+    try:
+        return start_jackd(env)
+    except RuntimeError as first:
+        if "Too many servers" not in str(first) or not forget_dead_servers():
+            unavailable(f"the private JACK server did not start: {first}")
+    try:
+        return start_jackd(env)
+    except RuntimeError as second:
+        unavailable(f"the private JACK server did not start: {second}")
+        raise
+
+
 @pytest.fixture
 def jack_server(compiled_kernels):
     """The environment of a private, running JACK dummy server (64 frames at 48 kHz), one per test:
     a test never meets the clients (or zombies of killed ones) another test left on a server."""
-    if not shutil.which("jackd") or not shutil.which("jack_lsp"):
-        unavailable("jackd is not installed (Debian: apt-get install jackd2)")
     env = jack_env(f"ffm-test-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    try:
-        server = start_jackd(env)
-    except RuntimeError as first:
-        if "Too many servers" not in str(first) or not forget_dead_servers():
-            unavailable(f"the private JACK server did not start: {first}")
-        try:
-            server = start_jackd(env)
-        except RuntimeError as second:
-            unavailable(f"the private JACK server did not start: {second}")
+    server = private_jackd(env)
     yield env
     server.terminate()
     try:

@@ -4,30 +4,35 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
 
 import pytest
 
-from .conftest import jack_env, start_jackd, start_logged, status_lines, wait_for_port
+from .conftest import jack_env, private_jackd, start_jackd, start_logged, status_lines, wait_for_port
 from .test_daemon_jack import assert_every_note_ended, note_traffic
 
 pytestmark = pytest.mark.jack
 
 
 @pytest.fixture
-def own_server(jack_server, tmp_path):
-    """A second private JACK server, for a test that kills it (the session's server stays up)."""
+def own_server(compiled_kernels, tmp_path):
+    """A private JACK server for a test that kills it and starts it again under the same name."""
     env = jack_env(f"ffm-loss-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
         env[name] = str(tmp_path / name.lower())
-    servers = [start_jackd(env)]
+    servers = [private_jackd(env)]
     yield env, servers
     for server in servers:
         if server.poll() is None:
             server.terminate()
-            server.wait(5)
+            try:
+                server.wait(5)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_back(own_server, tmp_path):
