@@ -116,11 +116,19 @@ def jack_server(compiled_kernels):
     env = jack_env(f"ffm-test-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     server = private_jackd(env)
     yield env
+    stop_jackd(server)
+
+
+def stop_jackd(server: subprocess.Popen) -> None:
+    """SIGTERM (a clean stop frees its registry slot), SIGKILL if it does not go within 5 s."""
+    if server.poll() is not None:
+        return
     server.terminate()
     try:
         server.wait(5)
     except subprocess.TimeoutExpired:
         server.kill()
+        server.wait()
 
 
 @dataclass

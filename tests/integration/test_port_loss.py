@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
 
 import pytest
 
-from .conftest import jack_env, private_jackd, start_jackd, start_logged, status_lines, wait_for_port
+from .conftest import jack_env, private_jackd, start_jackd, start_logged, status_lines, stop_jackd, wait_for_port
 from .test_daemon_jack import note_traffic
 
 pytestmark = pytest.mark.jack
@@ -26,13 +25,7 @@ def own_server(compiled_kernels, tmp_path):
     servers = [private_jackd(env)]
     yield env, servers
     for server in servers:
-        if server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(5)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        stop_jackd(server)
 
 
 def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_back(own_server, tmp_path):
