@@ -12,6 +12,7 @@ from firefly_midi.control import ControlError, serve
 from firefly_midi.ctl import add_ctl_parser, run_ctl
 from firefly_midi.params import PARAMS, ParamError, check_consistency, params_markdown, parse_assignment
 from firefly_midi.ports import BACKENDS, PortConfig
+from firefly_midi.tune.fitness import METRICS as TUNE_METRICS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.add_argument("--raster", type=Path, metavar="FILE.png", help="draw the flash raster and r(t)")
+    sim.add_argument(
+        "--damage",
+        action="append",
+        default=[],
+        metavar="AT_S:KIND:AMOUNT[@ROW,COL][:FOR_S]",
+        help="at AT_S seconds scramble or silence AMOUNT of the swarm (a fraction or N%%), at random or in a disc centred at ROW,COL "
+        "(0..1 across the grid), silenced for FOR_S seconds if given; report recovery_time_s (repeatable). "
+        "E.g. 15:scramble:0.5, 15:silence:30%%@0.5,0.5:5",
+    )
 
     daemon = commands.add_parser("daemon", help="play the swarm on virtual MIDI ports, in the foreground, until SIGINT/SIGTERM")
     _add_preset_args(daemon, default=None)
@@ -64,10 +74,46 @@ def build_parser() -> argparse.ArgumentParser:
     ren.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mid")
     ren.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
+    _add_tune_parser(commands)
+
     commands.add_parser("presets", help="list the presets found")
     par = commands.add_parser("params", help="list every parameter with its range and default")
     par.add_argument("--markdown", action="store_true", help="as the Markdown table of docs/presets.md")
     return parser
+
+
+def _add_tune_parser(commands: argparse._SubParsersAction) -> None:
+    tune = commands.add_parser(
+        "tune",
+        help="evolve a preset's parameters toward targets (sync time, tempo, ...) and write the best preset",
+        description="Search a preset's parameters with a microbial GA or OpenAI-style evolution strategies, "
+        "simulating every candidate headless on several seeds. Fitness: the mean over the seeds of the weighted "
+        "RMS error in tolerances (0 = exact, 1 = one tolerance off). Metrics: " + ", ".join(TUNE_METRICS) + ".",
+    )
+    _add_preset_args(tune)
+    tune.add_argument("--target", action="append", required=True, metavar="METRIC=VALUE[:TOL[:WEIGHT]]", help="a metric to reach")
+    tune.add_argument(
+        "--vary", action="append", default=[], metavar="KEY[=LO:HI]", help="a parameter to search (default: coupling and tempo)"
+    )
+    tune.add_argument("--algo", choices=("ga", "es"), default="ga", help="microbial GA or evolution strategies (default: %(default)s)")
+    tune.add_argument("--population", type=int, default=16, help="individuals (GA) or samples per generation (ES) (default: %(default)s)")
+    tune.add_argument("--generations", type=int, default=20, help="generations to run at most (default: %(default)s)")
+    tune.add_argument("--budget-s", type=float, default=None, metavar="S", help="stop after this much wall time")
+    tune.add_argument("--stop-at", type=float, default=None, metavar="F", help="stop once the best fitness is at most F")
+    tune.add_argument("--seeds", type=int, default=3, help="simulation seeds each candidate is averaged over (default: %(default)s)")
+    tune.add_argument("--seed", type=int, default=0, help="the tuner's own seed: same seed, same result (default: %(default)s)")
+    tune.add_argument("--jobs", type=int, default=None, help="parallel simulations (default: every core)")
+    tune.add_argument("--seconds", type=float, default=None, help="swarm time per simulation (default: enough for the targets, ≥ 30)")
+    tune.add_argument("--damage", action="append", default=[], metavar="AT_S:KIND:AMOUNT[:FOR_S]", help="damage every run (see simulate)")
+    tune.add_argument("--sigma", type=float, default=0.1, help="ES: perturbation size, in shares of each range (default: %(default)s)")
+    tune.add_argument("--lr", type=float, default=0.05, help="ES: learning rate (default: %(default)s)")
+    tune.add_argument("--lr-decay", type=float, default=1.0, help="ES: learning rate factor per generation (default: %(default)s)")
+    tune.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="ES: step rule (default: %(default)s)")
+    tune.add_argument("--mutation", type=float, default=0.1, help="GA: mutation size, in shares of a range (default: %(default)s)")
+    tune.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.toml", help="the tuned preset")
+    tune.add_argument("--checkpoint", type=Path, default=None, help="resume file (default: OUT.checkpoint.json)")
+    tune.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
+    tune.add_argument("--json", action="store_true", help="print the achieved metrics and the best parameters as JSON")
 
 
 def _add_preset_args(parser: argparse.ArgumentParser, default: str | None = presets.DEFAULT_PRESET) -> None:
@@ -88,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "simulate": _simulate,
         "daemon": _daemon,
         "render": _render,
+        "tune": _tune,
         "tui": _tui,
         "run": _run,
         "ctl": run_ctl,
@@ -103,14 +150,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from firefly_midi.simulate import draw_raster, simulate
+    from firefly_midi.swarm import damage
 
     if not args.seconds > 0:
         raise ParamError(f"--seconds must be positive, got {args.seconds}")
+    damages = [damage.parse(text) for text in args.damage]
+    for hit in damages:
+        if hit.at_s >= args.seconds:
+            raise ParamError(f"--damage at {hit.at_s:g} s comes after the run ends (--seconds {args.seconds:g})", "--damage")
     values = presets.resolve(args.preset, args.assignments, args.seed)
-    result, swarm, recorder = simulate(values, args.seconds, raster=args.raster is not None)
+    result, swarm, recorder = simulate(values, args.seconds, raster=args.raster is not None, damage=damages)
     result["preset"] = args.preset
     if args.raster:
-        draw_raster(args.raster, recorder, swarm.dt, f"{args.preset}: {swarm.n} fireflies, {values['swarm.model']}")
+        title = f"{args.preset}: {swarm.n} fireflies, {values['swarm.model']}"
+        draw_raster(args.raster, recorder, swarm.dt, title, marks=[hit.at_s for hit in damages])
+    if "damage" in result and not args.json:  # the r series is for programs; a terminal gets the numbers
+        result["damage"] = [{key: value for key, value in event.items() if key != "series"} for event in result["damage"]]
     _report(result, args.json)
     return 0
 
@@ -126,6 +181,51 @@ def _render(args: argparse.Namespace) -> int:
     summary = write_render(values, args.seconds, args.output, args.input)
     _report(summary, args.json)
     return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from firefly_midi.tune.tuner import ProgressBar, Tuner, prepare
+
+    for name in ("population", "generations", "seeds"):
+        if getattr(args, name) < 1:
+            raise ParamError(f"--{name} must be at least 1")
+    spec = prepare(
+        args.preset,
+        args.output,
+        args.target,
+        args.vary,
+        args.assignments,
+        args.damage,
+        args.seconds,
+        algo=args.algo,
+        population=args.population,
+        generations=args.generations,
+        seeds=args.seeds,
+        seed=args.seed,
+        sigma=args.sigma,
+        lr=args.lr,
+        lr_decay=args.lr_decay,
+        optimizer=args.optimizer,
+        mutation=args.mutation,
+    )
+    checkpoint = args.checkpoint or args.output.with_suffix(".checkpoint.json")
+    tuner = Tuner(spec, jobs=args.jobs, checkpoint=checkpoint, restart=args.restart)
+    if tuner.resumed_from:
+        print(f"firefly-midi: resuming from {checkpoint} at generation {tuner.resumed_from}", file=sys.stderr)
+    bar = ProgressBar(tuner, args.generations)
+    try:
+        result = tuner.run(budget_s=args.budget_s, stop_at=args.stop_at, progress=bar)
+    finally:
+        bar.close()
+    if result.interrupted:
+        print(f"firefly-midi: interrupted; the best preset so far is in {args.output}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.as_json(spec)))
+    else:
+        summary = {"fitness": result.best.fitness, **result.best.metrics, **result.as_json(spec)["best"]}
+        summary |= {"evaluations": result.evaluations, "wall_s": result.wall_s, "output": str(args.output)}
+        _report(summary, False)
+    return 130 if result.interrupted else 0
 
 
 def _report(result: dict, as_json: bool) -> None:

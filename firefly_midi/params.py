@@ -48,6 +48,7 @@ class Param:
     lo: float | None = None
     hi: float | None = None
     choices: tuple[str, ...] = ()
+    search: tuple[float, float] | None = None  # the tuner's default --vary range, where "around the preset's value" fails
 
     def allowed(self) -> str:
         if self.kind == "choice":
@@ -96,7 +97,16 @@ _TABLE = (
     Param("swarm.n", "int", 100, "number of fireflies", lo=1, hi=10_000_000),
     Param("swarm.seed", "int", 0, "random seed: same seed and parameters give the same flashes", lo=0, hi=2**63 - 1),
     Param("swarm.freq_hz", "float", 1.0, "natural flash frequency Ω (one beat per cycle)", "Hz", 0.01, 100.0),
-    Param("swarm.freq_spread_hz", "float", 0.0, "spread of natural frequencies: half-width, σ or γ by freq_dist", "Hz", 0.0, 50.0),
+    Param(
+        "swarm.freq_spread_hz",
+        "float",
+        0.0,
+        "spread of natural frequencies: half-width, σ or γ by freq_dist",
+        "Hz",
+        0.0,
+        50.0,
+        search=(0.0, 0.5),
+    ),
     Param(
         "swarm.freq_dist",
         "choice",
@@ -109,16 +119,32 @@ _TABLE = (
     Param("swarm.coupling", "float", 0.1, "coupling ε (pulse models, per flash or per neighbourhood) or K (kuramoto)", "", 0.0, 100.0),
     Param("swarm.normalize", "bool", True, "divide ε by the number of fireflies each one observes (pulse models)"),
     Param(
-        "swarm.interval_coupling", "float", 0.0, "pulse: how strongly observed flashes also retune each firefly's interval", "", 0.0, 1.0
+        "swarm.interval_coupling",
+        "float",
+        0.0,
+        "pulse: how strongly observed flashes also retune each firefly's interval",
+        "",
+        0.0,
+        1.0,
+        search=(0.0, 0.5),
     ),
-    Param("swarm.freq_coupling", "float", 0.0, "kuramoto: frequency adaptation L", "rad/s", 0.0, 100.0),
+    Param("swarm.freq_coupling", "float", 0.0, "kuramoto: frequency adaptation L", "rad/s", 0.0, 100.0, search=(0.0, 10.0)),
     Param("swarm.prc", "choice", "sine", "phase-response curve (sawtooth: kuramoto only)", choices=PRCS),
     Param("swarm.mode", "choice", "sync", "pulse: synchronise or de-synchronise phases", choices=("sync", "desync")),
     Param("swarm.ms_b", "float", 3.0, "mirollo_strogatz: concavity b of x = ln(1 + (e^b - 1)φ)/b", "", 0.01, 20.0),
     Param("swarm.topology", "choice", "global", "who sees whose flashes", choices=TOPOLOGIES),
     Param("swarm.neighbors", "int", 8, "ring: k nearest; grid: radius in cells; random: peers per flash", "", 1, 1000),
     Param("swarm.rewire_s", "float", 0.0, "random topology: redraw the peers every this many seconds (0 = never)", "s", 0.0, 3600.0),
-    Param("swarm.noise", "float", 0.0, "phase diffusion: standard deviation of phase after one second", "cycles/√s", 0.0, 10.0),
+    Param(
+        "swarm.noise",
+        "float",
+        0.0,
+        "phase diffusion: standard deviation of phase after one second",
+        "cycles/√s",
+        0.0,
+        10.0,
+        search=(0.0, 0.05),
+    ),
     Param("clock.tick_ms", "float", 1.0, "length of one swarm tick", "ms", 0.05, 100.0),
     # What a flash plays.
     Param(

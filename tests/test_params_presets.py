@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import tomli_w
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -181,6 +182,8 @@ def test_broken_automation_names_the_ramp_and_field(field, value):
 def _toml(value: object) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if value != value else ("inf" if value > 0 else "-inf")
+    if isinstance(value, str):  # TOML's own escaping: JSON's leaves control characters like DEL raw
+        return tomli_w.dumps({"v": value}).removeprefix("v = ").strip()
     return json.dumps(value, ensure_ascii=False)
 
 

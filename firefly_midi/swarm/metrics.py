@@ -38,6 +38,27 @@ def sync_time(times: np.ndarray, r: np.ndarray, threshold: float = SYNC_THRESHOL
     return float(times[below[-1] + 1]) if below.size else float(times[0])
 
 
+def recovery_time(times: np.ndarray, r: np.ndarray, t_damage: float, r_before: float, tolerance: float = 0.02) -> float | None:
+    """Seconds from ``t_damage`` until r is back to ≥ r_before − tolerance and stays so to the series' end.
+
+    Only samples after ``t_damage`` count; 0.0 when r never fell below, None when it is below at the
+    end (or there is no sample after the damage).  Pass the series up to the next damage, not beyond.
+    """
+    after = times > t_damage
+    r_after = r[after]
+    if r_after.size == 0 or r_after[-1] < r_before - tolerance:
+        return None
+    below = np.flatnonzero(r_after < r_before - tolerance)
+    return float(times[after][below[-1] + 1] - t_damage) if below.size else 0.0
+
+
+def decimate(values: np.ndarray, most: int) -> np.ndarray:
+    """At most ``most`` values, evenly spaced, the first and the last always kept (a plot needs both ends)."""
+    if values.size <= most:
+        return values
+    return values[np.linspace(0, values.size - 1, most).round().astype(np.int64)]
+
+
 def emission_window(counts: np.ndarray, period_ticks: int, share: float = 0.95) -> float | None:
     """Shortest share of the period that holds ``share`` of the flashes, folded over the counts.
 

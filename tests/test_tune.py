@@ -1,0 +1,361 @@
+"""The preset tuner: its search space, fitness, both optimisers, and whole tuning runs."""
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from firefly_midi import params as P
+from firefly_midi import presets
+from firefly_midi.cli import main
+from firefly_midi.tune.es import OpenAIES, centered_ranks
+from firefly_midi.tune.fitness import METRICS, MISSED_TOLERANCES, Target, distance, fitness, parse_target
+from firefly_midi.tune.ga import Microbial, reflect
+from firefly_midi.tune.space import Gene, Space, default_keys, parse_vary
+from firefly_midi.tune.tuner import Tuner, prepare
+
+# ----------------------------------------------------------------------------------------------- space
+
+
+@given(st.floats(0.001, 10.0), st.floats(1.01, 1000.0), st.floats(0.0, 1.0))
+def test_a_numeric_gene_stays_in_its_range_and_round_trips(lo, factor, x):
+    gene = Gene("swarm.coupling", lo, min(lo * factor, 100.0), log=factor > 10)
+    value = gene.value(x)
+    assert gene.lo <= value <= gene.hi
+    assert gene.value(gene.coordinate(value)) == pytest.approx(value, rel=1e-5)
+
+
+@given(st.floats(0.0, 1.0))
+def test_an_integer_gene_gives_integers_inside_its_range(x):
+    gene = Gene("swarm.neighbors", 2.0, 60.0, log=True)
+    value = gene.value(x)
+    assert isinstance(value, int) and 2 <= value <= 60
+
+
+def test_a_choice_gene_slices_the_unit_interval_evenly():
+    gene = parse_vary("swarm.prc=constant,linear,sine", P.defaults())
+    seen = [gene.value(x) for x in np.linspace(0, 1, 301)]
+    assert set(seen) == {"constant", "linear", "sine"}
+    assert gene.value(gene.coordinate("linear")) == "linear"
+
+
+def test_vary_ranges_default_to_the_table_or_around_the_preset():
+    base = presets.resolve("ermentrout-800")
+    coupling = parse_vary("swarm.coupling", base)
+    assert (coupling.lo, coupling.hi, coupling.log) == (0.0025, 0.04, True)
+    noise = parse_vary("swarm.noise", base)  # 0 in the preset: the table's search span
+    assert (noise.lo, noise.hi) == P.PARAMS["swarm.noise"].search
+    explicit = parse_vary("swarm.neighbors=2:60", base)
+    assert (explicit.lo, explicit.hi, explicit.log) == (2, 60, True)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("swarm.copling", "did you mean swarm.coupling"),
+        ("swarm.coupling=0.1:0.01", "LO must be below HI"),
+        ("swarm.coupling=0.1", "LO:HI"),
+        ("swarm.coupling=0.1:500", "swarm.coupling must be"),
+        ("mapping.channels", "can be tuned"),
+        ("swarm.freq_min_hz", "give one"),  # 0 (automatic) in the defaults: nothing to vary around
+        ("swarm.prc=sine", "at least two"),
+    ],
+)
+def test_a_bad_vary_is_a_clear_error(text, says):
+    with pytest.raises(P.ParamError, match=says):
+        parse_vary(text, P.defaults())
+
+
+def test_the_frequency_bounds_follow_the_tempo_unless_varied_themselves():
+    base = presets.resolve("ermentrout-800")
+    space = Space.build(base, ["swarm.freq_hz=0.5:2"])
+    values = space.values(np.array([1.0]))
+    assert values["swarm.freq_hz"] == 2.0
+    assert values["swarm.freq_min_hz"] == pytest.approx(2 * base["swarm.freq_min_hz"], rel=1e-5)
+    assert values["swarm.freq_max_hz"] == pytest.approx(2 * base["swarm.freq_max_hz"], rel=1e-5)
+    P.check_consistency(values)
+    both = Space.build(base, ["swarm.freq_hz=0.5:2", "swarm.freq_max_hz=1:3"])
+    assert both.values(np.array([1.0, 0.0]))["swarm.freq_min_hz"] == base["swarm.freq_min_hz"]
+
+
+def test_default_keys_fit_the_model():
+    assert default_keys(presets.resolve("ermentrout-800")) == ["swarm.coupling", "swarm.freq_hz", "swarm.neighbors"]
+    assert default_keys(presets.resolve("pulse-sine")) == ["swarm.coupling", "swarm.freq_hz"]
+
+
+def test_the_start_point_is_the_preset():
+    base = presets.resolve("ermentrout-800")
+    space = Space.build(base, [])
+    assert space.varied(space.start()) == {k: base[k] for k in space.varied(space.start())}
+
+
+# --------------------------------------------------------------------------------------------- fitness
+
+
+def test_distance_is_the_weighted_rms_in_tolerances():
+    targets = [Target("tempo_bpm", 90.0, 1.0), Target("sync_time_s", 20.0, 2.0, weight=3.0)]
+    assert distance(targets, {"tempo_bpm": 90.0, "sync_time_s": 20.0}, 60.0) == 0.0
+    assert distance(targets, {"tempo_bpm": 92.0, "sync_time_s": 20.0}, 60.0) == pytest.approx(math.sqrt(4 / 4))
+    assert distance(targets, {"tempo_bpm": 90.0, "sync_time_s": 24.0}, 60.0) == pytest.approx(math.sqrt(3 * 4 / 4))
+
+
+def test_a_time_that_never_came_counts_as_the_run_length_and_more():
+    target = Target("sync_time_s", 20.0, 2.0)
+    assert target.error(None, 60.0) == pytest.approx(20.0 + MISSED_TOLERANCES)
+    assert target.error(None, 60.0) > target.error(59.0, 60.0)
+    assert Target("tempo_bpm", 90.0, 1.0).error(None, 60.0) > 5
+
+
+def test_fitness_averages_over_the_seeds():
+    targets = [Target("tempo_bpm", 90.0, 1.0)]
+    runs = [{"tempo_bpm": 90.0}, {"tempo_bpm": 94.0}]
+    assert fitness(targets, runs, 30.0) == pytest.approx(2.0)
+
+
+def test_targets_parse_with_default_tolerances():
+    assert parse_target("tempo_bpm=90") == Target("tempo_bpm", 90.0, METRICS["tempo_bpm"].tolerance)
+    assert parse_target("sync_time_s=20") == Target("sync_time_s", 20.0, 2.0)
+    assert parse_target("sync_time_s=2").tolerance == 0.5  # the floor of a relative tolerance
+    assert parse_target(" gap_cv = 0.05:0.01:2 ") == Target("gap_cv", 0.05, 0.01, 2.0)
+
+
+@given(st.text(max_size=40))
+def test_any_target_text_parses_or_is_a_param_error(text):
+    try:
+        target = parse_target(text)
+    except P.ParamError as exc:
+        assert "--target" in str(exc)
+    else:
+        assert target.metric in METRICS and target.tolerance > 0
+
+
+# ------------------------------------------------------------------------------------------ optimisers
+
+
+def _sphere(x: np.ndarray, centre: float = 0.3) -> np.ndarray:
+    return ((np.atleast_2d(x) - centre) ** 2).sum(axis=1)
+
+
+def _optimise(make, generations: int) -> list[float]:
+    opt, best = make(), []
+    for _ in range(generations):
+        candidates = opt.ask()
+        costs = _sphere(candidates)
+        opt.tell(costs)
+        best.append(min(best[-1] if best else np.inf, costs.min()))
+    return best
+
+
+def test_the_microbial_ga_finds_the_minimum_and_never_loses_its_best():
+    ga = Microbial(4, 20, np.random.default_rng(1))
+    history = []
+    for _ in range(150):
+        ga.tell(_sphere(ga.ask()))
+        history.append(ga.best()[1])
+    assert history[-1] < 1e-3
+    assert all(b <= a for a, b in itertools.pairwise(history))  # the winner is never overwritten
+
+
+def test_a_microbial_tournament_infects_the_loser_only():
+    rng = np.random.default_rng(0)
+    ga = Microbial(6, 2, rng)
+    ga.tell(np.array([0.0, 1.0]))  # individual 0 wins every tournament
+    winner, loser = ga.x[0].copy(), ga.x[1].copy()
+    child = ga.ask()[0]
+    ga.tell(np.array([2.0]))
+    assert np.array_equal(ga.x[0], winner)
+    from_winner = np.isclose(child, winner)
+    from_loser = np.isclose(child, loser)
+    assert (from_winner | from_loser).sum() >= 5  # all genes but the mutated one come from a parent
+    assert np.all((child >= 0) & (child <= 1))
+
+
+@given(st.floats(-5, 5))
+def test_reflect_folds_into_the_unit_interval(x):
+    y = float(reflect(np.array(x)))
+    assert 0.0 <= y <= 1.0
+    if 0.0 <= x <= 1.0:
+        assert y == x
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=50))
+def test_centered_ranks_are_even_ordered_and_centred(values):
+    ranks = centered_ranks(np.array(values))
+    assert ranks.min() == -0.5 and ranks.max() == 0.5
+    assert abs(ranks.sum()) < 1e-9
+    order = np.argsort(values, kind="stable")
+    assert np.all(np.diff(ranks[order]) > 0)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_evolution_strategies_descend_to_the_minimum(optimizer):
+    lr = 0.05 if optimizer == "adam" else 0.02
+    es = OpenAIES(3, 16, np.random.default_rng(2), np.full(3, 0.9), lr=lr, optimizer=optimizer)
+    best = _optimise(lambda: es, 80)
+    assert best[-1] < 0.001 < 0.2 < best[0]
+    assert np.abs(es.mean - 0.3).max() < 0.01  # the mean itself, not just a lucky sample, found the centre
+
+
+def test_es_steps_up_the_gradient_of_the_ranks():
+    es = OpenAIES(1, 2, np.random.default_rng(0), np.array([0.5]), sigma=0.1, lr=0.01, optimizer="sgd")
+    plus_minus = es.ask()
+    es.tell(np.array([0.0, 1.0]))  # the + side is better: the mean moves toward it
+    assert np.sign(es.mean[0] - 0.5) == np.sign(plus_minus[0, 0] - plus_minus[1, 0])
+
+
+@pytest.mark.parametrize("make", [lambda rng: Microbial(3, 8, rng), lambda rng: OpenAIES(3, 8, rng, np.full(3, 0.5))])
+def test_an_optimiser_restored_from_its_state_carries_on_identically(make):
+    straight, paused = make(np.random.default_rng(5)), make(np.random.default_rng(99))
+    for _ in range(5):
+        straight.tell(_sphere(straight.ask()))
+    saved = json.loads(json.dumps(straight.state()))
+    paused.restore(saved)
+    for _ in range(5):
+        a, b = straight.ask(), paused.ask()
+        assert np.array_equal(a, b)
+        straight.tell(_sphere(a))
+        paused.tell(_sphere(b))
+
+
+# ---------------------------------------------------------------------------------------- tuning runs
+TARGETS = ["sync_time_s=3", "tempo_bpm=80"]
+
+
+def _spec(tmp_path, name="out.toml", **options):
+    options = {"algo": "ga", "population": 4, "generations": 3, "seeds": 2, **options}
+    vary = ["swarm.coupling", "swarm.freq_hz=0.8:1.6"]
+    return prepare("pulse-sine", tmp_path / name, TARGETS, vary, ["swarm.n=50"], seconds=10.0, **options)
+
+
+@pytest.mark.parametrize("algo", ["ga", "es"])
+def test_a_tuning_run_writes_a_preset_that_loads_and_says_how_it_was_tuned(tmp_path, algo):
+    spec = _spec(tmp_path, algo=algo)
+    result = Tuner(spec, jobs=2).run()
+    text = spec.output.read_text()
+    values = presets.load(str(spec.output))
+    assert values["swarm.n"] == 50 and values["swarm.model"] == "pulse"
+    assert values["swarm.coupling"] == result.values["swarm.coupling"]
+    assert "Tuned by `firefly-midi tune` from the preset pulse-sine" in text
+    assert "sync_time_s = 3 (±0.5)" in text and f"Algorithm: {algo}" in text
+    assert "Sounds like" in text  # the base preset's own comment is kept
+    assert result.evaluations == (4 + 2 * 2 if algo == "ga" else 3 * 4)
+    assert result.simulations == 2 * (result.evaluations - result.infeasible)
+    assert result.history[-1][1] == result.best.fitness == min(f for _, f in result.history)
+
+
+def test_the_tuner_improves_on_the_preset(tmp_path):
+    spec = _spec(tmp_path, population=8, generations=6)
+    tuner = Tuner(spec, jobs=2)
+    start = tuner._evaluate(spec.space.start()[None, :], _InlinePool())[0][0]
+    result = tuner.run()
+    assert result.best.fitness < start
+
+
+class _InlinePool:
+    def map(self, fn, items):
+        return map(fn, items)
+
+
+def test_same_seed_same_result_whatever_the_threads(tmp_path):
+    one = Tuner(_spec(tmp_path, "a.toml"), jobs=1).run()
+    two = Tuner(_spec(tmp_path, "b.toml"), jobs=2).run()
+    assert one.history == two.history and one.values == two.values
+    other = Tuner(_spec(tmp_path, "c.toml", seed=1), jobs=2).run()
+    assert other.history != one.history
+    strip = lambda p: p.read_text()  # noqa: E731
+    assert strip(tmp_path / "a.toml") == strip(tmp_path / "b.toml")
+
+
+def test_a_stopped_run_resumes_to_the_same_result(tmp_path):
+    straight = Tuner(_spec(tmp_path, "s.toml", algo="es", generations=4), jobs=2).run()
+    checkpoint = tmp_path / "r.checkpoint.json"
+    first = Tuner(_spec(tmp_path, "r.toml", algo="es", generations=4), jobs=2, checkpoint=checkpoint)
+    first.run(generations=2)
+    resumed = Tuner(_spec(tmp_path, "r.toml", algo="es", generations=4), jobs=2, checkpoint=checkpoint)
+    assert resumed.resumed_from == 2
+    result = resumed.run()
+    assert result.history == straight.history and result.values == straight.values
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path):
+    checkpoint = tmp_path / "x.checkpoint.json"
+    Tuner(_spec(tmp_path), jobs=1, checkpoint=checkpoint).run(generations=1)
+    with pytest.raises(P.ParamError, match="another tuning run"):
+        Tuner(_spec(tmp_path, seed=7), jobs=1, checkpoint=checkpoint)
+    assert Tuner(_spec(tmp_path, seed=7), jobs=1, checkpoint=checkpoint, restart=True).generation == 0
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_best_so_far(tmp_path):
+    spec = _spec(tmp_path, generations=10)
+    checkpoint = tmp_path / "out.checkpoint.json"
+
+    def interrupt_after_two(tuner):
+        if tuner.generation == 2:
+            raise KeyboardInterrupt
+
+    result = Tuner(spec, jobs=2, checkpoint=checkpoint).run(progress=interrupt_after_two)
+    assert result.interrupted and result.generations == 2
+    assert presets.load(str(spec.output))["swarm.coupling"] == result.values["swarm.coupling"]
+    assert json.loads(checkpoint.read_text())["generation"] == 2
+
+
+def test_the_budget_and_the_stop_fitness_end_a_run_early(tmp_path):
+    assert Tuner(_spec(tmp_path, generations=50), jobs=2).run(budget_s=0.0).generations == 0
+    result = Tuner(_spec(tmp_path, generations=50), jobs=2).run(stop_at=1e9)
+    assert result.generations == 1
+
+
+def test_contradicting_parameters_are_infeasible_not_fatal(tmp_path):
+    vary = ["swarm.freq_hz=0.5:2", "swarm.freq_max_hz=0.6:3"]  # often below freq_hz: ermentrout refuses
+    spec = prepare("ermentrout-800", tmp_path / "e.toml", ["tempo_bpm=70"], vary, ["swarm.n=100"], seconds=5.0, population=8)
+    result = Tuner(spec, jobs=2).run(generations=3)
+    assert result.infeasible > 0 and math.isfinite(result.best.fitness)
+    P.check_consistency(result.values)
+
+
+# ---------------------------------------------------------------------------------------- command line
+
+
+def test_tune_on_the_command_line_prints_json(tmp_path, capsys):
+    out = tmp_path / "cli.toml"
+    argv = ["tune", "--preset", "pulse-sine", "--set", "swarm.n=50", "--seconds", "8", "--population", "4"]
+    argv += ["--generations", "2", "--seeds", "1", "--target", "tempo_bpm=70", "--vary", "swarm.freq_hz=0.8:1.6", "--json", "-o", str(out)]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["best"]) == {"swarm.freq_hz"} and report["evaluations"] == 6
+    assert report["metrics"]["tempo_bpm"] > 0 and out.is_file()
+    assert (tmp_path / "cli.checkpoint.json").is_file()
+    assert main(argv) == 0  # the same command again resumes the finished run: same answer, no more work
+    assert json.loads(capsys.readouterr().out)["best"] == report["best"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--target", "tempo=90"], "unknown metric"),
+        (["--target", "recovery_time_s=5"], "needs a --damage"),
+        (["--target", "tempo_bpm=90", "--vary", "swarm.nosie"], "did you mean swarm.noise"),
+        (["--target", "tempo_bpm=90", "--population", "0"], "--population"),
+    ],
+)
+def test_bad_tune_arguments_exit_2_with_a_message(tmp_path, capsys, extra, says):
+    assert main(["tune", "--preset", "pulse-sine", "-o", str(tmp_path / "x.toml"), *extra]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_the_tuner_can_evolve_swarms_that_heal_fast(tmp_path):
+    vary = ["swarm.coupling=0.05:1"]
+    spec = prepare(
+        "pulse-sine", tmp_path / "heal.toml", ["recovery_time_s=0.5"], vary, ["swarm.n=50"], ["10:scramble:0.5"], population=6, seeds=2
+    )
+    assert spec.seconds >= 10 + 10  # room after the damage to see the recovery
+    tuner = Tuner(spec, jobs=2)
+    start = tuner._evaluate(spec.space.start()[None, :], _InlinePool())
+    result = tuner.run(generations=4)
+    assert result.best.fitness < start[0][0]
+    assert result.best.metrics["recovery_time_s"] < start[1][0]["recovery_time_s"]
+    assert "Damage: 10:scramble:0.5" in spec.output.read_text()
