@@ -54,7 +54,7 @@ class OpenAIES:
         rng: np.random.Generator,
         start: np.ndarray,
         sigma: float = 0.1,
-        lr: float = 0.05,
+        lr: float = 0.1,
         optimizer: str = "adam",
         lr_decay: float = 1.0,
     ):

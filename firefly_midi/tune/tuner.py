@@ -52,7 +52,7 @@ class TuneSpec:
     damage: Sequence[Any] = ()  # firefly_midi.swarm.damage.Damage events, for recovery_time_s targets
     damage_text: Sequence[str] = ()
     sigma: float = 0.1
-    lr: float = 0.05
+    lr: float = 0.1
     lr_decay: float = 1.0
     optimizer: str = "adam"
     mutation: float = 0.1
