@@ -10,7 +10,7 @@ from pathlib import Path
 from firefly_midi import __version__, presets
 from firefly_midi.control import ControlError, serve
 from firefly_midi.ctl import add_ctl_parser, run_ctl
-from firefly_midi.params import PARAMS, ParamError, check_consistency, params_markdown, parse_assignment
+from firefly_midi.params import PARAMS, ParamError, check_consistency, params_markdown, parse_assignment, show
 from firefly_midi.ports import BACKENDS, PortConfig
 from firefly_midi.tune.fitness import METRICS as TUNE_METRICS
 
@@ -189,25 +189,9 @@ def _tune(args: argparse.Namespace) -> int:
     for name in ("population", "generations", "seeds"):
         if getattr(args, name) < 1:
             raise ParamError(f"--{name} must be at least 1")
-    spec = prepare(
-        args.preset,
-        args.output,
-        args.target,
-        args.vary,
-        args.assignments,
-        args.damage,
-        args.seconds,
-        algo=args.algo,
-        population=args.population,
-        generations=args.generations,
-        seeds=args.seeds,
-        seed=args.seed,
-        sigma=args.sigma,
-        lr=args.lr,
-        lr_decay=args.lr_decay,
-        optimizer=args.optimizer,
-        mutation=args.mutation,
-    )
+    options = {name: getattr(args, name) for name in ("algo", "population", "generations", "seeds", "seed", "sigma", "lr")}
+    options |= {name: getattr(args, name) for name in ("lr_decay", "optimizer", "mutation")}
+    spec = prepare(args.preset, args.output, args.target, args.vary, args.assignments, args.damage, args.seconds, **options)
     checkpoint = args.checkpoint or args.output.with_suffix(".checkpoint.json")
     tuner = Tuner(spec, jobs=args.jobs, checkpoint=checkpoint, restart=args.restart)
     if tuner.resumed_from:
@@ -233,7 +217,7 @@ def _report(result: dict, as_json: bool) -> None:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:>16}  {_show(value)}")
+            print(f"{key:>16}  {show(value)}")
 
 
 def _daemon(args: argparse.Namespace) -> int:
@@ -320,12 +304,6 @@ def _run(args: argparse.Namespace) -> int:
         extra += ["--set", text]
     start_daemon_in_background(socket_path, extra)
     return run_tui(socket_path, stop_daemon_on_quit=args.stop_on_quit)
-
-
-def _show(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
 
 
 def _presets(_: argparse.Namespace) -> int:

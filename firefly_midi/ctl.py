@@ -23,6 +23,7 @@ from firefly_midi.control import (
     default_socket_path,
     request,
 )
+from firefly_midi.params import show
 
 EXIT_OK, EXIT_ERROR, EXIT_NO_DAEMON = 0, 2, 3
 
@@ -135,10 +136,10 @@ def _human(command: str, args: argparse.Namespace, result: Any) -> str:
         return format_status(result)
     if command == "get":
         if args.key:
-            return _show(result)
-        return "\n".join(f"{key:<26} {_show(value)}" for key, value in result.items())
+            return show(result, 6)
+        return "\n".join(f"{key:<26} {show(value, 6)}" for key, value in result.items())
     if command == "set":
-        return f"{args.key} = {_show(result)}"
+        return f"{args.key} = {show(result, 6)}"
     if command == "preset":
         return f"switching to preset {result['preset']}"
     if command == "presets":
@@ -148,14 +149,6 @@ def _human(command: str, args: argparse.Namespace, result: Any) -> str:
     if command == "forward":
         return f"forwarding {result['seconds']:g} s"
     return ""
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    return "-" if value is None else str(value)
 
 
 def format_status(s: dict[str, Any]) -> str:

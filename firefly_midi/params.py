@@ -9,6 +9,7 @@ from a dict, raising built-in errors with short, precise text.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -371,6 +372,15 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
+
+
+def show(value: Any, digits: int = 4) -> str:
+    """A value as people read it on a terminal: floats to ``digits`` significant digits, "-" for none."""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return "-" if value is None else str(value)
 
 
 def params_markdown() -> str:

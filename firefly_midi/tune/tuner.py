@@ -264,14 +264,14 @@ class Tuner:
 
     def _comment(self, values: dict[str, Any]) -> str:
         s, b = self.spec, self.best
-        achieved = ", ".join(f"{k} = {_show(v)}" for k, v in b.metrics.items()) or "-"
+        achieved = ", ".join(f"{k} = {P.show(v)}" for k, v in b.metrics.items()) or "-"
         lines = [
             f"Tuned by `firefly-midi tune` from the preset {s.preset}.",
             f"Algorithm: {s.algo}, population {s.population}, {self.generation} generations, "
             f"{self.evaluations} evaluations, each {s.seeds} seeds × {s.seconds:g} s; tuner seed {s.seed}.",
             "Targets: " + "; ".join(t.describe() for t in s.targets),
             f"Achieved (mean over the seeds): {achieved}; fitness {b.fitness:.3g} (0 = exact, 1 = one tolerance off).",
-            "Varied: " + "; ".join(f"{g.describe()} → {_show(values[g.key])}" for g in s.space.genes),
+            "Varied: " + "; ".join(f"{g.describe()} → {P.show(values[g.key])}" for g in s.space.genes),
         ]
         if s.damage_text:
             lines.append("Damage: " + ", ".join(s.damage_text))
@@ -307,12 +307,6 @@ class Tuner:
         if best["x"] is not None:
             self.best = Best(np.array(best["x"]), float(best["fitness"]), best["metrics"])
         self.history = [(int(e), float(f)) for e, f in state["history"]]
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
 
 
 # -------------------------------------------------------------------------------------- set-up
