@@ -83,8 +83,8 @@ def test_the_frequency_bounds_follow_the_tempo_unless_varied_themselves():
 
 
 def test_default_keys_fit_the_model():
-    assert default_keys(presets.resolve("ermentrout-800")) == ["swarm.coupling", "swarm.freq_hz", "swarm.neighbors"]
-    assert default_keys(presets.resolve("pulse-sine")) == ["swarm.coupling", "swarm.freq_hz"]
+    assert default_keys(presets.resolve("ermentrout-800"), ["tempo_bpm"]) == ["swarm.coupling", "swarm.freq_hz", "swarm.neighbors"]
+    assert default_keys(presets.resolve("pulse-sine"), ["sync_time_s"]) == ["swarm.coupling"]  # the tempo is kept
 
 
 def test_the_start_point_is_the_preset():

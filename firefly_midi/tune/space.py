@@ -17,6 +17,7 @@ key allows.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,10 +115,16 @@ def default_gene(key: str, value: float) -> Gene:
     return Gene(key, float(lo), float(hi), log=lo > 0)
 
 
-def default_keys(values: dict[str, Any]) -> list[str]:
-    """What ``tune`` varies when no ``--vary`` is given: the coupling and the tempo, and for the
-    models whose peers matter, how many peers each flash reaches."""
-    keys = ["swarm.coupling", "swarm.freq_hz"]
+TEMPO_METRICS = ("tempo_bpm", "mean_freq_hz")
+
+
+def default_keys(values: dict[str, Any], metrics: Sequence[str] = ()) -> list[str]:
+    """What ``tune`` varies when no ``--vary`` is given: the coupling; the tempo only when a target
+    asks for one (a musician tuning the sync time wants the preset's tempo kept); and for the
+    topologies whose peers matter, how many peers each flash reaches."""
+    keys = ["swarm.coupling"]
+    if any(m in TEMPO_METRICS for m in metrics):
+        keys.append("swarm.freq_hz")
     if values["swarm.topology"] in ("random", "ring"):
         keys.append("swarm.neighbors")
     if values["swarm.model"] == "kuramoto" and values["swarm.freq_coupling"]:
@@ -133,8 +140,9 @@ class Space:
     base: dict[str, Any]
 
     @classmethod
-    def build(cls, base: dict[str, Any], vary: list[str]) -> Space:
-        texts = vary or default_keys(base)
+    def build(cls, base: dict[str, Any], vary: list[str], metrics: Sequence[str] = ()) -> Space:
+        """The genes ``vary`` names, or (none named) the defaults for a search toward ``metrics``."""
+        texts = vary or default_keys(base, metrics)
         genes = tuple(parse_vary(text, base) for text in texts)
         keys = [g.key for g in genes]
         if len(set(keys)) != len(keys):

@@ -337,7 +337,7 @@ def prepare(
     written = set(presets.load(preset)) | {P.parse_assignment(a)[0] for a in assignments or []}
     return TuneSpec(
         preset=path.stem,
-        space=Space.build(base, vary or []),
+        space=Space.build(base, vary or [], [t.metric for t in parsed_targets]),
         targets=parsed_targets,
         output=output,
         seconds=run_s,
