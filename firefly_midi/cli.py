@@ -186,9 +186,6 @@ def _render(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from firefly_midi.tune.tuner import ProgressBar, Tuner, prepare
 
-    for name in ("population", "generations", "seeds"):
-        if getattr(args, name) < 1:
-            raise ParamError(f"--{name} must be at least 1")
     options = {name: getattr(args, name) for name in ("algo", "population", "generations", "seeds", "seed", "sigma", "lr")}
     options |= {name: getattr(args, name) for name in ("lr_decay", "optimizer", "mutation")}
     spec = prepare(args.preset, args.output, args.target, args.vary, args.assignments, args.damage, args.seconds, **options)

@@ -340,6 +340,9 @@ def test_tune_on_the_command_line_prints_json(tmp_path, capsys):
         (["--target", "recovery_time_s=5"], "needs a --damage"),
         (["--target", "tempo_bpm=90", "--vary", "swarm.nosie"], "did you mean swarm.noise"),
         (["--target", "tempo_bpm=90", "--population", "0"], "--population"),
+        (["--target", "tempo_bpm=90", "--algo", "es", "--population", "7"], "--population must be an even number"),
+        (["--target", "tempo_bpm=90", "--sigma", "0"], "--sigma must be a positive number"),
+        (["--target", "tempo_bpm=90", "--lr", "nan"], "--lr must be a positive number"),
     ],
 )
 def test_bad_tune_arguments_exit_2_with_a_message(tmp_path, capsys, extra, says):

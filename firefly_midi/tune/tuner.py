@@ -82,6 +82,19 @@ class TuneSpec:
         return [(first + k) % (2**63) for k in range(self.seeds)]
 
 
+def _check_options(spec: TuneSpec) -> None:
+    """The optimisers' settings, refused with the flag to change (the optimisers only assert)."""
+    if spec.population < 2 or (spec.algo == "es" and spec.population % 2):
+        need = "an even number, at least 2 (ES samples antithetic pairs)" if spec.algo == "es" else "at least 2"
+        raise P.ParamError(f"--population must be {need}, got {spec.population}")
+    for flag, value in (("--sigma", spec.sigma), ("--lr", spec.lr), ("--lr-decay", spec.lr_decay), ("--mutation", spec.mutation)):
+        if not 0 < value < float("inf"):
+            raise P.ParamError(f"{flag} must be a positive number, got {value}")
+    for flag, count in (("--seeds", spec.seeds), ("--generations", spec.generations)):
+        if count < 1:
+            raise P.ParamError(f"{flag} must be at least 1, got {count}")
+
+
 def default_seconds(targets: list[Target], damage_at_s: float = 0.0) -> float:
     """Long enough to see every time target happen, with room after it: at least 30 s."""
     needed = [30.0]
@@ -141,6 +154,7 @@ class Tuner:
             raise P.ParamError("give at least one --target, e.g. --target sync_time_s=20")
         if any(t.metric == "recovery_time_s" for t in spec.targets) and not spec.damage:
             raise P.ParamError("a recovery_time_s target needs a --damage to recover from")
+        _check_options(spec)
         self.spec = spec
         self.jobs = max(1, jobs or len(os.sched_getaffinity(0)))
         self.checkpoint = checkpoint
