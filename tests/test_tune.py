@@ -3,6 +3,10 @@
 import itertools
 import json
 import math
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -362,3 +366,21 @@ def test_the_tuner_can_evolve_swarms_that_heal_fast(tmp_path):
     assert result.best.fitness < start[0][0]
     assert result.best.metrics["recovery_time_s"] < start[1][0]["recovery_time_s"]
     assert "Damage: 10:scramble:0.5" in spec.output.read_text()
+
+
+def test_sigint_to_a_running_tune_keeps_the_best_preset(tmp_path):
+    """A real Ctrl-C: the process exits 130, saying where the best preset so far is, and it loads."""
+    out = tmp_path / "sig.toml"
+    argv = [sys.executable, "-m", "firefly_midi", "tune", "--preset", "pulse-sine", "--set", "swarm.n=50", "--seconds", "10"]
+    argv += ["--target", "tempo_bpm=70", "--generations", "100000", "--population", "4", "--seeds", "1", "-o", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / "sig.checkpoint.json"
+    deadline = time.monotonic() + 120
+    while not checkpoint.is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"the best preset so far is in {out}" in err and "Traceback" not in err
+    assert presets.load(str(out))["swarm.model"] == "pulse"
+    assert json.loads(checkpoint.read_text())["generation"] >= 1
