@@ -47,6 +47,7 @@ MAX_ERRORS_IN_A_ROW = 100
 SWITCH_INTERVAL_S = 1e-4
 CONNECTIONS_EVERY_S = 1.0  # how often the ports' connections are looked at (and kept when changed)
 MAX_CATCH_UP = 8  # skipped ticks the swarm steps through at most, per tick
+MAX_BEHIND_S = 1.0  # the swarm repays at most this much skipped time; beyond it, ticks are lost
 _REVOICING = ("swarm.n", "swarm.seed", "swarm.topology", "swarm.neighbors", "swarm.freq_dist", "swarm.freq_spread_hz")
 
 
@@ -76,6 +77,7 @@ class Daemon:
         self._next_k = 0  # the clock's tick number the swarm expects next
         self.caught_up_ticks = 0  # ticks the clock skipped that the swarm stepped silently
         self.lost_ticks = 0  # ticks the swarm could not catch up (the music fell behind by these)
+        self.behind_ticks = 0  # skipped ticks not yet stepped: repaid MAX_CATCH_UP a tick
         self.paused = False
         self.flashes_in = 0
         self.dropped_in = 0
@@ -369,7 +371,7 @@ class Daemon:
         if self.paused:
             self._drain_input()
             return
-        if missed > 0:
+        if missed > 0 or self.behind_ticks:
             self._catch_up(missed)
         self._read_input()
         if self.values["automation"] and k % self._automation_every == 0:
@@ -387,13 +389,19 @@ class Daemon:
         """Step the swarm through ticks the clock skipped, silently, so it keeps the wall clock's time.
 
         Their flashes still couple the swarm but play no notes (a burst of late notes is worse than
-        none).  Past MAX_CATCH_UP a tick, an overloaded machine would only fall further behind:
-        those ticks are lost, and counted.
+        none).  A stall of many ticks (the machine busy elsewhere) is owed and repaid MAX_CATCH_UP
+        steps a tick, so one tick never takes long enough to make the next one late; more than
+        MAX_BEHIND_S behind, an overloaded machine would never catch up: the excess is lost, and counted.
         """
-        steps = min(missed, MAX_CATCH_UP)
+        most = round(MAX_BEHIND_S / self.swarm.dt)
+        owed = self.behind_ticks + missed
+        if owed > most:
+            self.lost_ticks += owed - most
+            owed = most
+        steps = min(owed, MAX_CATCH_UP)
         self.swarm.run(steps)
         self.caught_up_ticks += steps
-        self.lost_ticks += missed - steps
+        self.behind_ticks = owed - steps
 
     def _send(self, count: int) -> None:
         events, send = self.mapper.events, self.ports.send
@@ -537,6 +545,7 @@ class Daemon:
             "errors": self.errors,
             "caught_up_ticks": self.caught_up_ticks,
             "lost_ticks": self.lost_ticks,
+            "behind_ticks": self.behind_ticks,
             "paused": self.paused,
             **clock,
             "ports": self.ports.status(),

@@ -277,14 +277,27 @@ def test_ticks_the_clock_skipped_are_stepped_so_the_swarm_keeps_wall_time():
     daemon._warm_up()
     daemon._tick_body(0)
     daemon._tick_body(5)  # the clock skipped ticks 1-4
-    assert daemon.swarm.ticks == 6 and daemon.caught_up_ticks == 4 and daemon.lost_ticks == 0
-    daemon._tick_body(106)  # an overload: more than can be caught up in one tick
-    assert daemon.caught_up_ticks == 4 + 8 and daemon.lost_ticks == 100 - 8
+    assert daemon.swarm.ticks == 6 and daemon.caught_up_ticks == 4 and daemon.behind_ticks == 0
+    daemon._tick_body(106)  # a stall: more than is caught up in one tick, repaid over the next ones
+    assert daemon.caught_up_ticks == 4 + 8 and daemon.behind_ticks == 100 - 8 and daemon.lost_ticks == 0
+    for k in range(107, 107 + 12):
+        daemon._tick_body(k)
+    assert daemon.behind_ticks == 0 and daemon.caught_up_ticks == 104 and daemon.lost_ticks == 0
+    assert daemon.swarm.ticks == 119  # one step per clock tick: the swarm is back on the wall's time
     daemon.paused = True
     daemon._tick_body(200)  # paused ticks are not owed
     daemon.paused = False
     daemon._tick_body(201)
-    assert daemon.lost_ticks == 92 and daemon.swarm.ticks == 6 + 9 + 1
+    assert daemon.swarm.ticks == 120 and daemon.lost_ticks == 0
+
+
+def test_a_swarm_more_than_a_second_behind_gives_the_excess_up():
+    daemon = make("pulse-sine")  # 1 ms ticks: at most 1000 owed
+    daemon._warm_up()
+    daemon._tick_body(0)
+    daemon._tick_body(5001)
+    assert daemon.lost_ticks == 5000 - 1000 and daemon.behind_ticks == 1000 - 8
+    assert daemon.status()["behind_ticks"] == 992
 
 
 def test_start_sends_all_notes_off_on_every_channel_the_preset_plays_before_any_note():
