@@ -329,7 +329,9 @@ class Daemon:
         if key.startswith("swarm.") or key == "clock.tick_ms":
             self.swarm.set(key, value)
         if key.startswith(("mapping.", "input.")) or key in _REVOICING:
-            self._silence()
+            # Notes sounding keep their note-offs (they are kept per channel and note, whatever the
+            # layout), so nothing is silenced: a knob on velocity or note length must not cut the
+            # music, nor stop and restart the DAW's MIDI clock, every time it moves.
             self.mapper.update(self.values)
             self.inputs = InputMap(self.values, self.mapper)
 
