@@ -635,7 +635,7 @@ def deliver_due(model, prc, desync, phase, freq, fired, w, eps, kappa, ms_b, f0,
     return n
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)  # not inlined: the instant path's tick loop stays as lean as before
 def _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n, rng, dq_meta, dq_link, dq_t, index):
     """Queue this tick's flashes, then deliver what is due, queueing the flashes that sets off."""
     model, prc, desync = codes[C_MODEL], codes[C_PRC], codes[C_DESYNC] != 0
