@@ -137,6 +137,16 @@ _TABLE = (
     Param("swarm.neighbors", "int", 8, "ring: k nearest; grid: radius in cells; random: peers per flash", "", 1, 1000),
     Param("swarm.rewire_s", "float", 0.0, "random topology: redraw the peers every this many seconds (0 = never)", "s", 0.0, 3600.0),
     Param(
+        "swarm.delay_ms",
+        "float",
+        0.0,
+        "pulse-type models: each flash reaches each observer after a uniform random delay in [0, this]"
+        " (global: one delay per flash, seen by all at once); 0 = instantly",
+        "ms",
+        0.0,
+        1000.0,
+    ),
+    Param(
         "swarm.noise",
         "float",
         0.0,

@@ -172,3 +172,69 @@ def test_mean_field_skips_silenced(phase, share):
         z = R.mean_field(phase)
         np.testing.assert_allclose([c / live, s / live], [z.real, z.imag], atol=1e-9)
         np.testing.assert_allclose(total, alive.sum(), rtol=1e-12)
+
+
+def _delay_queue(slots, size):
+    meta = np.full(K.DQ_SLOTS + slots, -1, np.int64)
+    meta[K.DQ_FREE], meta[K.DQ_DROPPED] = 0, 0
+    link = np.stack([np.arange(1, size + 1), np.full(size, -1)]).astype(np.int64)
+    link[0, -1] = -1
+    return meta, link, np.zeros(size)
+
+
+@given(
+    st.integers(4, 60),
+    st.sampled_from([(K.PULSE, K.CONSTANT), (K.PULSE, K.LINEAR), (K.MIROLLO_STROGATZ, K.SINE), (K.ERMENTROUT, K.SINE)]),
+    st.sampled_from(["random", "global"]),
+    st.floats(0.0, 0.2),  # eps
+    st.floats(0.05, 12.0),  # delay in ticks
+    st.integers(0, 2**32),
+)
+def test_delayed_delivery_matches_reference(n, setting, topology, eps, delay_ticks, seed):
+    """Several ticks of queued, delayed flashes: same deliveries, same flashes, same states."""
+    model, prc = setting
+    rng = np.random.default_rng(seed)
+    phase, freq = rng.random(n), rng.uniform(0.87, 1.18, n)
+    table = np.empty((0, 1), np.int32) if topology == "global" else rng.integers(0, n, (n, 5)).astype(np.int32)
+    coupling = (1.0 / 5, eps, 0.05, 3.0, 1.0, 0.87, 1.18)
+    codes = np.array([model, prc, 0, table.shape[0] == 0, 0], np.int64)
+    coef = np.zeros(12)
+    coef[[K.F_W, K.F_EPS, K.F_KAPPA, K.F_MS_B, K.F_F0, K.F_FMIN, K.F_FMAX]] = coupling
+    coef[K.F_DELAY_TICKS] = delay_ticks
+    meta, link, dq_t = _delay_queue(int(np.ceil(delay_ticks)) + 2, 4 * n * 5 * 20)
+    key, counter = np.uint64(seed | 1), 7
+    state = np.array([key, counter], np.uint64)
+    got_phase, got_freq, got_fired = phase.copy(), freq.copy(), np.zeros(n, np.uint8)
+    want_fired, pending = np.zeros(n, np.uint8), {}
+    ids, times = np.zeros(n, np.int64), np.zeros(n)
+    for index in range(20):
+        outside = rng.choice(n, size=int(rng.integers(0, 4)), replace=False)  # flashes of their own
+        got_fired[:] = 0
+        want_fired[:] = 0
+        got_fired[outside] = want_fired[outside] = 1
+        ids[: outside.size], times[: outside.size] = outside, rng.random(outside.size)
+        want_ids, want_times, counter = R.couple_delayed(
+            model,
+            prc,
+            False,
+            phase,
+            freq,
+            want_fired,
+            table,
+            ids[: outside.size],
+            times[: outside.size],
+            coupling,
+            delay_ticks,
+            pending,
+            key,
+            counter,
+            index,
+        )
+        got = K._pulse_couple_delayed(
+            codes, coef, got_phase, got_freq, got_fired, table, ids, times, outside.size, state, meta, link, dq_t, index
+        )
+        np.testing.assert_array_equal(ids[:got], want_ids)
+        np.testing.assert_allclose(times[:got], want_times, atol=1e-12)
+        np.testing.assert_allclose(got_phase, phase, atol=1e-9)
+        np.testing.assert_allclose(got_freq, freq, atol=1e-9)
+        assert int(state[1]) == counter and meta[K.DQ_DROPPED] == 0

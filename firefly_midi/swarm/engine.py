@@ -15,6 +15,10 @@ Coupling, in one place:
 - kuramoto couples continuously through the mean field (global, O(N)) or neighbour averages.
 - An external flash of strength s counts as s whole neighbourhoods flashing (s = 1: as strong as all
   the fireflies a firefly watches flashing together).
+- ``swarm.delay_ms`` > 0 (pulse-type models): a flash is not seen in its own tick but queued, each
+  delivery (flash, observer) with its own uniform random delay in [0, delay_ms]; global coupling
+  draws one delay per flash and everyone sees it then (its flasher too: 1 flash in N).  A delivery
+  lands at the receiver's phase of the tick it arrives in; flashes it sets off are queued in turn.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ MODEL_CODES = {"pulse": K.PULSE, "mirollo_strogatz": K.MIROLLO_STROGATZ, "erment
 PRC_CODES = {"constant": K.CONSTANT, "linear": K.LINEAR, "sine": K.SINE, "sawtooth": K.SAWTOOTH}
 
 MAX_EXTERNAL = 256  # external flashes queued per tick; more are counted as dropped
+_MAX_IN_FLIGHT = 1 << 22  # delayed deliveries in flight at most (100 MB of pool); more are dropped
 _HIST_BINS = 4096
 
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -81,6 +86,7 @@ class Swarm:
         self._hist = np.zeros(_HIST_BINS, dtype=np.int64)
         self._below = np.zeros(_HIST_BINS, dtype=np.int64)
         self._mf = np.array([0.0, 0.0, 0.0, 1.0, 0.0])  # mean field carried between ticks; stale
+        self._dq_shape = None  # a fresh swarm starts with no delivery in flight
         self._configure()
 
     def _configure(self) -> None:
@@ -111,9 +117,42 @@ class Swarm:
                 v["swarm.noise"],
                 v["swarm.coupling"] / (2 * math.pi),
                 v["swarm.freq_coupling"] / (2 * math.pi),
+                v["swarm.delay_ms"] / v["clock.tick_ms"] if v["swarm.model"] != "kuramoto" else 0.0,
             ]
         )
+        self._size_delivery_queue()
         self._receive_coupling = tuple(float(self.coef[i]) for i in (K.F_W, K.F_EPS, K.F_KAPPA, K.F_MS_B, K.F_F0, K.F_FMIN, K.F_FMAX))
+
+    def _size_delivery_queue(self) -> None:
+        """(Re)allocate the delayed-delivery pool when its needed size changes (pending ones are lost).
+
+        The ring covers the longest delay plus the tick it starts in.  The pool holds every delivery
+        in flight: each firefly flashes about (delay × its frequency + 1) times while its earlier
+        flashes are still on their way, each flash making one delivery per observer (one in all for
+        global).  A pool that runs out drops deliveries and counts them (``dropped_deliveries``).
+        """
+        delay_ticks = float(self.coef[K.F_DELAY_TICKS])
+        if delay_ticks <= 0.0:
+            shape = (1, 1)
+        else:
+            fastest = max(float(self.coef[K.F_FMAX]), float(np.nanmax(self.state.freq, initial=0.0)))
+            flashes_in_flight = math.ceil(delay_ticks * self.dt * fastest) + 2
+            per_flash = self.table.shape[1] if self.table.shape[0] else 1
+            shape = (math.ceil(delay_ticks) + 2, min(max(self.n * per_flash * flashes_in_flight, 1024), _MAX_IN_FLIGHT))
+        if getattr(self, "_dq_shape", None) == shape:
+            return
+        slots, size = shape
+        self._dq_shape = shape
+        self._dq_meta = np.full(K.DQ_SLOTS + slots, -1, dtype=np.int64)
+        self._dq_meta[K.DQ_FREE], self._dq_meta[K.DQ_DROPPED] = 0, 0
+        self._dq_link = np.stack([np.arange(1, size + 1), np.full(size, -1)]).astype(np.int64)
+        self._dq_link[0, -1] = -1  # the free list: 0 → 1 → … → size-1
+        self._dq_t = np.zeros(size, dtype=np.float64)
+
+    @property
+    def dropped_deliveries(self) -> int:
+        """Delayed deliveries lost because the pool was full (0 unless far more flash than expected)."""
+        return int(self._dq_meta[K.DQ_DROPPED])
 
     def set(self, key: str, value: Any) -> None:
         """Change one parameter; those that shape the arrays (n, seed, topology...) reset the swarm."""
@@ -147,6 +186,9 @@ class Swarm:
             self._scratch,
             self._mf,
             self._rng,
+            self._dq_meta,
+            self._dq_link,
+            self._dq_t,
         )
 
     def step(self) -> int:

@@ -512,7 +512,7 @@ def kuramoto_kick(phase, targets, everyone, amount, sawtooth):
 # One whole tick, and many ticks in a row.  ``codes`` and ``coef`` pack the loop-invariant
 # settings so the engine pays one dispatch per tick (see engine.pack()).
 C_MODEL, C_PRC, C_DESYNC, C_GLOBAL, C_REWIRE_TICKS = 0, 1, 2, 3, 4
-F_W, F_EPS, F_KAPPA, F_MS_B, F_F0, F_FMIN, F_FMAX, F_DT, F_NOISE, F_K_HZ, F_L_HZ = range(11)
+F_W, F_EPS, F_KAPPA, F_MS_B, F_F0, F_FMIN, F_FMAX, F_DT, F_NOISE, F_K_HZ, F_L_HZ, F_DELAY_TICKS = range(12)
 M_ZC, M_ZS, M_ADVANCE, M_STALE, M_CARRY = range(5)
 R_KEY, R_COUNTER = 0, 1
 
@@ -548,8 +548,114 @@ def desync_same_tick(phase, freq, ids, times, n, dt, s, prc):
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# Delayed deliveries (``swarm.delay_ms`` > 0).  Deliveries wait in a pool of linked entries, one
+# list per tick slot of a ring over the next ``slots`` ticks: ``dq_meta`` = [free head, dropped,
+# slot heads...], ``dq_link[0]`` = next entry, ``dq_link[1]`` = receiver (-1: everyone),
+# ``dq_t`` = arrival time within its tick.  Entries are taken from and returned to a free list, so
+# queueing allocates nothing; a full pool drops the delivery and counts it in dq_meta[1].
+DQ_FREE, DQ_DROPPED, DQ_SLOTS = 0, 1, 2
+
+
 @njit(nogil=True, cache=True, inline="always")
-def _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n):
+def queue_delivery(dq_meta, dq_link, dq_t, index, receiver, arrival):
+    """Queue one delivery arriving ``arrival`` ticks after the start of tick ``index``."""
+    entry = dq_meta[DQ_FREE]
+    if entry < 0:
+        dq_meta[DQ_DROPPED] += 1
+        return
+    whole = np.floor(arrival)
+    head = DQ_SLOTS + (index + int(whole)) % (dq_meta.size - DQ_SLOTS)
+    dq_meta[DQ_FREE] = dq_link[0, entry]
+    dq_link[0, entry] = dq_meta[head]
+    dq_link[1, entry] = receiver
+    dq_t[entry] = arrival - whole
+    dq_meta[head] = entry
+
+
+@njit(nogil=True, cache=True, inline="always")
+def queue_flashes(table, ids, times, start, n, delay_ticks, dq_meta, dq_link, dq_t, rng, index):
+    """Queue flashes ids[start:n]: one delivery per observer, or one for everyone (global).
+
+    Each delay is uniform in [0, delay_ticks), drawn from the counter-based generator in flash
+    order, so a seed gives the same deliveries on every run.
+    """
+    key, counter = rng[R_KEY], rng[R_COUNTER]
+    for q in range(start, n):
+        if table.shape[0] == 0:
+            queue_delivery(dq_meta, dq_link, dq_t, index, -1, times[q] + delay_ticks * uniform01(key, counter))
+            counter += np.uint64(1)
+            continue
+        j = ids[q]
+        for k in range(table.shape[1]):
+            if table[j, k] >= 0:
+                queue_delivery(dq_meta, dq_link, dq_t, index, table[j, k], times[q] + delay_ticks * uniform01(key, counter))
+                counter += np.uint64(1)
+    rng[R_COUNTER] = counter
+
+
+@njit(nogil=True, cache=True, inline="always")
+def deliver_due(model, prc, desync, phase, freq, fired, w, eps, kappa, ms_b, f0, fmin, fmax, ids, times, n, dq_meta, dq_link, dq_t, index):
+    """Apply the deliveries now listed for tick ``index``, newest first; return the flash count.
+
+    The list is detached before it is walked, so flashes it sets off that land in this same tick
+    join a fresh list (the caller walks again).  Broadcasts (global) are added into one count and
+    applied to everyone at once after the walk, in O(N) as without delays.
+    """
+    head = DQ_SLOTS + index % (dq_meta.size - DQ_SLOTS)
+    entry = dq_meta[head]
+    dq_meta[head] = -1
+    broadcasts, latest_t = 0, 0.0
+    while entry >= 0:
+        following = dq_link[0, entry]
+        i, t = dq_link[1, entry], dq_t[entry]
+        dq_link[0, entry] = dq_meta[DQ_FREE]
+        dq_meta[DQ_FREE] = entry
+        entry = following
+        if i < 0:
+            broadcasts += 1
+            latest_t = max(latest_t, t)
+            continue
+        if fired[i] != 0 or phase[i] != phase[i]:
+            continue
+        phi, omega = receive(model, prc, desync, phase[i], freq[i], 1.0, w, eps, kappa, ms_b, f0, fmin, fmax)
+        freq[i] = omega
+        if phi < 1.0:
+            phase[i] = phi
+            continue
+        phase[i] = 0.0
+        fired[i] = 1
+        ids[n] = i
+        times[n] = t
+        n += 1
+    if broadcasts:
+        n = receive_all(
+            model, prc, desync, phase, freq, fired, float(broadcasts), w, eps, kappa, ms_b, f0, fmin, fmax, latest_t, ids, times, n
+        )
+    return n
+
+
+@njit(nogil=True, cache=True)  # not inlined: the instant path's tick loop stays as lean as before
+def _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n, rng, dq_meta, dq_link, dq_t, index):
+    """Queue this tick's flashes, then deliver what is due, queueing the flashes that sets off."""
+    model, prc, desync = codes[C_MODEL], codes[C_PRC], codes[C_DESYNC] != 0
+    w, eps, kappa, ms_b = coef[F_W], coef[F_EPS], coef[F_KAPPA], coef[F_MS_B]
+    f0, fmin, fmax, delay_ticks = coef[F_F0], coef[F_FMIN], coef[F_FMAX], coef[F_DELAY_TICKS]
+    queue_flashes(table, ids, times, 0, n, delay_ticks, dq_meta, dq_link, dq_t, rng, index)
+    head = DQ_SLOTS + index % (dq_meta.size - DQ_SLOTS)
+    while dq_meta[head] >= 0:
+        start = n
+        n = deliver_due(
+            model, prc, desync, phase, freq, fired, w, eps, kappa, ms_b, f0, fmin, fmax, ids, times, n, dq_meta, dq_link, dq_t, index
+        )
+        queue_flashes(table, ids, times, start, n, delay_ticks, dq_meta, dq_link, dq_t, rng, index)
+    return n
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n, rng, dq_meta, dq_link, dq_t, index):
+    if coef[F_DELAY_TICKS] > 0.0:
+        return _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n, rng, dq_meta, dq_link, dq_t, index)
     model, prc, desync = codes[C_MODEL], codes[C_PRC], codes[C_DESYNC] != 0
     w, eps, kappa, ms_b = coef[F_W], coef[F_EPS], coef[F_KAPPA], coef[F_MS_B]
     f0, fmin, fmax = coef[F_F0], coef[F_FMIN], coef[F_FMAX]
@@ -600,7 +706,9 @@ def _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, bel
 
 
 @njit(nogil=True, cache=True, inline="always")
-def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, index, prev_n, external_n):
+def tick(
+    codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, dq_meta, dq_link, dq_t, index, prev_n, external_n
+):
     """Everything one tick does, in order; returns the number of flashes in ids/times.
 
     ``prev_n`` flashes of the last tick are un-marked first; ``external_n`` > 0 means the engine
@@ -616,7 +724,7 @@ def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratc
     if codes[C_MODEL] == KURAMOTO:
         return _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state)
     n = advance(phase, freq, coef[F_DT], fired, ids, times, external_n)
-    return _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n)
+    return _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n, rng, dq_meta, dq_link, dq_t, index)
 
 
 @njit(nogil=True, cache=True)
@@ -637,6 +745,9 @@ def run(
     scratch,
     state,
     rng,
+    dq_meta,
+    dq_link,
+    dq_t,
     sample_every,
     sample_phase,
     samples,
@@ -661,7 +772,7 @@ def run(
     row = 0
     for k in range(ticks):
         index = first_index + k
-        n = tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, index, n, 0)
+        n = tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, dq_meta, dq_link, dq_t, index, n, 0)
         counts[k] = n
         total += n
         if raster_stride > 0:

@@ -89,3 +89,53 @@ def uniform01(key: np.uint64, counters: np.ndarray) -> np.ndarray:
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
     return (z >> np.uint64(11)).astype(np.float64) / 9007199254740992.0
+
+
+def queue_flashes(table, ids, times, start, delay_ticks, pending, key, counter, index):
+    """Queue flashes ids[start:] into ``pending`` (absolute tick -> [(receiver, time in tick)]).
+
+    One delivery per observer (receiver -1 = everyone, for global), each with a uniform delay in
+    [0, delay_ticks) drawn in flash order.  Returns the advanced counter.
+    """
+    for q in range(start, len(ids)):
+        receivers = [-1] if table.shape[0] == 0 else [int(r) for r in table[ids[q]] if r >= 0]
+        for receiver in receivers:
+            u = uniform01(key, np.array([counter], dtype=np.uint64))[0]
+            counter += 1
+            arrival = times[q] + delay_ticks * u
+            whole = np.floor(arrival)
+            pending.setdefault(index + int(whole), []).append((receiver, arrival - whole))
+    return counter
+
+
+def couple_delayed(model, prc, desync, phase, freq, fired, table, ids, times, coupling, delay_ticks, pending, key, counter, index):
+    """One tick of delayed coupling: queue this tick's flashes, then deliver those due, newest first.
+
+    ``coupling`` = (w, eps, kappa, ms_b, f0, fmin, fmax).  Updates phase/freq/fired in place and
+    returns (flash ids, flash times, counter), the flashes set off here appended to ``ids``.
+    """
+    ids, times = list(ids), list(times)
+    counter = queue_flashes(table, ids, times, 0, delay_ticks, pending, key, counter, index)
+    while pending.get(index):
+        start, broadcasts = len(ids), []
+        for receiver, t in reversed(pending.pop(index)):
+            if receiver < 0:
+                broadcasts.append(t)
+            elif not fired[receiver] and not np.isnan(phase[receiver]):
+                _apply(model, prc, desync, phase, freq, fired, np.array([receiver]), 1, coupling, t, ids, times)
+        if broadcasts:
+            everyone = np.flatnonzero(fired == 0)
+            _apply(model, prc, desync, phase, freq, fired, everyone, len(broadcasts), coupling, max(broadcasts), ids, times)
+        counter = queue_flashes(table, ids, times, start, delay_ticks, pending, key, counter, index)
+    return ids, times, counter
+
+
+def _apply(model, prc, desync, phase, freq, fired, who, m, coupling, t, ids, times):
+    phi, omega = receive(model, prc, desync, phase[who], freq[who], m, *coupling)
+    freq[who] = omega
+    flashing = phi >= 1.0
+    phase[who] = np.where(flashing, 0.0, phi)
+    for i in who[flashing]:
+        fired[i] = 1
+        ids.append(int(i))
+        times.append(t)
