@@ -13,6 +13,7 @@ plane and the recording keep going without MIDI.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -26,6 +27,9 @@ log = logging.getLogger("firefly_midi.ports")
 
 BACKENDS = ("auto", "alsa", "jack", "coremidi", "windows")
 DRAIN_S = 0.05  # a few JACK periods (1.3 ms at 64 frames; 21 ms at 1024 frames / 48 kHz)
+PROBE_S = 1.0  # how long a JACK input has to hear the probe before it counts as deaf
+PROBE_TRIES = 3  # JACK inputs opened (the first and the reopened ones) before keeping a deaf one
+PROBE_MESSAGE = (0x8F, 0, 0)  # note-off, channel 16, note 0: read by the probe itself, never by the swarm
 
 
 class PortError(RuntimeError):
@@ -82,6 +86,7 @@ class Ports:
         self.unsent = 0  # messages the swarm played while no port was open
         self.received = 0
         self.losses = 0
+        self.deaf_inputs = 0  # JACK inputs that opened deaf and were reopened (see _open_jack_input)
         self.watch: JackWatch | None = None
         self._dead: list[object] = []  # ports of a server that died: never touched again
 
@@ -96,6 +101,7 @@ class Ports:
             )
             return
         problems = []
+        server = jack_server_socket()  # before the ports: the server may die while they open (the probe takes a while)
         for backend in platform_backends(self.config.backend):
             try:
                 out, inp = self._open_on(backend)
@@ -105,7 +111,7 @@ class Ports:
             self.out, self.inp = out, inp
             self.backend, self.state, self.problem = backend, "open", ""
             if backend == "jack":
-                self.watch = JackWatch.start(self.config.client)
+                self.watch = JackWatch.start(self.config.client, server)
             log.info("MIDI ports open on %s: %s", backend, ", ".join(self.names()))
             return
         self._give_up("; ".join(problems))
@@ -127,14 +133,57 @@ class Ports:
             out = rtmidi.MidiOut(api, cfg.client)
             _open(out, cfg.out_name, cfg.connect_out, "output")
             if cfg.use_input:
-                inp = rtmidi.MidiIn(api, self._input_client(backend), queue_size_limit=4096)
-                # sysex is never a flash; dropping it in rtmidi keeps a sysex flood out of our queue
-                inp.ignore_types(sysex=True, timing=not cfg.clock_in, active_sense=True)
-                _open(inp, cfg.in_name, cfg.connect_in, "input")
+                inp = self._open_input(api, backend)
+                if backend == "jack":
+                    inp = self._hear_jack_input(inp, api)
         except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
             _close_quietly(out, inp)
             raise PortError(str(exc).strip() or type(exc).__name__) from None
         return out, inp
+
+    def _open_input(self, api: int, backend: str) -> Any:
+        import rtmidi
+
+        inp = rtmidi.MidiIn(api, self._input_client(backend), queue_size_limit=4096)
+        try:
+            # sysex is never a flash; dropping it in rtmidi keeps a sysex flood out of our queue
+            inp.ignore_types(sysex=True, timing=not self.config.clock_in, active_sense=True)
+            _open(inp, self.config.in_name, self.config.connect_in, "input")
+        except BaseException:
+            _close_quietly(inp)
+            raise
+        return inp
+
+    def _hear_jack_input(self, inp: Any, api: int) -> Any:
+        """The JACK input, reopened if it opened deaf.
+
+        rtmidi's JACK input can open deaf: registered, active, connectable, and never running its
+        process callback, so it hears nothing, for good, and nothing says so (issue #7: about one
+        CI run in four on 2 vCPUs).  The cause is in libjack (jack2): all JACK clients of one libjack
+        in a process share one table of wake-up futexes indexed by client number, filled and emptied
+        by each client's notification thread.  Our output is such a client; when a short-lived client
+        (``jack_lsp``, ``jack_connect``: the tests poll with them while the daemon starts) has just
+        left and the output's notification thread has not caught up, the input, given the number
+        the short-lived one had, finds the table entry still taken and keeps it: it then waits on
+        the futex of the client that left (``/proc/<pid>/maps`` of a deaf daemon shows
+        ``jack_sem.…_lsp (deleted)`` mapped), which nobody ever wakes.  Closing the client frees the
+        entry, so a reopened input works.  Loading JACK-Client's libjack into the same copy as
+        rtmidi's changes nothing (measured); the probe client relies on it being a separate copy.
+        """
+        carried: list[str] = []  # what others connected to a deaf input: connected again to the next one
+        for attempt in range(1, PROBE_TRIES + 1):
+            heard, carried = _probe_jack_input(inp, f"{self._input_client('jack')}:{self.config.in_name}", carried)
+            if heard is not False:
+                return inp  # heard, or the probe could not be made: nothing to go on
+            if attempt == PROBE_TRIES:
+                log.warning("the JACK input opened deaf %d times; keeping it (incoming MIDI may not arrive)", attempt)
+                return inp
+            self.deaf_inputs += 1
+            log.warning("the JACK input opened deaf (a libjack race with a client that just left); reopening it")
+            _close_quietly(inp)  # closing frees the table entry: the next input gets a working one
+            inp = None
+            inp = self._open_input(api, "jack")
+        return inp
 
     def _input_client(self, backend: str) -> str:
         """rtmidi makes one client per port; JACK wants unique client names, so the input's says so."""
@@ -176,12 +225,13 @@ class Ports:
     def reopen(self) -> bool:
         """Open the ports again on the backend that was lost; False while it is still away."""
         backend = self.backend or "jack"
+        server = jack_server_socket()
         try:
             out, inp = self._open_on(backend)
         except PortError as exc:
             self.problem = f"the MIDI server went away; reconnecting ({exc})"
             return False
-        self.watch = JackWatch.start(self.config.client) if backend == "jack" else None
+        self.watch = JackWatch.start(self.config.client, server) if backend == "jack" else None
         self.out, self.inp, self.state, self.problem = out, inp, "open", ""
         log.info("MIDI ports open again on %s: %s", backend, ", ".join(self.names()))
         return True
@@ -228,6 +278,7 @@ class Ports:
             "unsent": self.unsent,
             "received": self.received,
             "losses": self.losses,
+            "deaf_inputs": self.deaf_inputs,
         }
 
 
@@ -245,6 +296,64 @@ def _open(port, name: str, connect_to: str | None, kind: str) -> None:
     raise PortError(f"no MIDI {kind} port matching {connect_to!r}; available: {listing}")
 
 
+def _probe_jack_input(inp: Any, port_name: str, connect: list[str]) -> tuple[bool | None, list[str]]:
+    """Whether a MIDI event written into ``port_name`` by a short-lived JACK client reaches ``inp``
+    within PROBE_S (None if the probe could not be made: no JACK-Client, a refusing server), and the
+    ports connected to ``port_name`` besides the probe.  The ports in ``connect`` are connected first.
+
+    Runs before the tick reads ``inp``: it reads the probe itself, and whatever a peer that already
+    connected sent meanwhile (which is dropped, and is just as good a proof that the input hears).
+    The probe client is JACK-Client's, on its own libjack: a client opening beside rtmidi's in
+    rtmidi's libjack could itself open deaf (see ``Ports._hear_jack_input``).
+    """
+    try:
+        import jack
+    except (ImportError, OSError):
+        return None, []
+    client_name = port_name.split(":", 1)[0] + "-probe"
+    try:
+        probe = jack.Client(client_name, no_start_server=True)
+    except Exception as exc:  # jack.JackError: a busy or dying server
+        log.debug("no JACK probe client (%s)", exc)
+        return None, []
+    stop, heard, others = threading.Event(), False, []
+    try:
+        port = probe.midi_outports.register("probe")
+
+        @probe.set_process_callback
+        def process(frames: int) -> None:
+            port.clear_buffer()
+            if not stop.is_set():
+                port.write_midi_event(0, PROBE_MESSAGE)
+
+        probe.activate()
+        for other in connect:
+            with contextlib.suppress(jack.JackError):  # gone meanwhile
+                probe.connect(other, port_name)
+        probe.connect(port, port_name)
+        deadline = time.monotonic() + PROBE_S
+        while time.monotonic() < deadline:
+            if inp.get_message() is not None:
+                heard = True
+                break
+            time.sleep(0.002)
+        others = [p.name for p in probe.get_all_connections(port_name) if p.name != port.name]
+    except Exception as exc:  # jack.JackError: the server refused; that says nothing about the input
+        log.debug("the JACK input probe failed (%s)", exc)
+        return None, []
+    finally:
+        stop.set()
+        try:
+            probe.deactivate()
+            probe.close()
+        except Exception as exc:
+            log.debug("closing the JACK probe client failed: %s", exc)
+        time.sleep(DRAIN_S)  # the probe's last events, written before it stopped, are queued by now
+        while inp.get_message() is not None:
+            pass
+    return heard, others
+
+
 class JackWatch:
     """Notices the JACK server going away, which rtmidi's clients are never told.
 
@@ -256,10 +365,11 @@ class JackWatch:
 
     LOOK_EVERY_S = 0.5
 
-    def __init__(self, client):
+    def __init__(self, client, server_socket: str | None = None):
         self.client = client
         self.gone = threading.Event()
-        self.server_socket = jack_server_socket()
+        # the server the ports opened on, seen before they opened: if it died since, alive() says so
+        self.server_socket = server_socket or jack_server_socket()
         self._next_look = 0.0
 
     def alive(self) -> bool:
@@ -274,10 +384,10 @@ class JackWatch:
         return True
 
     @classmethod
-    def start(cls, name: str) -> JackWatch:
+    def start(cls, name: str, server_socket: str | None = None) -> JackWatch:
         """A watch on the server the ports just opened on; its JACK client is optional (the socket
         look still works without it, and without it connections cannot be listed or restored)."""
-        watch = cls(None)
+        watch = cls(None, server_socket)
         try:
             import jack
 
@@ -295,10 +405,10 @@ class JackWatch:
 
     def connections(self, ours: list[str]) -> list[list[str]] | None:
         """[our port, other port] for every connection of ``ours``; None if the server would not say."""
+        if self.client is None:  # no JACK-Client: return before importing it
+            return None
         import jack
 
-        if self.client is None:
-            return None
         pairs = []
         try:
             for name in ours:
@@ -310,10 +420,10 @@ class JackWatch:
 
     def connect(self, pairs: list[list[str]]) -> int:
         """Make the connections that are missing and possible; returns how many were made."""
-        import jack
-
         if self.client is None:
             return 0
+        import jack
+
         made = 0
         for ours, theirs in pairs:
             try:

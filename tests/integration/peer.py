@@ -24,6 +24,32 @@ def connect(source: str, destination: str, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+class PulseOut:
+    """A JACK MIDI output port ``NAME:out`` through JACK-Client, not rtmidi: JACK clients that share one
+    libjack in a process can open deaf (firefly_midi.ports.Ports._hear_jack_input), and rtmidi's
+    input above is one; JACK-Client loads a libjack of its own, whose only client this is."""
+
+    def __init__(self, name: str):
+        import queue
+
+        import jack
+
+        self.events: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self.client = jack.Client(name, no_start_server=True)
+        port = self.client.midi_outports.register("out")
+
+        @self.client.set_process_callback
+        def process(frames: int) -> None:
+            port.clear_buffer()
+            while not self.events.empty():
+                port.write_midi_event(0, self.events.get_nowait())
+
+        self.client.activate()
+
+    def send(self, message) -> None:
+        self.events.put(bytes(message.bytes()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--name", default="peer")
@@ -39,8 +65,7 @@ def main() -> None:
 
     backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
     inport = backend.open_input("in", virtual=True, client_name=args.name)
-    # rtmidi makes one JACK client per port, and JACK client names are unique: name the second one
-    outport = backend.open_output("out", virtual=True, client_name=f"{args.name}-out") if args.pulse_bpm else None
+    outport = PulseOut(f"{args.name}-out") if args.pulse_bpm else None
     connect(f"{args.daemon}:out", f"{args.name}:in")
     if outport is not None:
         connect(f"{args.name}-out:out", f"{args.daemon}-in:in")  # rtmidi: one JACK client per port

@@ -207,6 +207,37 @@ def test_notes_after_an_unterminated_sysex_still_arrive(daemon, spawn):
     assert status_lines(log)[-1]["flashes_in"] >= 20
 
 
+def test_the_input_hears_when_the_daemon_starts_amid_short_lived_clients(daemon, peer, jack_server):
+    """rtmidi's JACK input could open deaf when a short-lived client (jack_lsp here) had just left: it
+    then heard nothing, for good (ports.Ports._hear_jack_input).  The daemon now probes its input and
+    reopens a deaf one; every start here, with jack_lsp run in a loop beside it, must hear the peer."""
+    stop = threading.Event()
+
+    def lsp_in_a_loop() -> None:
+        while not stop.is_set():
+            subprocess.run(["jack_lsp"], env=jack_server, capture_output=True, timeout=10)
+
+    looper = threading.Thread(target=lsp_in_a_loop, daemon=True)
+    looper.start()
+    try:
+        deaf = 0
+        for _ in range(3):
+            proc = daemon("--fresh", "--preset", "pulse-sine")
+            listener = peer(proc.client, "--seconds", "2", "--pulse-bpm", "600")
+            listener.finish(timeout=30)
+            time.sleep(0.6)  # a status line after the last pulse
+            proc.stop()
+            _, log, code = proc.finish(timeout=30)
+            assert code == 0, log[-3000:]
+            last = status_lines(log)[-1]
+            assert last["flashes_in"] > 0, f"the input heard nothing: {last['ports']}\n{log[-2000:]}"
+            deaf += last["ports"]["deaf_inputs"]
+        print(f"\ninputs reopened after opening deaf: {deaf} in 3 starts")
+    finally:
+        stop.set()
+        looper.join(timeout=15)
+
+
 # ------------------------------------------------------------------------- 2-3. the control plane abused
 class Raw:
     """A raw client on the control socket: sends any bytes, reads reply lines."""
