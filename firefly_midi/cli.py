@@ -20,7 +20,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"firefly-midi {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    sim = commands.add_parser("simulate", help="run the swarm headless, as fast as possible, and report its metrics")
+    sim = commands.add_parser(
+        "simulate",
+        help="run the swarm headless, as fast as possible, and report its metrics",
+        description="Run the swarm headless and report: sync_time_s (seconds until r stays ≥ 0.95), order_parameter "
+        "(synchrony r over the last second, 1 = all in phase), tempo_bpm and mean_freq_hz (the mean flash rate), gap_cv "
+        "(unevenness of the phases around the circle, 0 = evenly spread), emission_window (share of the period holding "
+        "95%% of the flashes), and with --damage recovery_time_s. Definitions: docs/models.md.",
+    )
     _add_preset_args(sim)
     sim.add_argument("--seconds", type=float, default=30.0, help="swarm time to simulate (default: %(default)s)")
     sim.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
@@ -91,12 +98,23 @@ def _add_tune_parser(commands: argparse._SubParsersAction) -> None:
         "RMS error in tolerances (0 = exact, 1 = one tolerance off). Metrics: " + ", ".join(TUNE_METRICS) + ".",
     )
     _add_preset_args(tune)
-    tune.add_argument("--target", action="append", required=True, metavar="METRIC=VALUE[:TOL[:WEIGHT]]", help="a metric to reach")
     tune.add_argument(
-        "--vary", action="append", default=[], metavar="KEY[=LO:HI]", help="a parameter to search (default: coupling and tempo)"
+        "--target",
+        action="append",
+        required=True,
+        metavar="METRIC=VALUE[:TOL[:WEIGHT]]",
+        help="a metric to reach, within TOL (default per metric: docs/tune.md), weighed by WEIGHT (repeatable)",
+    )
+    tune.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="KEY[=LO:HI|=a,b,c]",
+        help="a parameter to search, over a range or some choices (default: the coupling; the tempo if a target asks for one; "
+        "swarm.neighbors on ring and random topologies)",
     )
     tune.add_argument("--algo", choices=("ga", "es"), default="ga", help="microbial GA or evolution strategies (default: %(default)s)")
-    tune.add_argument("--population", type=int, default=16, help="individuals (GA) or samples per generation (ES) (default: %(default)s)")
+    tune.add_argument("--population", type=int, default=16, help="GA individuals, or ES samples a generation (even) (default: %(default)s)")
     tune.add_argument("--generations", type=int, default=20, help="generations to run at most (default: %(default)s)")
     tune.add_argument("--budget-s", type=float, default=None, metavar="S", help="stop after this much wall time")
     tune.add_argument("--stop-at", type=float, default=None, metavar="F", help="stop once the best fitness is at most F")
@@ -104,7 +122,9 @@ def _add_tune_parser(commands: argparse._SubParsersAction) -> None:
     tune.add_argument("--seed", type=int, default=0, help="the tuner's own seed: same seed, same result (default: %(default)s)")
     tune.add_argument("--jobs", type=int, default=None, help="parallel simulations (default: every core)")
     tune.add_argument("--seconds", type=float, default=None, help="swarm time per simulation (default: enough for the targets, ≥ 30)")
-    tune.add_argument("--damage", action="append", default=[], metavar="AT_S:KIND:AMOUNT[:FOR_S]", help="damage every run (see simulate)")
+    tune.add_argument(
+        "--damage", action="append", default=[], metavar="AT_S:KIND:AMOUNT[@ROW,COL][:FOR_S]", help="damage every run, as simulate does"
+    )
     tune.add_argument("--sigma", type=float, default=0.1, help="ES: perturbation size, in shares of each range (default: %(default)s)")
     tune.add_argument("--lr", type=float, default=0.1, help="ES: learning rate (default: %(default)s)")
     tune.add_argument("--lr-decay", type=float, default=1.0, help="ES: learning rate factor per generation (default: %(default)s)")
@@ -199,13 +219,18 @@ def _tune(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if result.interrupted:
-        print(f"firefly-midi: interrupted; the best preset so far is in {args.output}", file=sys.stderr)
+        print(
+            f"firefly-midi: interrupted; the best preset so far is in {args.output}; run the same command again to go on from {checkpoint}",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(result.as_json(spec)))
-    else:
-        summary = {"fitness": result.best.fitness, **result.best.metrics, **result.as_json(spec)["best"]}
-        summary |= {"evaluations": result.evaluations, "wall_s": result.wall_s, "output": str(args.output)}
-        _report(summary, False)
+        return 130 if result.interrupted else 0
+    for line in result.verdict(spec):
+        print(line)
+    summary = {"fitness": result.best.fitness, **result.as_json(spec)["best"]}
+    summary |= {"evaluations": result.evaluations, "wall_s": round(result.wall_s, 1), "output": str(args.output)}
+    _report(summary, False)
     return 130 if result.interrupted else 0
 
 

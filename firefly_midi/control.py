@@ -895,21 +895,22 @@ class _LineReader:
 
 
 # ------------------------------------------------------------------------------- starting a daemon
-def start_daemon_in_background(socket_path: str | os.PathLike[str] | None, daemon_args: list[str], wait_s: float = 90.0) -> bool:
+def start_daemon_in_background(socket_path: str | os.PathLike[str] | None, daemon_args: list[str], wait_s: float = 300.0) -> bool:
     """Start ``firefly-midi daemon`` detached, unless one already answers on the socket.
 
-    Returns True when it started one.  It waits until the new daemon answers (its very first start
-    compiles the swarm kernels, which takes a while) and says where its log goes.
+    Returns True when it started one.  It waits until the daemon answers: its very first start
+    compiles the swarm kernels, a minute or more on a slow machine, and while it does, the socket
+    accepts but nobody replies yet (a daemon found in that state is waited for, not doubled).
     """
     import subprocess
-    import time
 
     path = Path(socket_path) if socket_path is not None else default_socket_path()
-    try:
-        request(path, "status", timeout=2.0)
+    answer = _daemon_answers(path)
+    if answer is None:
+        print("a firefly-midi daemon is starting (compiling the swarm's kernels); waiting for it", file=sys.stderr)
+        _wait_for_daemon(path, wait_s, None, "the starting daemon")
+    if answer is not False:
         return False
-    except NoDaemonError:
-        pass
     log_path = Path(platformdirs.user_log_dir("firefly-midi")) / "daemon.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"starting the firefly-midi daemon in the background (log: {log_path})", file=sys.stderr)
@@ -921,13 +922,35 @@ def start_daemon_in_background(socket_path: str | os.PathLike[str] | None, daemo
             stderr=log_file,
             start_new_session=True,  # it outlives this terminal and the UI
         )
-    deadline = time.monotonic() + wait_s
+    _wait_for_daemon(path, wait_s, child, f"the daemon (see {log_path})")
+    return True
+
+
+def _daemon_answers(path: Path) -> bool | None:
+    """True: a daemon answered; False: nothing listens; None: one listens but is busy starting."""
+    try:
+        request(path, "status", timeout=2.0)
+        return True
+    except NoDaemonError:
+        return False
+    except ControlError as exc:
+        if exc.code == "timeout":
+            return None
+        raise
+
+
+def _wait_for_daemon(path: Path, wait_s: float, child: Any, who: str) -> None:
+    """Wait until a daemon answers on ``path``, saying once that its first start compiles."""
+    import time
+
+    deadline, said = time.monotonic() + wait_s, False
     while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise ControlError("daemon", f"the daemon exited at start (code {child.returncode}); see {log_path}")
-        try:
-            request(path, "status", timeout=2.0)
-            return True
-        except NoDaemonError:
-            time.sleep(0.2)
-    raise ControlError("daemon", f"the daemon did not answer within {wait_s:g} s; see {log_path}")
+        if child is not None and child.poll() is not None:
+            raise ControlError("daemon", f"{who} exited at start (code {child.returncode})")
+        if _daemon_answers(path):
+            return
+        if not said and time.monotonic() > deadline - wait_s + 3.0:
+            print("compiling the swarm's kernels: the first start takes a minute or so, later ones a moment", file=sys.stderr)
+            said = True
+        time.sleep(0.2)
+    raise ControlError("daemon", f"{who} did not answer within {wait_s:g} s")

@@ -148,7 +148,17 @@ def _human(command: str, args: argparse.Namespace, result: Any) -> str:
         return f"saved {result['path']}"
     if command == "forward":
         return f"forwarding {result['seconds']:g} s"
-    return ""
+    return _DONE.get(command, "")
+
+
+# What the commands without a result did, said in words (silence after a command reads as nothing happened).
+_DONE = {
+    "stop": "stopping: every note ended, the daemon exits",
+    "pause": "paused",
+    "resume": "playing",
+    "reset": "the swarm was drawn afresh",
+    "panic": "every note ended",
+}
 
 
 def format_status(s: dict[str, Any]) -> str:

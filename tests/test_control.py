@@ -617,3 +617,17 @@ def test_osc_mirrors_the_commands(path, daemon):
         send("/firefly/get", "swarm.n")
         assert answer() == ("/firefly/value", ["swarm.n", N])  # the garbage was ignored
         peer.close()
+
+
+def test_a_daemon_still_starting_is_waited_for_not_doubled(daemon, folder, capsys):
+    """Its first start compiles for a minute: the socket accepts and nobody answers yet (a launcher
+    that took that for an error crashed `firefly-midi run` on every fresh install)."""
+    path = folder / "starting.sock"
+    srv = control.serve(daemon, path)  # claimed, not started: connections wait, nobody replies
+    threading.Timer(3.0, srv.start).start()
+    try:
+        assert control.start_daemon_in_background(path, ["--never-used"], wait_s=30) is False
+        assert control.request(path, "status")["preset"]
+    finally:
+        srv.close()
+    assert "is starting" in capsys.readouterr().err

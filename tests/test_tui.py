@@ -466,3 +466,20 @@ def test_against_a_real_daemon(monkeypatch):
         server.close()
         daemon.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_no_midi_port_is_shown_in_red_near_the_top_and_every_row_fits():
+    problem = "no backend: alsa: cannot open the ALSA sequencer (/dev/snd/seq missing); jack: no JACK server is running " * 2
+    ports = {"state": "none", "backend": None, "ports": [], "problem": problem}
+
+    async def test(app, pilot, daemon):
+        await show(pilot, daemon, frame(2, 3.0, spread(10), ports=ports))
+        panel = app.query_one(StatusPanel)
+        lines = panel.text().rstrip("\n").split("\n")
+        assert len(lines) == 11 and lines[1].startswith("midi") and "no MIDI port" in lines[1]
+        assert lines[-1].startswith("frames"), "a long problem must not push the last rows out of the panel"
+        assert all(len(line) <= panel.content_size.width for line in lines)
+        midi = panel.render().split("\n")[1]
+        assert any("red" in str(span.style) for span in midi.spans)
+
+    run(test)

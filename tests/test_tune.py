@@ -3,6 +3,7 @@
 import itertools
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -293,6 +294,18 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path):
     assert Tuner(_spec(tmp_path, seed=7), jobs=1, checkpoint=checkpoint, restart=True).generation == 0
 
 
+def test_written_presets_are_readable_like_any_file_the_user_writes(tmp_path):
+    spec = _spec(tmp_path, generations=1)
+    Tuner(spec, jobs=1).run()
+    assert spec.output.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def test_ctrl_c_stops_cleanly_and_keeps_the_best_so_far(tmp_path):
     spec = _spec(tmp_path, generations=10)
     checkpoint = tmp_path / "out.checkpoint.json"
@@ -332,15 +345,22 @@ def test_tune_on_the_command_line_prints_json(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert set(report["best"]) == {"swarm.freq_hz"} and report["evaluations"] == 6
     assert report["metrics"]["tempo_bpm"] > 0 and out.is_file()
-    assert (tmp_path / "cli.checkpoint.json").is_file()
-    assert main(argv) == 0  # the same command again resumes the finished run: same answer, no more work
+    assert set(report["targets_met"]) == {"tempo_bpm"}
+    assert not (tmp_path / "cli.checkpoint.json").exists(), "a finished run leaves no checkpoint behind"
+    assert main(argv) == 0  # the same command again: the same answer
     assert json.loads(capsys.readouterr().out)["best"] == report["best"]
+    assert main([*argv[:-3], "-o", str(out)]) == 0  # in words: each target met or not
+    said = capsys.readouterr().out
+    assert "tempo_bpm: " in said and "wanted 70 ± 1" in said and "target" in said
 
 
 @pytest.mark.parametrize(
     ("extra", "says"),
     [
         (["--target", "tempo=90"], "unknown metric"),
+        (["--target", "sync_tme_s=10"], "did you mean sync_time_s?"),
+        (["--target", "tempo_bpm=72bpm"], "'72bpm' is not a number"),
+        (["--target", "tempo_bpm=72", "--vary", "swarm.coupling=0:500"], "--vary 'swarm.coupling=0:500': swarm.coupling must be"),
         (["--target", "recovery_time_s=5"], "needs a --damage"),
         (["--target", "tempo_bpm=90", "--vary", "swarm.nosie"], "did you mean swarm.noise"),
         (["--target", "tempo_bpm=90", "--population", "0"], "--population"),

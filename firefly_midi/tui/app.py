@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -225,4 +226,6 @@ def run_tui(socket_path: Path | None, stop_daemon_on_quit: bool = False) -> int:
     path = Path(socket_path) if socket_path is not None else default_socket_path()
     app = make_app(lambda: ControlClient(path), stop_daemon_on_quit=stop_daemon_on_quit, target=os.fspath(path))
     app.run()
+    if not stop_daemon_on_quit and app.return_code in (0, None):
+        print("the swarm is still playing in the background; `firefly-midi ctl stop` stops it", file=sys.stderr)
     return app.return_code or 0

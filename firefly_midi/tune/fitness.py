@@ -13,6 +13,7 @@ synchronised, never recovered) is taken as the run's length, a lower bound on th
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -66,15 +67,17 @@ def parse_target(text: str) -> Target:
     """``METRIC=VALUE[:TOLERANCE[:WEIGHT]]``; ParamError names ``--target`` and the metrics known."""
     metric, sep, rest = (part.strip() for part in text.partition("="))
     if metric not in METRICS:
-        known = ", ".join(METRICS)
-        raise ParamError(f"--target {text!r}: unknown metric {metric!r}; targets can be {known}")
+        near = difflib.get_close_matches(metric, METRICS, n=1)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise ParamError(f"--target {text!r}: unknown metric {metric!r}; {hint}targets can be {', '.join(METRICS)}")
     fields = rest.split(":") if sep else []
     if not 1 <= len(fields) <= 3:
         raise ParamError(f"--target {text!r}: expected METRIC=VALUE[:TOLERANCE[:WEIGHT]], e.g. tempo_bpm=90:1")
     try:
         numbers = [float(f) for f in fields]
     except ValueError:
-        raise ParamError(f"--target {text!r}: VALUE, TOLERANCE and WEIGHT must be numbers") from None
+        bad = next(f for f in fields if not _is_number(f))
+        raise ParamError(f"--target {text!r}: {bad!r} is not a number (VALUE, TOLERANCE and WEIGHT are numbers)") from None
     value = numbers[0]
     spec = METRICS[metric]
     tolerance = numbers[1] if len(numbers) > 1 else default_tolerance(spec, value)
@@ -84,6 +87,14 @@ def parse_target(text: str) -> Target:
     if spec.is_time and value < 0:
         raise ParamError(f"--target {text!r}: a time cannot be negative")
     return Target(metric, value, tolerance, weight)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def default_tolerance(spec: Metric, value: float) -> float:

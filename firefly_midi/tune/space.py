@@ -90,7 +90,10 @@ def parse_vary(text: str, values: dict[str, Any]) -> Gene:
     lo_text, colon, hi_text = span.partition(":")
     if not colon:
         raise P.ParamError(f"--vary {text!r}: expected KEY=LO:HI, e.g. swarm.coupling=0.001:0.1", key)
-    lo, hi = P.check(key, lo_text), P.check(key, hi_text)
+    try:
+        lo, hi = P.check(key, lo_text), P.check(key, hi_text)
+    except P.ParamError as exc:
+        raise P.ParamError(f"--vary {text!r}: {exc.message}", key) from None
     if not lo < hi:
         raise P.ParamError(f"--vary {text!r}: LO must be below HI", key)
     return numeric_gene(key, lo, hi)

@@ -125,10 +125,33 @@ class TuneResult:
     interrupted: bool = False
     resumed_from: int = 0
 
+    def met(self, spec: TuneSpec) -> dict[str, bool]:
+        """Per metric: whether the mean over the seeds came within the target's tolerance."""
+        met = {}
+        for t in spec.targets:
+            value = self.best.metrics.get(t.metric)
+            met[t.metric] = value is not None and abs(value - t.value) <= t.tolerance
+        return met
+
+    def verdict(self, spec: TuneSpec) -> list[str]:
+        """In words, per target: what was reached against what was wanted."""
+        met, lines = self.met(spec), []
+        for t in spec.targets:
+            value = self.best.metrics.get(t.metric)
+            got = "never measured" if value is None else f"{value:.4g}"
+            off = "" if value is None or met[t.metric] else f", off by {abs(value - t.value):.3g}"
+            lines.append(f"{t.metric}: {got}, wanted {t.value:g} ± {t.tolerance:g}: {'met' if met[t.metric] else 'not met'}{off}")
+        if all(met.values()):
+            lines.append("every target met")
+        else:
+            lines.append("not every target met: try more --generations, wider --vary ranges, other keys to --vary, or --algo")
+        return lines
+
     def as_json(self, spec: TuneSpec) -> dict[str, Any]:
         return {
             "fitness": self.best.fitness,
             "metrics": self.best.metrics,
+            "targets_met": self.met(spec),
             "best": {g.key: P.plain(self.values[g.key]) for g in spec.space.genes},
             "targets": [t.describe() for t in spec.targets],
             "algo": spec.algo,
@@ -193,6 +216,9 @@ class Tuner:
             except KeyboardInterrupt:
                 interrupted = True  # the pool finishes the simulations already running; the books stay as they were
                 pool.shutdown(wait=True, cancel_futures=True)
+        finished = not interrupted and (self.generation >= self.spec.generations or (stop_at is not None and self.best.fitness <= stop_at))
+        if finished and self.checkpoint is not None:
+            self.checkpoint.unlink(missing_ok=True)  # done: a checkpoint is for runs cut short (Ctrl-C, --budget-s)
         return self._result(time.perf_counter() - started, interrupted)
 
     def _done(self, started: float, budget_s: float | None, stop_at: float | None) -> bool:

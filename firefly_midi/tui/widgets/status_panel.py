@@ -19,14 +19,15 @@ def _us(value: Any) -> str:
     return f"{value / 1000:.2f} ms" if value >= 1000 else f"{value:.0f} µs"
 
 
-def _ports(ports: dict[str, Any]) -> str:
+def _ports(ports: dict[str, Any]) -> Text:
+    """The MIDI ports, in red unless they are open: a musician must see at once that nothing plays out."""
     if not ports:
-        return "–"
-    names = ", ".join(str(p) for p in ports.get("ports") or ()) or "none"
+        return Text("–")
+    names = ", ".join(str(p) for p in ports.get("ports") or ()) or "no MIDI port"
     text = f"{ports.get('state', '?')} · {names}"
     if ports.get("problem"):
         text += f" · {ports['problem']}"
-    return text
+    return Text(text, style="green" if ports.get("state") == "open" else "bold red")
 
 
 class StatusPanel(Widget):
@@ -49,6 +50,7 @@ class StatusPanel(Widget):
         late = v.lateness_us
         rows: list[tuple[str, Text | str]] = [
             ("daemon", Text(self.connection, style="bold green" if self.connected else "bold red")),
+            ("midi", _ports(v.ports)),
             ("preset", Text.assemble((v.preset or "–", "bold"), "  ", state)),
             ("swarm", shown),
             ("time", f"{v.time_s:,.1f} s · r {v.order_parameter:.3f}"),
@@ -58,15 +60,16 @@ class StatusPanel(Widget):
             ("lateness", f"p50 {_us(late.get('p50'))} · p99 {_us(late.get('p99'))} · max {_us(late.get('max'))}"),
             ("ticks", f"{v.skipped_ticks:,} skipped"),
             ("frames", f"{v.frames:,} · {v.dropped_frames:,} dropped · {v.flashes_lost:,} flashes lost"),
-            ("ports", _ports(v.ports)),
         ]
-        text = Text(no_wrap=True, overflow="ellipsis")
-        for index, (label, value) in enumerate(rows):
-            if index:
-                text.append("\n")
-            text.append(f"{label:<9}", "dim")
-            text.append(value)
-        return text
+        # One row a line, cut with an ellipsis: a long socket path or port problem wrapping onto a
+        # second line pushed the last rows out of the panel.
+        width = self.content_size.width or 200
+        lines = []
+        for label, value in rows:
+            line = Text.assemble((f"{label:<9}", "dim"), value)
+            line.truncate(width, overflow="ellipsis")
+            lines.append(line)
+        return Text("\n").join(lines)
 
     def text(self) -> str:
         """The panel as plain text (tests read it)."""

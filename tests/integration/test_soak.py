@@ -1,0 +1,44 @@
+"""The soak benchmark's CI-size run: 10⁵ fireflies, a telemetry subscriber and a steady input, 60 s.
+
+benchmarks/bench_soak.py starts its own private JACK server and daemon; this runs it as a user
+would and checks what it reports: memory does not grow, nothing is left hanging, nothing failed.
+The 10-minute run is `python benchmarks/bench_soak.py` (figures in docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import unavailable
+
+pytestmark = pytest.mark.jack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_minute_of_soak_leaks_nothing_and_leaves_no_note_hanging(tmp_path, compiled_kernels):
+    if not shutil.which("jackd"):
+        unavailable("jackd is not installed (Debian: apt-get install jackd2)")
+    out = tmp_path / "soak.json"
+    env_dirs = {name: str(tmp_path / name.lower()) for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_soak.py"), "--seconds", "60", "--output", str(out)],
+        env={**os.environ, **env_dirs},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.exists(), done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["exit_code"] == 0 and result["errors"] == 0, result.get("daemon_log_tail", "")[-3000:]
+    assert result["hanging_notes"] == 0
+    assert result["rss_growth_kb"] < 5 * 1024, f"resident memory grew {result['rss_growth_kb']} KB in a minute"
+    assert result["frames"] > 30 * 30 and result["telemetry_error"] in (None, "")
+    assert result["flashes_in"] > 0 and result["notes_out_daemon"] > 0
