@@ -394,6 +394,10 @@ def test_help_lists_the_keys():
         keys = dict(app.screen.rows)
         for key in ("p", "r", "f", "! / x", "s", "l", "e", "?", "q"):
             assert key in keys, key
+        shown = " ".join(str(w.render()) for w in app.screen.query("Static"))
+        assert "what the numbers say" in shown
+        legend = dict(app.screen.legend)  # the status panel's numbers, explained
+        assert {"midi", "r", "tempo", "lateness", "ticks"} <= set(legend) and "synchrony" in legend["r"]
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
 
