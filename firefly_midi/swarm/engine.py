@@ -147,7 +147,7 @@ class Swarm:
         self._dq_meta[K.DQ_FREE], self._dq_meta[K.DQ_DROPPED] = 0, 0
         self._dq_link = np.stack([np.arange(1, size + 1), np.full(size, -1)]).astype(np.int64)
         self._dq_link[0, -1] = -1  # the free list: 0 → 1 → … → size-1
-        self._dq_t = np.zeros(size, dtype=np.float64)
+        self._dq_t = np.full(size, 0.0)  # written now: np.zeros would take its pages as deliveries first land (RSS creep)
 
     @property
     def dropped_deliveries(self) -> int:
