@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import subprocess
 import sys
@@ -45,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from jackserver import connect, jack_ports, private_jack, wait_for_port  # noqa: E402
+from machine import describe  # noqa: E402
 
 RESULTS = HERE / "results"
 SIZES = (800, 10_000, 100_000, 1_000_000)
@@ -69,26 +68,11 @@ REACTION_SET = {
 
 # ------------------------------------------------------------------------------------------ machine
 def machine() -> dict[str, object]:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     try:
         jackd = subprocess.run(["jackd", "--version"], capture_output=True, text=True, check=False).stdout.splitlines()[0]
     except (OSError, IndexError):
         jackd = "?"
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "jackd": jackd,
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "loadavg_at_start": os.getloadavg(),
-    }
+    return describe(jackd=jackd)
 
 
 # ------------------------------------------------------------------------------ worker: one tick run

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import subprocess
 import sys
@@ -48,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from jackserver import connect, jack_ports, private_jack, wait_for_port  # noqa: E402
+from machine import describe  # noqa: E402
 
 RESULTS = HERE / "results"
 BPM = 120.0
@@ -228,13 +227,9 @@ def run(seconds: float, frames: int) -> dict:
 
 
 def machine() -> dict[str, object]:
-    model = platform.machine()
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
-        if line.startswith("Model name:"):
-            model = line.split(":", 1)[1].strip()
     from importlib.metadata import version
 
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "isobar": version("isobar")}
+    return describe(isobar=version("isobar"))
 
 
 def show(r: dict) -> None:

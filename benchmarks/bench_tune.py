@@ -20,7 +20,7 @@ import argparse
 import json
 import os
 import platform
-import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +39,10 @@ from firefly_midi.simulate import simulate
 from firefly_midi.tune.tuner import Tuner, TuneSpec, prepare
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from machine import describe  # noqa: E402
+
 RESULTS = HERE / "results"
 PLOT = HERE.parent / "docs" / "tune-convergence.png"
 PRESET = "ermentrout-800"
@@ -55,14 +59,7 @@ SPEEDUP_GENERATIONS = 4  # ES, 16 candidates × 3 seeds a generation: 192 simula
 
 # ------------------------------------------------------------------------------------------ machine
 def machine() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(), "uname": platform.uname()._asdict()}
+    return describe(uname=platform.uname()._asdict())
 
 
 def load() -> list[float]:
