@@ -1,5 +1,6 @@
 """The models against the literature: each test can fail if the dynamics are wrong."""
 
+import hashlib
 import math
 
 import numpy as np
@@ -85,6 +86,39 @@ def test_delay_zero_changes_nothing():
         assert plain.step() == zero.step()
         np.testing.assert_array_equal(plain.flashes()[0], zero.flashes()[0])
     np.testing.assert_array_equal(plain.state.phase, zero.state.phase)
+
+
+def _flash_digest(values, ticks, use_run):
+    """sha256 of every tick's flashes (count, ids, sub-tick times) and the final phases and frequencies."""
+    swarm, digest = Swarm(values), hashlib.sha256()
+    for _ in range(ticks):
+        swarm.run(1) if use_run else swarm.step()
+        ids, times = swarm.flashes()
+        digest.update(np.int64(swarm.count).tobytes() + ids.tobytes() + times.tobytes())
+    digest.update(swarm.state.phase.tobytes() + swarm.state.freq.tobytes())
+    return digest.hexdigest()[:16], swarm.flashes_total
+
+
+@pytest.mark.parametrize(
+    ("preset", "sets", "seed", "pinned"),
+    [
+        # Computed at 625a812, before swarm.delay_ms existed: delay 0 must give exactly these flashes.
+        ("ermentrout-800", ["swarm.delay_ms=0"], 0, ("dd982fb44db6acbc", 6247)),
+        ("ermentrout-800", ["swarm.delay_ms=0"], 3, ("464a0f088d71415a", 6240)),
+        ("pulse-sine", ["swarm.n=800"], 1, ("ddcc0bc6a51e87a5", 8353)),
+        # Computed at f8fd626 (delays, before the instant and delayed tick loops were split apart).
+        ("ermentrout-800", [], 0, ("742e564f33043026", 6278)),
+        ("pulse-sine", ["swarm.n=800", "swarm.delay_ms=20"], 1, ("5fc65e6da72324d7", 8357)),
+    ],
+)
+def test_flashes_are_pinned(preset, sets, seed, pinned):
+    """8,000 ticks give bit-identical flashes to the pinned runs, stepped or through run()."""
+    values = presets.resolve(preset, sets, seed=seed)
+    assert _flash_digest(values, 8000, use_run=False) == pinned
+    assert _flash_digest(values, 8000, use_run=True) == pinned
+    whole = Swarm(values)
+    whole.run(8000)
+    assert whole.flashes_total == pinned[1]
 
 
 @pytest.mark.parametrize("topology", ["global", "ring", "random"])

@@ -120,6 +120,7 @@ class Swarm:
                 v["swarm.delay_ms"] / v["clock.tick_ms"] if v["swarm.model"] != "kuramoto" else 0.0,
             ]
         )
+        self._delayed = bool(self.coef[K.F_DELAY_TICKS] > 0.0)  # picks tick/run or tick_delayed/run_delayed
         self._size_delivery_queue()
         self._receive_coupling = tuple(float(self.coef[i]) for i in (K.F_W, K.F_EPS, K.F_KAPPA, K.F_MS_B, K.F_F0, K.F_FMIN, K.F_FMAX))
 
@@ -186,6 +187,21 @@ class Swarm:
             self._scratch,
             self._mf,
             self._rng,
+        )
+
+    def _delayed_buffers(self) -> tuple:
+        st = self.state
+        return (
+            self.codes,
+            self.coef,
+            st.phase,
+            st.freq,
+            self.fired,
+            self.table,
+            self.flash_ids,
+            self.flash_times,
+            self._mf,
+            self._rng,
             self._dq_meta,
             self._dq_link,
             self._dq_t,
@@ -197,20 +213,30 @@ class Swarm:
         if self._ext_count:
             K.clear_fired(self.fired, self.flash_ids, prev)
             prev, external = 0, self._apply_external()
-        n = K.tick(*self._buffers(), self.ticks, prev, external)
+        if self._delayed:
+            n = K.tick_delayed(*self._delayed_buffers(), self.ticks, prev, external)
+        else:
+            n = K.tick(*self._buffers(), self.ticks, prev, external)
         self.count = n
         self.ticks += 1
         self.flashes_total += n
         return n
 
     def run(self, ticks: int, recorder: Recorder | None = None) -> int:
-        """Advance ``ticks`` ticks in one kernel call (offline), recording into ``recorder``."""
+        """Advance ``ticks`` ticks in one kernel call (offline), recording into ``recorder``.
+
+        The delay is settled here, once per call: the instant and the delayed tick loops are
+        separate kernels, so delay 0 runs the same machine code as before delays existed.
+        """
         rec = recorder or Recorder.null(ticks)
         if ticks > rec.room():
             raise ValueError(f"the recorder has room for {rec.room()} more ticks, not {ticks}")
         if ticks <= 0:
             return self.count
-        self.count, flashes = K.run(ticks, self.ticks, self.count, *self._buffers(), *rec.reserve(ticks))
+        if self._delayed:
+            self.count, flashes = K.run_delayed(ticks, self.ticks, self.count, *self._delayed_buffers(), *rec.reserve(ticks))
+        else:
+            self.count, flashes = K.run(ticks, self.ticks, self.count, *self._buffers(), *rec.reserve(ticks))
         rec.commit(ticks, flashes)
         self.ticks += ticks
         self.flashes_total += flashes

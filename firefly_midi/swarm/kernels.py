@@ -635,7 +635,7 @@ def deliver_due(model, prc, desync, phase, freq, fired, w, eps, kappa, ms_b, f0,
     return n
 
 
-@njit(nogil=True, cache=True)  # not inlined: the instant path's tick loop stays as lean as before
+@njit(nogil=True, cache=True, inline="always")
 def _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n, rng, dq_meta, dq_link, dq_t, index):
     """Queue this tick's flashes, then deliver what is due, queueing the flashes that sets off."""
     model, prc, desync = codes[C_MODEL], codes[C_PRC], codes[C_DESYNC] != 0
@@ -653,9 +653,7 @@ def _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n,
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n, rng, dq_meta, dq_link, dq_t, index):
-    if coef[F_DELAY_TICKS] > 0.0:
-        return _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n, rng, dq_meta, dq_link, dq_t, index)
+def _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n):
     model, prc, desync = codes[C_MODEL], codes[C_PRC], codes[C_DESYNC] != 0
     w, eps, kappa, ms_b = coef[F_W], coef[F_EPS], coef[F_KAPPA], coef[F_MS_B]
     f0, fmin, fmax = coef[F_F0], coef[F_FMIN], coef[F_FMAX]
@@ -706,13 +704,12 @@ def _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, bel
 
 
 @njit(nogil=True, cache=True, inline="always")
-def tick(
-    codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, dq_meta, dq_link, dq_t, index, prev_n, external_n
-):
+def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, index, prev_n, external_n):
     """Everything one tick does, in order; returns the number of flashes in ids/times.
 
     ``prev_n`` flashes of the last tick are un-marked first; ``external_n`` > 0 means the engine
     already applied external flashes into ids/times[:external_n] this tick (pulse-type models).
+    Instant coupling only (``swarm.delay_ms`` = 0): delays go through ``tick_delayed``.
     """
     clear_fired(fired, ids, prev_n)
     rewire_ticks = codes[C_REWIRE_TICKS]
@@ -724,7 +721,25 @@ def tick(
     if codes[C_MODEL] == KURAMOTO:
         return _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state)
     n = advance(phase, freq, coef[F_DT], fired, ids, times, external_n)
-    return _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n, rng, dq_meta, dq_link, dq_t, index)
+    return _pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def tick_delayed(codes, coef, phase, freq, fired, table, ids, times, state, rng, dq_meta, dq_link, dq_t, index, prev_n, external_n):
+    """``tick`` for a pulse-type model with ``swarm.delay_ms`` > 0: flashes go through the delivery pool.
+
+    The engine picks this or ``tick`` once per call, so the instant path carries neither the pool
+    nor a branch on the delay (kuramoto never has delays: its coef[F_DELAY_TICKS] is 0).
+    """
+    clear_fired(fired, ids, prev_n)
+    rewire_ticks = codes[C_REWIRE_TICKS]
+    if rewire_ticks > 0 and index > 0 and index % rewire_ticks == 0:
+        rng[R_COUNTER] = rewire(table, rng[R_KEY], rng[R_COUNTER])
+    if coef[F_NOISE] > 0.0:
+        rng[R_COUNTER] = add_noise(phase, coef[F_NOISE] * np.sqrt(coef[F_DT]), rng[R_KEY], rng[R_COUNTER])
+        state[M_STALE] = 1.0
+    n = advance(phase, freq, coef[F_DT], fired, ids, times, external_n)
+    return _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n, rng, dq_meta, dq_link, dq_t, index)
 
 
 @njit(nogil=True, cache=True)
@@ -745,9 +760,6 @@ def run(
     scratch,
     state,
     rng,
-    dq_meta,
-    dq_link,
-    dq_t,
     sample_every,
     sample_phase,
     samples,
@@ -765,6 +777,7 @@ def run(
     ``counts``; flashes of fireflies whose id is a multiple of ``raster_stride`` to
     raster_t/raster_id while they have room (raster_n[0] counts them).
     Returns (the last tick's flash count, the flashes of all these ticks).
+    Instant coupling only: with delays the engine calls ``run_delayed``.
     """
     n = prev_n
     total = 0
@@ -772,7 +785,60 @@ def run(
     row = 0
     for k in range(ticks):
         index = first_index + k
-        n = tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, dq_meta, dq_link, dq_t, index, n, 0)
+        n = tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, index, n, 0)
+        counts[k] = n
+        total += n
+        if raster_stride > 0:
+            for q in range(n):
+                if ids[q] % raster_stride == 0 and raster_n[0] < raster_t.size:
+                    raster_t[raster_n[0]] = (index + times[q]) * dt
+                    raster_id[raster_n[0]] = ids[q]
+                    raster_n[0] += 1
+        if sample_every > 0 and (sample_phase + k + 1) % sample_every == 0:
+            c, s, phase_sum, live = mean_field(phase)
+            samples[row, 0] = np.hypot(c, s) / live if live else 0.0
+            samples[row, 1] = phase_sum
+            samples[row, 2] = live
+            samples[row, 3] = total
+            row += 1
+    return n, total
+
+
+@njit(nogil=True, cache=True)
+def run_delayed(
+    ticks,
+    first_index,
+    prev_n,
+    codes,
+    coef,
+    phase,
+    freq,
+    fired,
+    table,
+    ids,
+    times,
+    state,
+    rng,
+    dq_meta,
+    dq_link,
+    dq_t,
+    sample_every,
+    sample_phase,
+    samples,
+    counts,
+    raster_stride,
+    raster_t,
+    raster_id,
+    raster_n,
+):
+    """``run`` with ``tick_delayed``: a pulse-type model with ``swarm.delay_ms`` > 0."""
+    n = prev_n
+    total = 0
+    dt = coef[F_DT]
+    row = 0
+    for k in range(ticks):
+        index = first_index + k
+        n = tick_delayed(codes, coef, phase, freq, fired, table, ids, times, state, rng, dq_meta, dq_link, dq_t, index, n, 0)
         counts[k] = n
         total += n
         if raster_stride > 0:
