@@ -12,6 +12,7 @@ channel used.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -22,7 +23,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,7 +96,8 @@ class Daemon:
     # ------------------------------------------------------------------------------ life cycle
     def start(self) -> None:
         self._warm_up()
-        self.ports.open()
+        with _dying_on_signals():
+            self.ports.open()
         self._all_notes_off()  # a synth left hanging by an earlier run that crashed is silenced first
         self.ports.restore(self.connections)
         gc.collect()
@@ -557,3 +559,25 @@ class Daemon:
 def jsonable(values: dict[str, Any]) -> dict[str, Any]:
     """Parameter values as JSON can carry them."""
     return {key: P.plain(value) for key, value in values.items()}
+
+
+@contextlib.contextmanager
+def _dying_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM kill the process outright while the ports open, then handlers come back.
+
+    Opening JACK ports can block inside libjack for good (a race in jack2 with clients that just
+    left: see ports.Ports._hear_jack_input), and a Python handler never runs while the main thread
+    is stuck in C: such a daemon ignored SIGTERM.  Nothing has played yet, so there is nothing to
+    silence; the default action ends it and the server drops its half-made clients.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in kept:
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)

@@ -7,6 +7,7 @@ real JACK ports from other processes.
 
 from __future__ import annotations
 
+import signal
 import time
 import tracemalloc
 
@@ -346,3 +347,27 @@ def test_changing_the_mapping_while_playing_cuts_nothing_and_leaves_nothing_hang
     finally:
         daemon.stop()
     assert not sounding_after(daemon.ports.log)  # every note, old layout or new, got its note-off
+
+
+def test_while_the_ports_open_a_signal_kills_outright_and_the_handlers_come_back_after():
+    """Opening JACK ports can block inside libjack; a Python handler would then never run."""
+    seen = {}
+
+    class Recording(Tap):
+        def open(self) -> None:
+            seen["during"] = signal.getsignal(signal.SIGTERM)
+            super().open()
+
+    def ours(*_):
+        pass
+
+    kept = signal.signal(signal.SIGTERM, ours)
+    daemon = make("pulse-sine")
+    daemon.ports = Recording()
+    try:
+        daemon.start()
+        assert seen["during"] is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        daemon.stop()
+        signal.signal(signal.SIGTERM, kept)
