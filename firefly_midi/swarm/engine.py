@@ -171,41 +171,16 @@ class Swarm:
         self._configure()
 
     # ------------------------------------------------------------------------------- the tick
-    def _buffers(self) -> tuple:
+    def _state_buffers(self) -> tuple:
+        """What every tick kernel reads and writes, instant or delayed, in their shared order."""
         st = self.state
-        return (
-            self.codes,
-            self.coef,
-            st.phase,
-            st.freq,
-            self.fired,
-            self.table,
-            self.flash_ids,
-            self.flash_times,
-            self._hist,
-            self._below,
-            self._scratch,
-            self._mf,
-            self._rng,
-        )
+        return (self.codes, self.coef, st.phase, st.freq, self.fired, self.table, self.flash_ids, self.flash_times)
+
+    def _buffers(self) -> tuple:
+        return (*self._state_buffers(), self._hist, self._below, self._scratch, self._mf, self._rng)
 
     def _delayed_buffers(self) -> tuple:
-        st = self.state
-        return (
-            self.codes,
-            self.coef,
-            st.phase,
-            st.freq,
-            self.fired,
-            self.table,
-            self.flash_ids,
-            self.flash_times,
-            self._mf,
-            self._rng,
-            self._dq_meta,
-            self._dq_link,
-            self._dq_t,
-        )
+        return (*self._state_buffers(), self._mf, self._rng, self._dq_meta, self._dq_link, self._dq_t)
 
     def step(self) -> int:
         """Advance one tick of ``clock.tick_ms``; return the flash count (see ``flashes()``)."""
