@@ -36,6 +36,10 @@ class PortError(RuntimeError):
     """A MIDI backend or port could not be opened (the message says what to do)."""
 
 
+class ServerGone(PortError):
+    """The JACK server went away while the ports opened: lost, to be reopened once it is back."""
+
+
 def _api(backend: str) -> int:
     import rtmidi
 
@@ -104,7 +108,10 @@ class Ports:
         server = jack_server_socket()  # before the ports: the server may die while they open (the probe takes a while)
         for backend in platform_backends(self.config.backend):
             try:
-                out, inp = self._open_on(backend)
+                out, inp = self._open_on(backend, server)
+            except ServerGone as exc:
+                self._lost_while_opening(backend, exc)
+                return
             except PortError as exc:
                 problems.append(f"{backend}: {exc}")
                 continue
@@ -116,12 +123,23 @@ class Ports:
             return
         self._give_up("; ".join(problems))
 
+    def _lost_while_opening(self, backend: str, why: ServerGone) -> None:
+        """The server was there when the ports began to open and is gone: reopen them when it is back."""
+        self.backend, self.state, self.problem = backend, "lost", str(why)
+        self.losses += 1
+        log.warning("%s; the swarm keeps playing and the ports open when it is back", why)
+
     def _give_up(self, why: str) -> None:
         self.state, self.problem = "none", why
         log.warning("no MIDI backend could be opened (%s); the swarm keeps running without MIDI", why)
 
-    def _open_on(self, backend: str) -> tuple[Any, Any]:
-        """(output, input or None) opened on ``backend``; nothing is kept if either fails."""
+    def _open_on(self, backend: str, server: str | None) -> tuple[Any, Any]:
+        """(output, input or None) opened on ``backend``; nothing is kept if either fails.
+
+        ``server``: the JACK server's socket seen before opening.  If it changed when opening fails
+        (or when the input probe hears nothing), the server died meanwhile: ServerGone, and the
+        half-made clients are left alone, as those of any dead server (closing them can block).
+        """
         import rtmidi
 
         cfg = self.config
@@ -135,8 +153,11 @@ class Ports:
             if cfg.use_input:
                 inp = self._open_input(api, backend)
                 if backend == "jack":
-                    inp = self._hear_jack_input(inp, api)
+                    inp = self._hear_jack_input(inp, api, server)
         except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
+            if backend == "jack" and _server_gone(server):
+                self._dead.extend(p for p in (out, inp) if p is not None)
+                raise ServerGone("the JACK server went away while the ports opened") from None
             _close_quietly(out, inp)
             raise PortError(str(exc).strip() or type(exc).__name__) from None
         return out, inp
@@ -154,7 +175,7 @@ class Ports:
             raise
         return inp
 
-    def _hear_jack_input(self, inp: Any, api: int) -> Any:
+    def _hear_jack_input(self, inp: Any, api: int, server: str | None) -> Any:
         """The JACK input, reopened if it opened deaf.
 
         rtmidi's JACK input can open deaf: registered, active, connectable, and never running its
@@ -172,9 +193,12 @@ class Ports:
         """
         carried: list[str] = []  # what others connected to a deaf input: connected again to the next one
         for attempt in range(1, PROBE_TRIES + 1):
-            heard, carried = _probe_jack_input(inp, f"{self._input_client('jack')}:{self.config.in_name}", carried)
+            heard, carried = _probe_jack_input(inp, f"{self._input_client('jack')}:{self.config.in_name}", carried, server, self._dead)
             if heard is not False:
                 return inp  # heard, or the probe could not be made: nothing to go on
+            if _server_gone(server):  # it heard nothing because nothing is there any more
+                self._dead.append(inp)
+                raise ServerGone("the JACK server went away while the ports opened")
             if attempt == PROBE_TRIES:
                 log.warning("the JACK input opened deaf %d times; keeping it (incoming MIDI may not arrive)", attempt)
                 return inp
@@ -227,7 +251,7 @@ class Ports:
         backend = self.backend or "jack"
         server = jack_server_socket()
         try:
-            out, inp = self._open_on(backend)
+            out, inp = self._open_on(backend, server)
         except PortError as exc:
             self.problem = f"the MIDI server went away; reconnecting ({exc})"
             return False
@@ -296,10 +320,19 @@ def _open(port, name: str, connect_to: str | None, kind: str) -> None:
     raise PortError(f"no MIDI {kind} port matching {connect_to!r}; available: {listing}")
 
 
-def _probe_jack_input(inp: Any, port_name: str, connect: list[str]) -> tuple[bool | None, list[str]]:
+def _server_gone(server: str | None) -> bool:
+    """Whether the JACK server whose socket was ``server`` has died (or been replaced) since."""
+    return server is not None and jack_server_socket() != server
+
+
+def _probe_jack_input(
+    inp: Any, port_name: str, connect: list[str], server: str | None, dead: list[object]
+) -> tuple[bool | None, list[str]]:
     """Whether a MIDI event written into ``port_name`` by a short-lived JACK client reaches ``inp``
     within PROBE_S (None if the probe could not be made: no JACK-Client, a refusing server), and the
     ports connected to ``port_name`` besides the probe.  The ports in ``connect`` are connected first.
+    If the server (whose socket was ``server``) dies meanwhile, the probe client goes into ``dead``
+    unclosed: closing a dead server's client can block, and garbage collection would close it.
 
     Runs before the tick reads ``inp``: it reads the probe itself, and whatever a peer that already
     connected sent meanwhile (which is dropped, and is just as good a proof that the input hears).
@@ -344,8 +377,11 @@ def _probe_jack_input(inp: Any, port_name: str, connect: list[str]) -> tuple[boo
     finally:
         stop.set()
         try:
-            probe.deactivate()
-            probe.close()
+            if _server_gone(server):
+                dead.append(probe)
+            else:
+                probe.deactivate()
+                probe.close()
         except Exception as exc:
             log.debug("closing the JACK probe client failed: %s", exc)
         time.sleep(DRAIN_S)  # the probe's last events, written before it stopped, are queued by now
