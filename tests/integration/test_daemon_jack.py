@@ -32,10 +32,12 @@ def assert_every_note_ended(lines: list[dict]) -> tuple[int, set[int]]:
     """Every note-on is answered by a note-off, never overlapping itself; returns (notes, channels)."""
     sounding: set[tuple[int, int]] = set()
     ons, channels = 0, set()
-    for t, kind, channel, note, _ in note_traffic(lines):
+    traffic = note_traffic(lines)
+    for i, (t, kind, channel, note, _) in enumerate(traffic):
         key = (channel, note)
         if kind == NOTE_ON:
-            assert key not in sounding, f"note {note} on channel {channel + 1} started again while sounding (t={t:.3f})"
+            before = "\n".join(map(str, traffic[max(0, i - 12) : i + 1]))
+            assert key not in sounding, f"note {note} on channel {channel + 1} started again while sounding (t={t:.3f}); heard:\n{before}"
             sounding.add(key)
             ons += 1
             channels.add(channel)
