@@ -81,7 +81,9 @@ def _start(env: dict[str, str], rate: int, frames: int, log, attempts: int = 12)
         log.seek(0)
         log.truncate()
         server = subprocess.Popen(
-            ["jackd", "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(frames)],
+            # --sync: asynchronous jack2 duplicates or drops MIDI events of a client that misses a
+            # cycle (tests/integration/conftest.py start_jackd); the benchmarks measure the daemon
+            ["jackd", "--no-realtime", "--sync", "-d", "dummy", "-r", str(rate), "-p", str(frames)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
