@@ -82,8 +82,9 @@ def _start(env: dict[str, str], rate: int, frames: int, log, attempts: int = 12)
         log.truncate()
         server = subprocess.Popen(
             # --sync: asynchronous jack2 duplicates or drops MIDI events of a client that misses a
-            # cycle (tests/integration/conftest.py start_jackd); the benchmarks measure the daemon
-            ["jackd", "--no-realtime", "--sync", "-d", "dummy", "-r", str(rate), "-p", str(frames)],
+            # cycle (tests/integration/conftest.py start_jackd); the benchmarks measure the daemon.
+            # --timeout 200: a killed client stalls a synchronous server for 5 s a cycle by default
+            ["jackd", "--no-realtime", "--sync", "--timeout", "200", "-d", "dummy", "-r", str(rate), "-p", str(frames)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -49,6 +49,11 @@ def wait_for_port(env: dict[str, str], name: str, timeout: float = 20.0) -> None
         time.sleep(0.05)
 
 
+# A private server: dummy driver, 64 frames at 48 kHz, synchronous (start_jackd says why) with a 200 ms
+# client timeout (a client killed mid-cycle stalled a synchronous server for 5 s a cycle by default).
+JACKD = ["jackd", "--no-realtime", "--sync", "--timeout", "200", "-d", "dummy", "-r", "48000", "-p", "64"]
+
+
 def start_jackd(env: dict[str, str]) -> subprocess.Popen:
     """jackd with the dummy driver; waits until it serves, raises RuntimeError with its log if not.
 
@@ -64,9 +69,7 @@ def start_jackd(env: dict[str, str]) -> subprocess.Popen:
     """
     log_path = Path(tempfile.mkstemp(prefix=f"{env['JACK_DEFAULT_SERVER']}-", suffix=".log")[1])
     with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            ["jackd", "--no-realtime", "--sync", "-d", "dummy", "-r", "48000", "-p", "64"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        server = subprocess.Popen(JACKD, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(env, "system:playback_1", timeout=15)
     except TimeoutError:
