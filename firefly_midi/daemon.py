@@ -43,6 +43,7 @@ log = logging.getLogger("firefly_midi.daemon")
 
 R_EVERY_TICKS = 10  # the order parameter is O(N): refresh it every 10 ticks, not every tick
 AUTOMATION_EVERY_S = 0.01
+GUARD_EVERY_S = 0.01  # how often a stray sysex is ended on the JACK input (Ports.end_stray_sysex)
 MIDI_CLOCK, MIDI_START, MIDI_STOP, CONTROL_CHANGE = 0xF8, 0xFA, 0xFC, 0xB0
 MAX_ERRORS_IN_A_ROW = 100
 SWITCH_INTERVAL_S = 1e-4
@@ -75,6 +76,7 @@ class Daemon:
         self._knobs: dict[str, float | int] = {}
         self._state_dirty = False
         self._automation_every = max(1, round(AUTOMATION_EVERY_S / self.swarm.dt))
+        self._guard_every = max(1, round(GUARD_EVERY_S / self.swarm.dt))
         self._next_k = 0  # the clock's tick number the swarm expects next
         self.caught_up_ticks = 0  # ticks the clock skipped that the swarm stepped silently
         self.lost_ticks = 0  # ticks the swarm could not catch up (the music fell behind by these)
@@ -372,6 +374,8 @@ class Daemon:
         while self._commands:
             self._commands.popleft()()
         missed, self._next_k = k - self._next_k, k + 1
+        if k % self._guard_every == 0:
+            self.ports.end_stray_sysex()
         if self.paused:
             self._drain_input()
             return

@@ -30,6 +30,8 @@ DRAIN_S = 0.05  # a few JACK periods (1.3 ms at 64 frames; 21 ms at 1024 frames 
 PROBE_S = 1.0  # how long a JACK input has to hear the probe before it counts as deaf
 PROBE_TRIES = 3  # JACK inputs opened (the first and the reopened ones) before keeping a deaf one
 PROBE_MESSAGE = (0x8F, 0, 0)  # note-off, channel 16, note 0: read by the probe itself, never by the swarm
+END_OF_SYSEX = [0xF7]  # what the sysex guard sends into the JACK input (see Ports.end_stray_sysex)
+GUARD_PORT = "sysex-end"
 
 
 class PortError(RuntimeError):
@@ -84,6 +86,8 @@ class Ports:
         self.backend: str | None = None
         self.out = None
         self.inp = None
+        self.guard = None  # JACK only: an output into our input that ends stray sysex (end_stray_sysex)
+        self._guard_delta = 0.0  # rtmidi delta times of the guard's messages, passed on to the next one
         self.state = "closed"  # closed | open | none | lost
         self.problem = ""
         self.sent = 0
@@ -115,7 +119,7 @@ class Ports:
             except PortError as exc:
                 problems.append(f"{backend}: {exc}")
                 continue
-            self.out, self.inp = out, inp
+            self.out, self.inp, self.guard = out, inp, self._open_guard(backend, inp)
             self.backend, self.state, self.problem = backend, "open", ""
             if backend == "jack":
                 self.watch = JackWatch.start(self.config.client, server)
@@ -213,6 +217,28 @@ class Ports:
         """rtmidi makes one client per port; JACK wants unique client names, so the input's says so."""
         return f"{self.config.client}-in" if backend == "jack" else self.config.client
 
+    def _open_guard(self, backend: str, inp: Any) -> Any:
+        """On JACK, an rtmidi output connected to our input, for ``end_stray_sysex``; None elsewhere.
+
+        rtmidi's JACK input joins JACK events into one sysex until one ends in 0xF7 (a sysex may come
+        in chunks: jack2's ALSA bridge cuts them at 256 bytes), and with sysex ignored it drops them
+        all.  A sysex that never ends (a peer that crashed or was unplugged mid-dump, a buggy sender)
+        therefore swallowed every later event, notes included: the input was deaf for good.  ALSA's
+        rtmidi input does not do this (any other event type ends a sysex there).
+        """
+        if backend != "jack" or inp is None:
+            return None
+        import rtmidi
+
+        guard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"{self.config.client}-guard")
+        try:
+            _open(guard, GUARD_PORT, f"{self._input_client('jack')}:{self.config.in_name}", "output")
+        except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
+            _close_quietly(guard)
+            log.warning("no sysex guard on the JACK input (%s): a sysex that never ends would deafen it", exc)
+            return None
+        return guard
+
     def names(self) -> list[str]:
         names = [f"{self.config.client}:{self.config.out_name}"] if self.out else []
         return names + ([f"{self._input_client(self.backend or '')}:{self.config.in_name}"] if self.inp else [])
@@ -222,7 +248,8 @@ class Ports:
         """The connections others (or we) made to our ports, where the backend can list them (JACK)."""
         if self.state != "open" or self.watch is None:
             return None
-        return self.watch.connections(self.names())
+        pairs = self.watch.connections(self.names())
+        return None if pairs is None else [pair for pair in pairs if not pair[1].endswith(f"-guard:{GUARD_PORT}")]
 
     def restore(self, pairs: list[list[str]]) -> int:
         """Reconnect our ports as ``pairs`` say, where the other ports exist."""
@@ -241,8 +268,8 @@ class Ports:
 
     def mark_lost(self) -> None:
         """Stop using the ports of a server that went away; ``reopen()`` tries again."""
-        self._dead.extend(p for p in (self.out, self.inp, self.watch) if p is not None)
-        self.out = self.inp = self.watch = None  # the tick sees None at once and counts as unsent
+        self._dead.extend(p for p in (self.out, self.inp, self.guard, self.watch) if p is not None)
+        self.out = self.inp = self.guard = self.watch = None  # the tick sees None at once and counts as unsent
         self.state, self.problem = "lost", "the MIDI server went away"
         self.losses += 1
 
@@ -256,7 +283,7 @@ class Ports:
             self.problem = f"the MIDI server went away; reconnecting ({exc})"
             return False
         self.watch = JackWatch.start(self.config.client, server) if backend == "jack" else None
-        self.out, self.inp, self.state, self.problem = out, inp, "open", ""
+        self.out, self.inp, self.guard, self.state, self.problem = out, inp, self._open_guard(backend, inp), "open", ""
         log.info("MIDI ports open again on %s: %s", backend, ", ".join(self.names()))
         return True
 
@@ -268,8 +295,8 @@ class Ports:
         if self.watch is not None:
             self.watch.close()
             self.watch = None
-        out, inp, self.out, self.inp = self.out, self.inp, None, None
-        _close_quietly(out, inp)
+        ports, self.out, self.inp, self.guard = (self.out, self.inp, self.guard), None, None, None
+        _close_quietly(*ports)
         if self.state == "open":
             self.state = "closed"
 
@@ -283,14 +310,31 @@ class Ports:
         self.sent += 1
 
     def poll(self) -> tuple[list[int], float] | None:
-        """The next waiting input message and its delta time (s) since the previous one, or None."""
+        """The next waiting input message and its delta time (s) since the previous one, or None.
+
+        The guard's own 0xF7s are passed over (a lone end-of-sysex means nothing to the swarm), their
+        delta times added to the next message's.
+        """
         inp = self.inp
         if inp is None:
             return None
-        item = inp.get_message()
-        if item is not None:
-            self.received += 1
+        while (item := inp.get_message()) is not None and self.guard is not None and item[0] == END_OF_SYSEX:
+            self._guard_delta += item[1]
+        if item is None:
+            return None
+        self.received += 1
+        if self._guard_delta:
+            item, self._guard_delta = (item[0], item[1] + self._guard_delta), 0.0
         return item
+
+    def end_stray_sysex(self) -> None:
+        """Send one 0xF7 into our JACK input, ending any sysex a peer began and never finished.
+
+        The daemon calls this every 10 ms (daemon.GUARD_EVERY_S): a truncated sysex now costs the input what arrives
+        in that time at most, instead of deafening it for good (see ``_open_guard``).
+        """
+        if self.guard is not None:
+            self.guard.send_message(END_OF_SYSEX)
 
     def status(self) -> dict[str, object]:
         return {
@@ -303,6 +347,7 @@ class Ports:
             "received": self.received,
             "losses": self.losses,
             "deaf_inputs": self.deaf_inputs,
+            "sysex_guard": self.guard is not None,
         }
 
 
