@@ -180,6 +180,9 @@ class Daemon:
             if ports.reopen():  # the synth may hold notes from before the loss: silence it first
                 self.submit(self._all_notes_off)
                 ports.restore(self.connections)
+        if ports.listener_joined():  # a synth (re)connected: it may hold notes from before a disconnection
+            log.info("a port was connected to our output: All Notes Off on the preset's channels")
+            self.submit(self._all_notes_off)
         if ports.state == "open" and time.monotonic() >= self._next_look:
             self._next_look = time.monotonic() + CONNECTIONS_EVERY_S
             current = ports.connections()

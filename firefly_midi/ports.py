@@ -122,7 +122,7 @@ class Ports:
             self.out, self.inp, self.guard = out, inp, self._open_guard(backend, inp)
             self.backend, self.state, self.problem = backend, "open", ""
             if backend == "jack":
-                self.watch = JackWatch.start(self.config.client, server)
+                self.watch = JackWatch.start(self.config.client, server, self.names()[0])
             log.info("MIDI ports open on %s: %s", backend, ", ".join(self.names()))
             return
         self._give_up("; ".join(problems))
@@ -282,8 +282,8 @@ class Ports:
         except PortError as exc:
             self.problem = f"the MIDI server went away; reconnecting ({exc})"
             return False
-        self.watch = JackWatch.start(self.config.client, server) if backend == "jack" else None
         self.out, self.inp, self.guard, self.state, self.problem = out, inp, self._open_guard(backend, inp), "open", ""
+        self.watch = JackWatch.start(self.config.client, server, self.names()[0]) if backend == "jack" else None
         log.info("MIDI ports open again on %s: %s", backend, ", ".join(self.names()))
         return True
 
@@ -299,6 +299,18 @@ class Ports:
         _close_quietly(*ports)
         if self.state == "open":
             self.state = "closed"
+
+    def listener_joined(self) -> bool:
+        """True once after something was connected to our output (JACK, with a watch client).
+
+        A synth whose connection was pulled mid-note kept those notes sounding: the note-offs went
+        nowhere.  The daemon answers a new connection with All Notes Off, before its next note.
+        """
+        watch = self.watch
+        if self.state != "open" or watch is None or not watch.listener_joined.is_set():
+            return False
+        watch.listener_joined.clear()
+        return True
 
     # ---------------------------------------------------------------------------------- traffic
     def send(self, message: Sequence[int]) -> None:
@@ -449,6 +461,7 @@ class JackWatch:
     def __init__(self, client, server_socket: str | None = None):
         self.client = client
         self.gone = threading.Event()
+        self.listener_joined = threading.Event()  # something was connected to our output (told by JACK)
         # the server the ports opened on, seen before they opened: if it died since, alive() says so
         self.server_socket = server_socket or jack_server_socket()
         self._next_look = 0.0
@@ -465,16 +478,24 @@ class JackWatch:
         return True
 
     @classmethod
-    def start(cls, name: str, server_socket: str | None = None) -> JackWatch:
+    def start(cls, name: str, server_socket: str | None = None, output: str | None = None) -> JackWatch:
         """A watch on the server the ports just opened on; its JACK client is optional (the socket
-        look still works without it, and without it connections cannot be listed or restored)."""
+        look still works without it, and without it connections cannot be listed or restored, nor
+        a new connection to ``output``, our output port, noticed)."""
         watch = cls(None, server_socket)
         try:
             import jack
 
             client = jack.Client(f"{name}-watch", no_start_server=True)
             client.set_shutdown_callback(lambda status, reason: watch.gone.set())
+
+            def connected(a, b, connect: bool) -> None:  # on JACK's notification thread, not the real-time one
+                if connect and output is not None and output in (getattr(a, "name", None), getattr(b, "name", None)):
+                    watch.listener_joined.set()
+
+            client.set_port_connect_callback(connected, only_available=False)
             client.activate()
+            client.get_ports()  # JACK-Client keeps the ports it has seen, so the callback gets them (its docs)
             watch.client = client
         except (ImportError, OSError) as exc:  # no JACK-Client, or no libjack
             log.warning("no JACK client to watch the server (%s): port connections are not kept", exc)

@@ -240,6 +240,7 @@ def peer(spawn, tmp_path):
                 pytest.fail(f"the peer did not connect: {proc.log()[-2000:]}")
             time.sleep(0.02)
         proc.started = time.monotonic()
+        proc.name = name  # its JACK client: NAME:in hears the daemon's out
         return proc
 
     return start

@@ -47,6 +47,28 @@ def assert_every_note_ended(lines: list[dict]) -> tuple[int, set[int]]:
     return ons, channels
 
 
+def hanging_at_the_end(lines: list[dict]) -> set[tuple[int, int]]:
+    """Notes still sounding when the peer stopped; a note-off or All Notes Off (CC 123) ends them.
+
+    Looser than ``assert_every_note_ended``: for a peer that joins a stream already playing (after the
+    server came back, or its connection was made again), the first note-offs it hears may answer
+    note-ons it never heard.
+    """
+    sounding: set[tuple[int, int]] = set()
+    for line in lines:
+        m = line.get("m")
+        if not m or len(m) != 3:
+            continue
+        kind, channel = m[0] & 0xF0, m[0] & 0x0F
+        if kind == 0x90 and m[2] > 0:
+            sounding.add((channel, m[1]))
+        elif kind in (0x80, 0x90):
+            sounding.discard((channel, m[1]))
+        elif kind == 0xB0 and m[1] == 123:
+            sounding = {key for key in sounding if key[0] != channel}
+    return sounding
+
+
 def all_notes_off_channels(lines: list[dict]) -> set[int]:
     return {line["m"][0] & 0x0F for line in lines if line.get("m", [0])[0] & 0xF0 == CONTROL and line["m"][1] == ALL_NOTES_OFF}
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from .conftest import jack_env, private_jackd, start_jackd, start_logged, status_lines, stop_jackd, wait_for_port
-from .test_daemon_jack import note_traffic
+from .test_daemon_jack import hanging_at_the_end, note_traffic
 
 pytestmark = pytest.mark.jack
 
@@ -69,24 +69,3 @@ def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_ba
     assert not hanging_at_the_end(lines), "every note the peer heard start must end"
     ticks = [s["ticks"] for s in status_lines(log)]
     assert ticks == sorted(ticks) and ticks[-1] > 1000, "it kept ticking through the gap"
-
-
-def hanging_at_the_end(lines: list[dict]) -> set[tuple[int, int]]:
-    """Notes still sounding when the peer stopped; a note-off or All Notes Off (CC 123) ends them.
-
-    Looser than ``assert_every_note_ended``: this peer joins a stream already playing, just after the
-    server came back, so the first note-offs it hears may answer note-ons it never heard.
-    """
-    sounding: set[tuple[int, int]] = set()
-    for line in lines:
-        m = line.get("m")
-        if not m or len(m) != 3:
-            continue
-        kind, channel = m[0] & 0xF0, m[0] & 0x0F
-        if kind == 0x90 and m[2] > 0:
-            sounding.add((channel, m[1]))
-        elif kind in (0x80, 0x90):
-            sounding.discard((channel, m[1]))
-        elif kind == 0xB0 and m[1] == 123:
-            sounding = {key for key in sounding if key[0] != channel}
-    return sounding

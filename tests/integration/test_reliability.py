@@ -28,7 +28,7 @@ from firefly_midi import presets
 from firefly_midi.control import ControlError, request
 
 from .conftest import Proc, status_lines
-from .test_daemon_jack import all_notes_off_channels, assert_every_note_ended
+from .test_daemon_jack import NOTE_ON, all_notes_off_channels, assert_every_note_ended, hanging_at_the_end, note_traffic
 
 pytestmark = pytest.mark.jack
 
@@ -251,6 +251,35 @@ def test_the_input_hears_when_the_daemon_starts_amid_short_lived_clients(daemon,
     finally:
         stop.set()
         looper.join(timeout=15)
+
+
+def test_a_synth_unplugged_mid_note_and_plugged_in_again_is_left_with_no_note_hanging(daemon, peer, jack_server):
+    """Its connection pulled while notes sounded, the synth never got their note-offs; meanwhile the
+    musician changed the key, so no later note ends them either.  Once it is connected again the
+    daemon sends All Notes Off (told by JACK of the new connection) before playing on."""
+    folder = Path(tempfile.mkdtemp(prefix="ffm-"))
+    path = folder / "c.sock"
+    proc = daemon("--preset", "pulse-sine", "--set", "swarm.freq_hz=4", "--set", "mapping.note_ms=600", "--socket", str(path))
+    synth = peer(proc.client, "--seconds", "30")
+    wait_for_socket(path)
+    time.sleep(1.5)  # notes sounding at the synth
+    ours, theirs = f"{proc.client}:out", f"{synth.name}:in"
+    subprocess.run(["jack_disconnect", ours, theirs], env=jack_server, check=True, timeout=10)
+    request(path, "set", key="mapping.root", value="C5")  # other notes from now on
+    time.sleep(1.5)  # the notes sounding when the cable was pulled end meanwhile, unheard
+    unplugged_until = time.monotonic() - synth.started
+    subprocess.run(["jack_connect", ours, theirs], env=jack_server, check=True, timeout=10)
+    time.sleep(1.5)
+    stopping_at = time.monotonic() - synth.started  # the stop ends every note: look before it
+    log, code, lines = stop_daemon_then_peer(proc, synth)
+    assert code == 0, log[-3000:]
+    notes = [(t, channel, note) for t, kind, channel, note, _ in note_traffic(lines) if kind == NOTE_ON]
+    old = {(c, n) for t, c, n in notes if t < unplugged_until}
+    new = {(c, n) for t, c, n in notes if unplugged_until <= t < stopping_at}
+    assert old and new and old - new, "the test needs notes of the old key, and notes of the new key after it"
+    sounding = hanging_at_the_end([line for line in lines if line.get("t", 0) < stopping_at])
+    assert not sounding & (old - new), f"notes of the old key still sound at the synth: {sorted(sounding & (old - new))}"
+    assert "connected to our output" in log, log[-3000:]
 
 
 # ------------------------------------------------------------------------- 2-3. the control plane abused
