@@ -230,8 +230,9 @@ class Ports:
             return None
         import rtmidi
 
-        guard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"{self.config.client}-guard")
-        try:
+        guard = None
+        try:  # a server that dies now is noticed by the watch, as after any open: the guard is not needed for that
+            guard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"{self.config.client}-guard")
             _open(guard, GUARD_PORT, f"{self._input_client('jack')}:{self.config.in_name}", "output")
         except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
             _close_quietly(guard)
