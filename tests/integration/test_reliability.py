@@ -282,6 +282,29 @@ def test_a_synth_unplugged_mid_note_and_plugged_in_again_is_left_with_no_note_ha
     assert "connected to our output" in log, log[-3000:]
 
 
+def test_a_drum_machine_unplugged_and_plugged_in_again_is_heard_again(daemon, peer, jack_server):
+    folder = Path(tempfile.mkdtemp(prefix="ffm-"))
+    path = folder / "c.sock"
+    proc = daemon("--preset", "pulse-sine", "--socket", str(path))
+    drums = peer(proc.client, "--seconds", "30", "--pulse-bpm", "240")  # 4 notes a second into in
+    wait_for_socket(path)
+    time.sleep(1.5)
+    assert request(path, "status")["flashes_in"] > 0
+    theirs, ours = f"{drums.name}-out:out", f"{proc.client}-in:in"
+    subprocess.run(["jack_disconnect", theirs, ours], env=jack_server, check=True, timeout=10)
+    time.sleep(0.3)
+    unplugged = request(path, "status")["flashes_in"]
+    time.sleep(1.0)
+    assert request(path, "status")["flashes_in"] == unplugged, "heard a drum machine that was unplugged"
+    subprocess.run(["jack_connect", theirs, ours], env=jack_server, check=True, timeout=10)
+    time.sleep(1.5)
+    status = request(path, "status")
+    proc.stop()
+    assert proc.finish()[2] == 0
+    assert status["flashes_in"] >= unplugged + 4, f"the input did not hear the drum machine again: {status['ports']}"
+    assert status["errors"] == 0
+
+
 # ------------------------------------------------------------------------- 2-3. the control plane abused
 class Raw:
     """A raw client on the control socket: sends any bytes, reads reply lines."""
