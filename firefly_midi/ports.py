@@ -119,13 +119,16 @@ class Ports:
             except PortError as exc:
                 problems.append(f"{backend}: {exc}")
                 continue
-            self.out, self.inp, self.guard = out, inp, self._open_guard(backend, inp)
-            self.backend, self.state, self.problem = backend, "open", ""
-            if backend == "jack":
-                self.watch = JackWatch.start(self.config.client, server, self.names()[0])
+            self._use(backend, out, inp, server)
             log.info("MIDI ports open on %s: %s", backend, ", ".join(self.names()))
             return
         self._give_up("; ".join(problems))
+
+    def _use(self, backend: str, out: Any, inp: Any, server: str | None) -> None:
+        """Play through ports just opened: with a sysex guard on a JACK input, and a watch on the server."""
+        self.out, self.inp, self.guard = out, inp, self._open_guard(backend, inp)
+        self.backend, self.state, self.problem = backend, "open", ""
+        self.watch = JackWatch.start(self.config.client, server, self.names()[0]) if backend == "jack" else None
 
     def _lost_while_opening(self, backend: str, why: ServerGone) -> None:
         """The server was there when the ports began to open and is gone: reopen them when it is back."""
@@ -283,8 +286,7 @@ class Ports:
         except PortError as exc:
             self.problem = f"the MIDI server went away; reconnecting ({exc})"
             return False
-        self.out, self.inp, self.guard, self.state, self.problem = out, inp, self._open_guard(backend, inp), "open", ""
-        self.watch = JackWatch.start(self.config.client, server, self.names()[0]) if backend == "jack" else None
+        self._use(backend, out, inp, server)
         log.info("MIDI ports open again on %s: %s", backend, ", ".join(self.names()))
         return True
 
@@ -343,8 +345,8 @@ class Ports:
     def end_stray_sysex(self) -> None:
         """Send one 0xF7 into our JACK input, ending any sysex a peer began and never finished.
 
-        The daemon calls this every 10 ms (daemon.GUARD_EVERY_S): a truncated sysex now costs the input what arrives
-        in that time at most, instead of deafening it for good (see ``_open_guard``).
+        The daemon calls this every 10 ms (daemon.GUARD_EVERY_S): a truncated sysex now costs the
+        input what arrives in that time at most, instead of deafening it for good (``_open_guard``).
         """
         if self.guard is not None:
             self.guard.send_message(END_OF_SYSEX)
