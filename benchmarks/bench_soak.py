@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -151,6 +152,7 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
             sender = Sender(f"soak-tx-{tag}", notes_per_s)
             connect(env, f"{client}:out", f"soak-rx-{tag}:in")
             connect(env, f"soak-tx-{tag}:out", f"{client}-in:in")
+            wait_until_playing(path)  # notes sent while the daemon probes its input are not the swarm's
             watcher = Watcher(path, 30)
             watcher.start()
             sender.start()
@@ -180,6 +182,7 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
             sender.stopping.set()
             sender.join(2)
             time.sleep(0.3)
+            final = request(path, "status", timeout=5.0)  # every note sent is in by now: the input's count is final
             watcher.stopping.set()
         finally:
             daemon.send_signal(signal.SIGTERM)
@@ -190,14 +193,29 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
                 code = daemon.wait()
         time.sleep(0.5)  # the last note-offs and All Notes Off reach the receiver
         watcher.join(3)
-        log_tail = log_path.read_text()[-2000:]
+        log_text = log_path.read_text()
         hanging = receiver.hanging()
         receiver.port.close_port()
         sender.port.close_port()
-    return summarize(samples, receiver, sender, watcher, hanging, code, log_tail, n, preset)
+    played = re.search(r"stopped; (\d+) notes played", log_text)  # the daemon's own count, after its last note
+    totals = {"flashes_in": final["flashes_in"], "notes_out": int(played.group(1)) if played else None}
+    return summarize(samples, totals, receiver, sender, watcher, hanging, code, log_text[-2000:], n, preset)
 
 
-def summarize(samples, receiver, sender, watcher, hanging, code, log_tail, n, preset) -> dict:
+def wait_until_playing(path: Path, timeout: float = 120.0) -> None:
+    """Until the daemon answers on its control socket: it opens that once its ports are open and it ticks."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            request(path, "status", timeout=2.0)
+            return
+        except ControlError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def summarize(samples, totals, receiver, sender, watcher, hanging, code, log_tail, n, preset) -> dict:
     warm = next((s for s in samples if s["t_s"] >= 10), samples[0])  # after start-up and the first allocations
     last = samples[-1]
     half = samples[len(samples) // 2]
@@ -215,9 +233,9 @@ def summarize(samples, receiver, sender, watcher, hanging, code, log_tail, n, pr
         "lateness_p99_us_end": last["lateness_us"]["p99"],
         "skipped_ticks": last["skipped_ticks"],
         "notes_sent_in": sender.sent,
-        "flashes_in": last["flashes_in"],
+        "flashes_in": totals["flashes_in"],
         "dropped_in": last["dropped_in"],
-        "notes_out_daemon": last["notes_out"],
+        "notes_out_daemon": totals["notes_out"],
         "note_ons_heard": receiver.ons,
         "note_offs_heard": receiver.offs,
         "all_notes_off_heard": receiver.all_notes_off,

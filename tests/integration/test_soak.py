@@ -42,3 +42,9 @@ def test_a_minute_of_soak_leaks_nothing_and_leaves_no_note_hanging(tmp_path, com
     assert result["rss_growth_kb"] < 5 * 1024, f"resident memory grew {result['rss_growth_kb']} KB in a minute"
     assert result["frames"] > 30 * 30 and result["telemetry_error"] in (None, "")
     assert result["flashes_in"] > 0 and result["notes_out_daemon"] > 0
+    # notes in and out balanced (issue #7): every note sent in is a flash, every note played is heard,
+    # and every note-on heard is answered by its note-off, none started again while sounding
+    assert result["flashes_in"] == result["notes_sent_in"] and result["dropped_in"] == 0, result
+    heard = {k: result[k] for k in ("notes_out_daemon", "note_ons_heard", "note_offs_heard", "note_on_while_sounding")}
+    assert result["note_ons_heard"] == result["note_offs_heard"] == result["notes_out_daemon"], heard
+    assert result["note_on_while_sounding"] == 0, heard
