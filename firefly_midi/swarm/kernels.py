@@ -557,7 +557,7 @@ def desync_same_tick(phase, freq, ids, times, n, dt, s, prc):
 DQ_FREE, DQ_DROPPED, DQ_SLOTS = 0, 1, 2
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def queue_delivery(dq_meta, dq_link, dq_t, index, receiver, arrival):
     """Queue one delivery arriving ``arrival`` ticks after the start of tick ``index``."""
     entry = dq_meta[DQ_FREE]
@@ -573,7 +573,7 @@ def queue_delivery(dq_meta, dq_link, dq_t, index, receiver, arrival):
     dq_meta[head] = entry
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def queue_flashes(table, ids, times, start, n, delay_ticks, dq_meta, dq_link, dq_t, rng, index):
     """Queue flashes ids[start:n]: one delivery per observer, or one for everyone (global).
 
@@ -594,7 +594,7 @@ def queue_flashes(table, ids, times, start, n, delay_ticks, dq_meta, dq_link, dq
     rng[R_COUNTER] = counter
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def deliver_due(model, prc, desync, phase, freq, fired, w, eps, kappa, ms_b, f0, fmin, fmax, ids, times, n, dq_meta, dq_link, dq_t, index):
     """Apply the deliveries now listed for tick ``index``, newest first; return the flash count.
 
