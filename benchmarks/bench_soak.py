@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from jackserver import connect, private_jack, wait_for_port  # noqa: E402
 
-from firefly_midi.control import ControlClient, ControlError, request  # noqa: E402
+from firefly_midi.control import ControlClient, ControlError, request, wait_for_daemon  # noqa: E402
 
 RESULTS = HERE / "results"
 
@@ -152,7 +152,7 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
             sender = Sender(f"soak-tx-{tag}", notes_per_s)
             connect(env, f"{client}:out", f"soak-rx-{tag}:in")
             connect(env, f"soak-tx-{tag}:out", f"{client}-in:in")
-            wait_until_playing(path)  # notes sent while the daemon probes its input are not the swarm's
+            wait_for_daemon(path, 120.0)  # it answers once it plays: notes sent while it probes its input are not the swarm's
             watcher = Watcher(path, 30)
             watcher.start()
             sender.start()
@@ -200,19 +200,6 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
     played = re.search(r"stopped; (\d+) notes played", log_text)  # the daemon's own count, after its last note
     totals = {"flashes_in": final["flashes_in"], "notes_out": int(played.group(1)) if played else None}
     return summarize(samples, totals, receiver, sender, watcher, hanging, code, log_text[-2000:], n, preset)
-
-
-def wait_until_playing(path: Path, timeout: float = 120.0) -> None:
-    """Until the daemon answers on its control socket: it opens that once its ports are open and it ticks."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            request(path, "status", timeout=2.0)
-            return
-        except ControlError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def summarize(samples, totals, receiver, sender, watcher, hanging, code, log_tail, n, preset) -> dict:

@@ -908,7 +908,7 @@ def start_daemon_in_background(socket_path: str | os.PathLike[str] | None, daemo
     answer = _daemon_answers(path)
     if answer is None:
         print("a firefly-midi daemon is starting (compiling the swarm's kernels); waiting for it", file=sys.stderr)
-        _wait_for_daemon(path, wait_s, None, "the starting daemon")
+        wait_for_daemon(path, wait_s, who="the starting daemon")
     if answer is not False:
         return False
     log_path = Path(platformdirs.user_log_dir("firefly-midi")) / "daemon.log"
@@ -922,7 +922,7 @@ def start_daemon_in_background(socket_path: str | os.PathLike[str] | None, daemo
             stderr=log_file,
             start_new_session=True,  # it outlives this terminal and the UI
         )
-    _wait_for_daemon(path, wait_s, child, f"the daemon (see {log_path})")
+    wait_for_daemon(path, wait_s, child, f"the daemon (see {log_path})")
     return True
 
 
@@ -939,8 +939,13 @@ def _daemon_answers(path: Path) -> bool | None:
         raise
 
 
-def _wait_for_daemon(path: Path, wait_s: float, child: Any, who: str) -> None:
-    """Wait until a daemon answers on ``path``, saying once that its first start compiles."""
+def wait_for_daemon(path: str | os.PathLike[str], wait_s: float = 300.0, child: Any = None, who: str = "the daemon") -> None:
+    """Wait until a daemon answers on ``path``, saying once that its first start compiles.
+
+    A daemon answers once its ports are open and it ticks.  ``child``: its process, if ours (an exit
+    raises at once).  ControlError when nothing answers within ``wait_s`` seconds.
+    """
+    path = Path(path)
     import time
 
     deadline, said = time.monotonic() + wait_s, False
