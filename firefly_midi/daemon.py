@@ -43,7 +43,7 @@ log = logging.getLogger("firefly_midi.daemon")
 
 R_EVERY_TICKS = 10  # the order parameter is O(N): refresh it every 10 ticks, not every tick
 AUTOMATION_EVERY_S = 0.01
-GUARD_EVERY_S = 0.01  # how often a stray sysex is ended on the JACK input (Ports.end_stray_sysex)
+GUARD_EVERY_S = 0.01  # how often the JACK input's silence is looked at (Ports.end_stray_sysex)
 MIDI_CLOCK, MIDI_START, MIDI_STOP, CONTROL_CHANGE = 0xF8, 0xFA, 0xFC, 0xB0
 MAX_ERRORS_IN_A_ROW = 100
 SWITCH_INTERVAL_S = 1e-4
@@ -378,7 +378,7 @@ class Daemon:
             self._commands.popleft()()
         missed, self._next_k = k - self._next_k, k + 1
         if k % self._guard_every == 0:
-            self.ports.end_stray_sysex()
+            self.ports.end_stray_sysex(k * self.clock.tick_s)
         if self.paused:
             self._drain_input()
             return

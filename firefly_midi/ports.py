@@ -31,6 +31,7 @@ PROBE_S = 1.0  # how long a JACK input has to hear the probe before it counts as
 PROBE_TRIES = 3  # JACK inputs opened (the first and the reopened ones) before keeping a deaf one
 PROBE_MESSAGE = (0x8F, 0, 0)  # note-off, channel 16, note 0: read by the probe itself, never by the swarm
 END_OF_SYSEX = [0xF7]  # what the sysex guard sends into the JACK input (see Ports.end_stray_sysex)
+SYSEX_SILENCE_S = 0.5  # an input silent this long may be stuck in a sysex that never ends: end it
 GUARD_PORT = "sysex-end"
 
 
@@ -88,6 +89,7 @@ class Ports:
         self.inp = None
         self.guard = None  # JACK only: an output into our input that ends stray sysex (end_stray_sysex)
         self._guard_delta = 0.0  # rtmidi delta times of the guard's messages, passed on to the next one
+        self._heard, self._heard_at = 0, 0.0  # received, and when that count was first seen: the input's silence
         self.state = "closed"  # closed | open | none | lost
         self.problem = ""
         self.sent = 0
@@ -342,14 +344,23 @@ class Ports:
             item, self._guard_delta = (item[0], item[1] + self._guard_delta), 0.0
         return item
 
-    def end_stray_sysex(self) -> None:
-        """Send one 0xF7 into our JACK input, ending any sysex a peer began and never finished.
+    def end_stray_sysex(self, now: float) -> None:
+        """Send one 0xF7 into our JACK input when it has heard nothing for SYSEX_SILENCE_S.
 
-        The daemon calls this every 10 ms (daemon.GUARD_EVERY_S): a truncated sysex now costs the
-        input what arrives in that time at most, instead of deafening it for good (``_open_guard``).
+        A peer's sysex that never ends swallows every later event, so the input hears nothing: after
+        half a second of that, the 0xF7 ends it (``_open_guard``).  Not sooner, and not while the
+        input hears anything: a 0xF7 in the middle of a long sysex still arriving in chunks would
+        make each later chunk a message of its own (an 8 KiB JACK event is a list of 8,192 ints for
+        the tick to take in), where rtmidi drops the whole sysex unseen.  The daemon calls this
+        every 10 ms with its clock's time.
         """
-        if self.guard is not None:
+        if self.guard is None:
+            return
+        if self.received != self._heard:
+            self._heard, self._heard_at = self.received, now
+        elif now - self._heard_at >= SYSEX_SILENCE_S:
             self.guard.send_message(END_OF_SYSEX)
+            self._heard_at = now
 
     def status(self) -> dict[str, object]:
         return {
