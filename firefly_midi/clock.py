@@ -36,6 +36,13 @@ def lower_timer_slack() -> bool:
         return False
 
 
+def _percentile_us(hist: np.ndarray, count: int, q: float) -> float:
+    if not count:
+        return 0.0
+    rank = int(np.ceil(q / 100.0 * count))
+    return float(np.searchsorted(np.cumsum(hist), max(rank, 1)))
+
+
 class Lateness:
     """Lateness of each tick against its deadline, as a 1 µs histogram (recording allocates nothing)."""
 
@@ -53,10 +60,16 @@ class Lateness:
 
     def percentile_us(self, q: float) -> float:
         """The q-th percentile (0..100) in µs, to the bin (values past 20 ms read as 20 ms)."""
-        if not self.count:
-            return 0.0
-        rank = int(np.ceil(q / 100.0 * self.count))
-        return float(np.searchsorted(np.cumsum(self.hist), max(rank, 1)))
+        return _percentile_us(self.hist, self.count, q)
+
+    def p99_since(self, mark: np.ndarray) -> dict[str, float]:
+        """p99 (µs) and count of the ticks recorded since ``mark``, an earlier copy of ``hist``,
+        which then becomes a copy of it now: the lateness of a window, not of the whole run (for
+        the status log; not for the tick thread, it allocates)."""
+        window = self.hist - mark
+        mark[:] = self.hist
+        count = int(window.sum())
+        return {"p99": _percentile_us(window, count, 99), "count": count}
 
     def summary(self) -> dict[str, float]:
         return {

@@ -155,6 +155,7 @@ class Daemon:
 
     def _watch_until_stopped(self) -> None:
         next_status = time.monotonic() + self._status_every
+        mark = self.clock.lateness.hist.copy()  # lateness since the last status line
         while not self.stopped.wait(0.05):
             if not self.clock.running:  # the tick thread died: silence and leave
                 log.error("the tick thread stopped: %s", self.clock.error)
@@ -166,7 +167,9 @@ class Daemon:
                 self.save_state()
             if self._status_every and time.monotonic() >= next_status:
                 next_status += self._status_every
-                log.info("status %s", json.dumps({k: v for k, v in self.status().items() if k != "params"}))
+                line = {k: v for k, v in self.status().items() if k != "params"}
+                line["lateness_window_us"] = self.clock.lateness.p99_since(mark)
+                log.info("status %s", json.dumps(line))
 
     def _look_after_ports(self) -> None:
         """Notice a MIDI server that went away; reopen the ports once it is back (every second)."""

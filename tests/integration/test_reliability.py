@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from firefly_midi import presets
@@ -186,12 +187,16 @@ def test_a_flood_of_notes_sysex_and_garbage_is_counted_and_nothing_hangs(daemon,
     assert len(gains) >= 10 and min(gains) > 0, f"the input stalled: received per second {gains}"
     ons, _ = assert_every_note_ended(lines)
     assert ons > 10
-    # lateness: the status figures are cumulative, so the last one mixes the unloaded seconds (about a
-    # third of the ticks) with the flood; its p99 is at worst the flood's own p98.5.
-    base, loaded = unloaded[-1]["lateness_us"], last["lateness_us"]
-    print(f"\nlateness p99 unloaded {base['p99']:.0f} us ({base['count']} ticks), flood {loaded['p99']:.0f} us ({loaded['count']} ticks)")
+    # lateness: each status line carries the p99 of the ticks since the line before (half a second).
+    # The typical (median) window of the flood against the typical quiet window, before the flood
+    # and after it: on a shared machine a single window can be late for reasons of its own.
+    quiet = [s["lateness_window_us"]["p99"] for s in statuses if s["logged_at"] < began or s["logged_at"] > ended + 1.0]
+    flooded = [s["lateness_window_us"]["p99"] for s in flood]
+    assert len(quiet) >= 5 and len(flooded) >= 10, (quiet, flooded)
+    base, loaded = float(np.median(quiet)), float(np.median(flooded))
+    print(f"\nlateness p99 of half-second windows, median: quiet {base:.0f} us {quiet}, flood {loaded:.0f} us {flooded}")
     print(f"sent {report}; status {json.dumps({k: last[k] for k in ('flashes_in', 'ignored_in', 'dropped_in', 'dropped_external')})}")
-    assert loaded["p99"] <= 2 * max(base["p99"], 50), f"lateness p99 under flood {loaded['p99']} us, unloaded {base['p99']} us"
+    assert loaded <= 2 * max(base, 50), f"lateness p99 under flood {loaded} us, unloaded {base} us"
 
 
 def test_notes_after_an_unterminated_sysex_still_arrive(daemon, spawn):
