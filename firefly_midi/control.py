@@ -945,8 +945,9 @@ def wait_for_daemon(path: str | os.PathLike[str], wait_s: float = 300.0, child: 
     A daemon answers once its ports are open and it ticks.  ``child``: its process, if ours (an exit
     raises at once).  ControlError when nothing answers within ``wait_s`` seconds.
     """
-    path = Path(path)
     import time
+
+    path = Path(path)
 
     deadline, said = time.monotonic() + wait_s, False
     while time.monotonic() < deadline:

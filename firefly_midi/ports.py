@@ -237,13 +237,17 @@ class Ports:
 
         guard = None
         try:  # a server that dies now is noticed by the watch, as after any open: the guard is not needed for that
-            guard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"{self.config.client}-guard")
+            guard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, self._guard_name().split(":")[0])
             _open(guard, GUARD_PORT, f"{self._input_client('jack')}:{self.config.in_name}", "output")
         except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
             _close_quietly(guard)
             log.warning("no sysex guard on the JACK input (%s): a sysex that never ends would deafen it", exc)
             return None
         return guard
+
+    def _guard_name(self) -> str:
+        """The sysex guard's JACK port, ``<client>-guard:sysex-end``."""
+        return f"{self.config.client}-guard:{GUARD_PORT}"
 
     def names(self) -> list[str]:
         names = [f"{self.config.client}:{self.config.out_name}"] if self.out else []
@@ -255,7 +259,7 @@ class Ports:
         if self.state != "open" or self.watch is None:
             return None
         pairs = self.watch.connections(self.names())
-        return None if pairs is None else [pair for pair in pairs if not pair[1].endswith(f"-guard:{GUARD_PORT}")]
+        return None if pairs is None else [pair for pair in pairs if pair[1] != self._guard_name()]
 
     def restore(self, pairs: list[list[str]]) -> int:
         """Reconnect our ports as ``pairs`` say, where the other ports exist."""
