@@ -135,6 +135,16 @@ class Watcher(threading.Thread):
                 self.error = str(exc)
 
 
+def settled(path: Path, sent: int, wait_s: float = 5.0) -> dict:
+    """The daemon's status once it has taken in the ``sent`` notes, or after ``wait_s``: a tick of
+    10^5 synchronised fireflies can take tens of ms, and a saturated machine stretches that."""
+    deadline = time.monotonic() + wait_s
+    time.sleep(0.1)  # the sender's last note-off
+    while (status := request(path, "status", timeout=5.0))["flashes_in"] < sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return status
+
+
 def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) -> dict:
     tag = uuid.uuid4().hex[:6]
     client = f"ffm-soak-{tag}"
@@ -173,6 +183,7 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
                         "flashes_in": status["flashes_in"],
                         "dropped_in": status["dropped_in"],
                         "errors": status["errors"],
+                        "deaf_inputs": status["ports"]["deaf_inputs"],
                         "frames": watcher.frames,
                     }
                 )
@@ -181,8 +192,7 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
                 time.sleep(min(every, max(0.0, seconds - now)))
             sender.stopping.set()
             sender.join(2)
-            time.sleep(0.3)
-            final = request(path, "status", timeout=5.0)  # every note sent is in by now: the input's count is final
+            final = settled(path, sender.sent)
             watcher.stopping.set()
         finally:
             daemon.send_signal(signal.SIGTERM)
@@ -198,7 +208,7 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
         receiver.port.close_port()
         sender.port.close_port()
     played = re.search(r"stopped; (\d+) notes played", log_text)  # the daemon's own count, after its last note
-    totals = {"flashes_in": final["flashes_in"], "notes_out": int(played.group(1)) if played else None}
+    totals = {"flashes_in": final["flashes_in"], "notes_out": int(played.group(1)) if played else None, "ports": final["ports"]}
     return summarize(samples, totals, receiver, sender, watcher, hanging, code, log_text[-2000:], n, preset)
 
 
@@ -223,6 +233,8 @@ def summarize(samples, totals, receiver, sender, watcher, hanging, code, log_tai
         "flashes_in": totals["flashes_in"],
         "dropped_in": last["dropped_in"],
         "notes_out_daemon": totals["notes_out"],
+        "ports": totals["ports"],
+        "inputs_reopened": totals["ports"]["deaf_inputs"] - samples[0]["deaf_inputs"],  # deaf during the soak
         "note_ons_heard": receiver.ons,
         "note_offs_heard": receiver.offs,
         "all_notes_off_heard": receiver.all_notes_off,
@@ -233,7 +245,7 @@ def summarize(samples, totals, receiver, sender, watcher, hanging, code, log_tai
         "telemetry_error": watcher.error,
         "errors": last["errors"],
         "samples": samples,
-        "daemon_log_tail": log_tail if code else "",
+        "daemon_log_tail": log_tail,
     }
 
 
@@ -257,6 +269,7 @@ def print_table(result: dict) -> None:
         "notes_sent_in",
         "flashes_in",
         "dropped_in",
+        "inputs_reopened",
         "notes_out_daemon",
         "note_ons_heard",
         "note_offs_heard",

@@ -43,6 +43,7 @@ log = logging.getLogger("firefly_midi.daemon")
 
 R_EVERY_TICKS = 10  # the order parameter is O(N): refresh it every 10 ticks, not every tick
 AUTOMATION_EVERY_S = 0.01
+INPUT_REOPEN_EVERY_S = 5.0  # at most this often, a deaf JACK input is opened again (Ports.reopen_input)
 GUARD_EVERY_S = 0.01  # how often the JACK input's silence is looked at (Ports.end_stray_sysex)
 MIDI_CLOCK, MIDI_START, MIDI_STOP, CONTROL_CHANGE = 0xF8, 0xFA, 0xFC, 0xB0
 MAX_ERRORS_IN_A_ROW = 100
@@ -90,6 +91,7 @@ class Daemon:
         self._errors_in_a_row = 0
         self._status_every = 0.0
         self._next_reopen = 0.0
+        self._next_input_reopen = 0.0
         self._next_look = 0.0
         self.connections: list[list[str]] = []  # [our port, other port]: kept in the state, restored on start
         self.stopped = threading.Event()
@@ -166,7 +168,7 @@ class Daemon:
                 self._state_dirty = False
                 self.save_state()
             if self._status_every and time.monotonic() >= next_status:
-                next_status += self._status_every
+                next_status = max(next_status + self._status_every, time.monotonic())  # no burst after a long reopen
                 line = {k: v for k, v in self.status().items() if k != "params"}
                 line["lateness_window_us"] = self.clock.lateness.p99_since(mark)
                 log.info("status %s", json.dumps(line))
@@ -183,6 +185,11 @@ class Daemon:
             if ports.reopen():  # the synth may hold notes from before the loss: silence it first
                 self.submit(self._all_notes_off)
                 ports.restore(self.connections)
+        if ports.input_is_deaf() and time.monotonic() >= self._next_input_reopen:
+            self._next_input_reopen = time.monotonic() + INPUT_REOPEN_EVERY_S
+            log.warning("the JACK input hears nothing, not even its own guard's 0xF7s: opening it again")
+            if ports.reopen_input():
+                log.info("the JACK input is open again: %s", ", ".join(ports.names()))
         if ports.listener_joined():  # a synth (re)connected: it may hold notes from before a disconnection
             log.info("a port was connected to our output: All Notes Off on the preset's channels")
             self.submit(self._all_notes_off)

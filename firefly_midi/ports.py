@@ -32,6 +32,7 @@ PROBE_TRIES = 3  # JACK inputs opened (the first and the reopened ones) before k
 PROBE_MESSAGE = (0x8F, 0, 0)  # note-off, channel 16, note 0: read by the probe itself, never by the swarm
 END_OF_SYSEX = [0xF7]  # what the sysex guard sends into the JACK input (see Ports.end_stray_sysex)
 SYSEX_SILENCE_S = 0.5  # an input silent this long may be stuck in a sysex that never ends: end it
+DEAF_AFTER = 4  # guard 0xF7s in a row that never came back (2 s of them): the input has gone deaf
 GUARD_PORT = "sysex-end"
 
 
@@ -90,6 +91,8 @@ class Ports:
         self.guard = None  # JACK only: an output into our input that ends stray sysex (end_stray_sysex)
         self._guard_delta = 0.0  # rtmidi delta times of the guard's messages, passed on to the next one
         self._heard, self._heard_at = 0, 0.0  # received, and when that count was first seen: the input's silence
+        self._unanswered = 0  # guard 0xF7s sent since the input last heard anything (its own echo included)
+        self._input_lock = threading.Lock()  # the tick reads inp/guard under it; reopen_input swaps them under it
         self.state = "closed"  # closed | open | none | lost
         self.problem = ""
         self.sent = 0
@@ -114,21 +117,22 @@ class Ports:
         server = jack_server_socket()  # before the ports: the server may die while they open (the probe takes a while)
         for backend in platform_backends(self.config.backend):
             try:
-                out, inp = self._open_on(backend, server)
+                out, inp, guard = self._open_on(backend, server)
             except ServerGone as exc:
                 self._lost_while_opening(backend, exc)
                 return
             except PortError as exc:
                 problems.append(f"{backend}: {exc}")
                 continue
-            self._use(backend, out, inp, server)
+            self._use(backend, out, inp, guard, server)
             log.info("MIDI ports open on %s: %s", backend, ", ".join(self.names()))
             return
         self._give_up("; ".join(problems))
 
-    def _use(self, backend: str, out: Any, inp: Any, server: str | None) -> None:
-        """Play through ports just opened: with a sysex guard on a JACK input, and a watch on the server."""
-        self.out, self.inp, self.guard = out, inp, self._open_guard(backend, inp)
+    def _use(self, backend: str, out: Any, inp: Any, guard: Any, server: str | None) -> None:
+        """Play through ports just opened (a JACK input with its sysex guard), with a watch on a JACK server."""
+        self.out, self.inp, self.guard = out, inp, guard
+        self._unanswered = 0
         self.backend, self.state, self.problem = backend, "open", ""
         self.watch = JackWatch.start(self.config.client, server, self.names()[0]) if backend == "jack" else None
 
@@ -142,8 +146,8 @@ class Ports:
         self.state, self.problem = "none", why
         log.warning("no MIDI backend could be opened (%s); the swarm keeps running without MIDI", why)
 
-    def _open_on(self, backend: str, server: str | None) -> tuple[Any, Any]:
-        """(output, input or None) opened on ``backend``; nothing is kept if either fails.
+    def _open_on(self, backend: str, server: str | None) -> tuple[Any, Any, Any]:
+        """(output, input or None, sysex guard or None) opened on ``backend``; nothing is kept if one fails.
 
         ``server``: the JACK server's socket seen before opening.  If it changed when opening fails
         (or when the input probe hears nothing), the server died meanwhile: ServerGone, and the
@@ -152,24 +156,24 @@ class Ports:
         import rtmidi
 
         cfg = self.config
-        out = inp = None
+        out = inp = guard = None
         try:
             api = _api(backend)
             if api not in rtmidi.get_compiled_api():
                 raise PortError(f"python-rtmidi was built without {backend} support")
             out = rtmidi.MidiOut(api, cfg.client)
             _open(out, cfg.out_name, cfg.connect_out, "output")
-            if cfg.use_input:
+            if cfg.use_input and backend == "jack":
+                inp, guard = self._open_jack_input(server)
+            elif cfg.use_input:
                 inp = self._open_input(api, backend)
-                if backend == "jack":
-                    inp = self._hear_jack_input(inp, api, server)
         except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
             if backend == "jack" and _server_gone(server):
-                self._dead.extend(p for p in (out, inp) if p is not None)
+                self._dead.extend(p for p in (out, inp, guard) if p is not None)
                 raise ServerGone("the JACK server went away while the ports opened") from None
-            _close_quietly(out, inp)
+            _close_quietly(out, inp, guard)
             raise PortError(str(exc).strip() or type(exc).__name__) from None
-        return out, inp
+        return out, inp, guard
 
     def _open_input(self, api: int, backend: str) -> Any:
         import rtmidi
@@ -184,7 +188,36 @@ class Ports:
             raise
         return inp
 
-    def _hear_jack_input(self, inp: Any, api: int, server: str | None) -> Any:
+    def _open_jack_input(self, server: str | None, carried: list[str] | None = None) -> tuple[Any, Any]:
+        """The JACK input, heard by the probe, and its sysex guard, whose 0xF7 it heard too (or None).
+
+        Either can open deaf (``_hear_jack_input``): the guard is opened until its 0xF7 comes back;
+        when none of them does, the input, heard a moment before, may be the one gone deaf (seen on
+        CI): it is probed again, and opened again if it hears nothing.
+        """
+        import rtmidi
+
+        api = rtmidi.API_UNIX_JACK
+        inp = self._hear_jack_input(self._open_input(api, "jack"), api, server, carried)
+        for _ in range(PROBE_TRIES):
+            guard = self._open_guard(inp)
+            if guard is not None:
+                return inp, guard
+            heard, carried = _probe_jack_input(inp, self._input_name(), [], server, self._dead)
+            if heard is not False:
+                break  # the input hears: no guard could be made to reach it
+            self.deaf_inputs += 1
+            log.warning("the JACK input went deaf after its probe heard it; opening it again")
+            _close_quietly(inp)
+            inp = None
+            inp = self._hear_jack_input(self._open_input(api, "jack"), api, server, carried)
+        log.warning("no sysex guard on the JACK input: a sysex that never ends would deafen it, and deafness goes unnoticed")
+        return inp, None
+
+    def _input_name(self) -> str:
+        return f"{self._input_client('jack')}:{self.config.in_name}"
+
+    def _hear_jack_input(self, inp: Any, api: int, server: str | None, carried: list[str] | None = None) -> Any:
         """The JACK input, reopened if it opened deaf.
 
         rtmidi's JACK input can open deaf: registered, active, connectable, and never running its
@@ -200,9 +233,9 @@ class Ports:
         entry, so a reopened input works.  Loading JACK-Client's libjack into the same copy as
         rtmidi's changes nothing (measured); the probe client relies on it being a separate copy.
         """
-        carried: list[str] = []  # what others connected to a deaf input: connected again to the next one
+        carried = carried or []  # what others connected to a deaf input: connected again to the next one
         for attempt in range(1, PROBE_TRIES + 1):
-            heard, carried = _probe_jack_input(inp, f"{self._input_client('jack')}:{self.config.in_name}", carried, server, self._dead)
+            heard, carried = _probe_jack_input(inp, self._input_name(), carried, server, self._dead)
             if heard is not False:
                 return inp  # heard, or the probe could not be made: nothing to go on
             if _server_gone(server):  # it heard nothing because nothing is there any more
@@ -222,28 +255,32 @@ class Ports:
         """rtmidi makes one client per port; JACK wants unique client names, so the input's says so."""
         return f"{self.config.client}-in" if backend == "jack" else self.config.client
 
-    def _open_guard(self, backend: str, inp: Any) -> Any:
-        """On JACK, an rtmidi output connected to our input, for ``end_stray_sysex``; None elsewhere.
+    def _open_guard(self, inp: Any) -> Any:
+        """An rtmidi output connected to our JACK input whose lone 0xF7 the input hears, or None.
 
         rtmidi's JACK input joins JACK events into one sysex until one ends in 0xF7 (a sysex may come
         in chunks: jack2's ALSA bridge cuts them at 256 bytes), and with sysex ignored it drops them
         all.  A sysex that never ends (a peer that crashed or was unplugged mid-dump, a buggy sender)
         therefore swallowed every later event, notes included: the input was deaf for good.  ALSA's
-        rtmidi input does not do this (any other event type ends a sysex there).
+        rtmidi input does not do this (any other event type ends a sysex there).  The guard ends such
+        a sysex (``end_stray_sysex``); its 0xF7s coming back are the input's heartbeat.  It is a client
+        of rtmidi's libjack, so it can open deaf too: it is opened again until its 0xF7 comes back.
         """
-        if backend != "jack" or inp is None:
-            return None
         import rtmidi
 
-        guard = None
-        try:  # a server that dies now is noticed by the watch, as after any open: the guard is not needed for that
-            guard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, self._guard_name().split(":")[0])
-            _open(guard, GUARD_PORT, f"{self._input_client('jack')}:{self.config.in_name}", "output")
-        except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
+        for _ in range(PROBE_TRIES):
+            guard = None
+            try:  # a server that dies now is noticed by the watch, as after any open: the guard is not needed for that
+                guard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, self._guard_name().split(":")[0])
+                _open(guard, GUARD_PORT, self._input_name(), "output")
+            except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
+                _close_quietly(guard)
+                log.warning("no sysex guard on the JACK input (%s): a sysex that never ends would deafen it", exc)
+                return None
+            if _echoes(guard, inp):
+                return guard
             _close_quietly(guard)
-            log.warning("no sysex guard on the JACK input (%s): a sysex that never ends would deafen it", exc)
-            return None
-        return guard
+        return None
 
     def _guard_name(self) -> str:
         """The sysex guard's JACK port, ``<client>-guard:sysex-end``."""
@@ -288,11 +325,11 @@ class Ports:
         backend = self.backend or "jack"
         server = jack_server_socket()
         try:
-            out, inp = self._open_on(backend, server)
+            out, inp, guard = self._open_on(backend, server)
         except PortError as exc:
             self.problem = f"the MIDI server went away; reconnecting ({exc})"
             return False
-        self._use(backend, out, inp, server)
+        self._use(backend, out, inp, guard, server)
         log.info("MIDI ports open again on %s: %s", backend, ", ".join(self.names()))
         return True
 
@@ -334,19 +371,22 @@ class Ports:
         """The next waiting input message and its delta time (s) since the previous one, or None.
 
         The guard's own 0xF7s are passed over (a lone end-of-sysex means nothing to the swarm), their
-        delta times added to the next message's.
+        delta times added to the next message's; that they came back says the input hears.
         """
-        inp = self.inp
-        if inp is None:
-            return None
-        while (item := inp.get_message()) is not None and self.guard is not None and item[0] == END_OF_SYSEX:
-            self._guard_delta += item[1]
-        if item is None:
-            return None
-        self.received += 1
-        if self._guard_delta:
-            item, self._guard_delta = (item[0], item[1] + self._guard_delta), 0.0
-        return item
+        with self._input_lock:
+            inp = self.inp
+            if inp is None:
+                return None
+            while (item := inp.get_message()) is not None and self.guard is not None and item[0] == END_OF_SYSEX:
+                self._guard_delta += item[1]
+                self._unanswered = 0
+            if item is None:
+                return None
+            self._unanswered = 0
+            self.received += 1
+            if self._guard_delta:
+                item, self._guard_delta = (item[0], item[1] + self._guard_delta), 0.0
+            return item
 
     def end_stray_sysex(self, now: float) -> None:
         """Send one 0xF7 into our JACK input when it has heard nothing for SYSEX_SILENCE_S.
@@ -357,14 +397,54 @@ class Ports:
         make each later chunk a message of its own (an 8 KiB JACK event is a list of 8,192 ints for
         the tick to take in), where rtmidi drops the whole sysex unseen.  The daemon calls this
         every 10 ms with its clock's time.
+
+        The same 0xF7s are the input's heartbeat: a lone one comes back through the input (``poll``
+        passes over it), one that ends a stray sysex does not; so a silent input hears one every
+        half second, and one that hears none of DEAF_AFTER has gone deaf (``input_is_deaf``).
         """
-        if self.guard is None:
-            return
-        if self.received != self._heard:
-            self._heard, self._heard_at = self.received, now
-        elif now - self._heard_at >= SYSEX_SILENCE_S:
-            self.guard.send_message(END_OF_SYSEX)
-            self._heard_at = now
+        with self._input_lock:
+            if self.guard is None:
+                return
+            if self.received != self._heard:
+                self._heard, self._heard_at = self.received, now
+            elif now - self._heard_at >= SYSEX_SILENCE_S and self._unanswered < DEAF_AFTER:
+                self.guard.send_message(END_OF_SYSEX)
+                self._unanswered += 1
+                self._heard_at = now
+
+    def input_is_deaf(self) -> bool:
+        """True when the guard's last DEAF_AFTER 0xF7s never came back: the JACK input hears nothing.
+
+        Seen in CI: an input that the opening probe heard (or a reopened one) later heard nothing at
+        all, for good, the libjack race of ``_hear_jack_input`` striking after the probe.
+        """
+        if self.state != "open" or self.backend != "jack" or not self.config.use_input:
+            return False
+        return self.inp is None or (self.guard is not None and self._unanswered >= DEAF_AFTER)  # None: a reopen failed
+
+    def reopen_input(self) -> bool:
+        """Close a deaf JACK input (and its guard) and open them again, connected as before.
+
+        Called off the tick thread; the tick sees no input meanwhile (``poll`` returns None).
+        False if the new input could not be opened (the ports stay open without one: try again).
+        """
+        import rtmidi
+
+        pairs = self.connections() or []
+        with self._input_lock:
+            deaf, self.inp, self.guard = (self.inp, self.guard), None, None
+            self._unanswered = 0
+        _close_quietly(*deaf)  # closing frees the libjack table entry the deaf client held
+        self.deaf_inputs += 1
+        try:
+            inp, guard = self._open_jack_input(jack_server_socket(), [p for o, p in pairs if o == self._input_name()])
+        except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
+            log.warning("the JACK input went deaf and could not be opened again (%s)", exc)
+            return False
+        with self._input_lock:
+            self.inp, self.guard = inp, guard
+        self.restore(pairs)
+        return True
 
     def status(self) -> dict[str, object]:
         return {
@@ -398,6 +478,24 @@ def _open(port, name: str, connect_to: str | None, kind: str) -> None:
 def _server_gone(server: str | None) -> bool:
     """Whether the JACK server whose socket was ``server`` has died (or been replaced) since."""
     return server is not None and jack_server_socket() != server
+
+
+def _echoes(guard: Any, inp: Any) -> bool:
+    """Whether a lone 0xF7 sent through ``guard`` comes back through ``inp`` within PROBE_S.
+
+    Sent again every 0.1 s: a peer's sysex that never ended takes the first.  What else arrives
+    meanwhile is dropped, as by the probe; it runs before the tick reads ``inp``.
+    """
+    deadline, next_send = time.monotonic() + PROBE_S, 0.0
+    while (now := time.monotonic()) < deadline:
+        if now >= next_send:
+            guard.send_message(END_OF_SYSEX)
+            next_send = now + 0.1
+        while (item := inp.get_message()) is not None:
+            if item[0] == END_OF_SYSEX:
+                return True
+        time.sleep(0.002)
+    return False
 
 
 def _probe_jack_input(

@@ -244,7 +244,7 @@ def test_the_input_hears_when_the_daemon_starts_amid_short_lived_clients(daemon,
         deaf = 0
         for _ in range(3):
             proc = daemon("--fresh", "--preset", "pulse-sine")
-            listener = peer(proc.client, "--seconds", "2", "--pulse-bpm", "600")
+            listener = peer(proc.client, "--seconds", "6", "--pulse-bpm", "600")  # a deaf input is reopened within ~3 s
             listener.finish(timeout=30)
             time.sleep(0.6)  # a status line after the last pulse
             proc.stop()
@@ -309,6 +309,36 @@ def test_a_drum_machine_unplugged_and_plugged_in_again_is_heard_again(daemon, pe
     assert proc.finish()[2] == 0
     assert status["flashes_in"] >= unplugged + 4, f"the input did not hear the drum machine again: {status['ports']}"
     assert status["errors"] == 0
+
+
+def test_an_input_that_stops_hearing_is_opened_again_and_hears_the_drum_machine(daemon, peer, jack_server):
+    """A JACK input the opening probe heard was seen (in CI) to hear nothing later, for good.  The
+    sysex guard's 0xF7s are its heartbeat: sent every half second of silence, each comes back
+    through the input.  Here the heartbeat is cut for real (the guard unplugged from the input): the
+    daemon must take the input for deaf, open it again with its guard, connect the drum machine
+    that was plugged into the old one, and hear it when it starts playing."""
+    folder = Path(tempfile.mkdtemp(prefix="ffm-"))
+    path = folder / "c.sock"
+    proc = daemon("--preset", "pulse-sine", "--socket", str(path))
+    drums = peer(proc.client, "--seconds", "30", "--pulse-bpm", "240", "--pulse-after", "9")
+    wait_for_daemon(path, 30.0)
+    reopened = request(path, "status")["ports"]["deaf_inputs"]  # by the opening probe (the libjack race)
+    guard, ours = f"{proc.client}-guard:sysex-end", f"{proc.client}-in:in"
+    subprocess.run(["jack_disconnect", guard, ours], env=jack_server, check=True, timeout=10)
+    deadline = time.monotonic() + 8.0
+    while (status := request(path, "status"))["ports"]["deaf_inputs"] == reopened and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status["ports"]["deaf_inputs"] == reopened + 1, f"the deaf input was not opened again: {status['ports']}"
+    assert status["flashes_in"] == 0, "the drum machine has not played yet"
+    while time.monotonic() - drums.started < 11.5:
+        time.sleep(0.1)
+    status = request(path, "status")
+    wired = connections(jack_server, proc.client, guard=True)
+    proc.stop()
+    assert proc.finish()[2] == 0
+    assert status["flashes_in"] >= 4, f"the reopened input did not hear the drum machine: {status['ports']}"
+    assert (ours, guard) in wired and (ours, f"{drums.name}-out:out") in wired, wired
+    assert status["ports"]["deaf_inputs"] == reopened + 1, "an input that hears was opened again"
 
 
 # ------------------------------------------------------------------------- 2-3. the control plane abused

@@ -41,10 +41,18 @@ def test_a_minute_of_soak_leaks_nothing_and_leaves_no_note_hanging(tmp_path, com
     assert result["hanging_notes"] == 0
     assert result["rss_growth_kb"] < 5 * 1024, f"resident memory grew {result['rss_growth_kb']} KB in a minute"
     assert result["frames"] > 30 * 30 and result["telemetry_error"] in (None, "")
-    assert result["flashes_in"] > 0 and result["notes_out_daemon"] > 0
+    why = f"ports {result['ports']}\n{result['daemon_log_tail'][-2500:]}"
+    assert result["flashes_in"] > 0 and result["notes_out_daemon"] > 0, why
     # notes in and out balanced (issue #7): every note sent in is a flash, every note played is heard,
     # and every note-on heard is answered by its note-off, none started again while sounding
-    assert result["flashes_in"] == result["notes_sent_in"] and result["dropped_in"] == 0, result
+    counts = {k: result[k] for k in ("flashes_in", "notes_sent_in", "dropped_in", "inputs_reopened")}
+    assert result["dropped_in"] == 0, f"{counts}; {why}"
+    if result["inputs_reopened"] == 0:
+        assert result["flashes_in"] == result["notes_sent_in"], f"{counts}; {why}"
+    else:  # the input went deaf (libjack, see ports.Ports.reopen_input): notes are lost until it is open again
+        lost_at_most = result["inputs_reopened"] * 8 * 4  # 8 s a reopen at most, 4 notes a second
+        assert result["flashes_in"] >= result["notes_sent_in"] - lost_at_most, f"{counts}; {why}"
+        assert result["samples"][-1]["flashes_in"] > result["samples"][-3]["flashes_in"], f"deaf at the end: {why}"
     heard = {k: result[k] for k in ("notes_out_daemon", "note_ons_heard", "note_offs_heard", "note_on_while_sounding")}
     assert result["note_ons_heard"] == result["note_offs_heard"] == result["notes_out_daemon"], heard
     assert result["note_on_while_sounding"] == 0, heard
