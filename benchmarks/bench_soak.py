@@ -205,8 +205,9 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
         watcher.join(3)
         log_text = log_path.read_text()
         hanging = receiver.hanging()
-        receiver.port.close_port()
-        sender.port.close_port()
+        for port in (receiver.port, sender.port):  # close the clients too: see tests/integration/peer.py
+            port.close_port()
+            port.delete()
     played = re.search(r"stopped; (\d+) notes played", log_text)  # the daemon's own count, after its last note
     totals = {"flashes_in": final["flashes_in"], "notes_out": int(played.group(1)) if played else None, "ports": final["ports"]}
     return summarize(samples, totals, receiver, sender, watcher, hanging, code, log_text[-2000:], n, preset)

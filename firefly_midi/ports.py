@@ -99,7 +99,8 @@ class Ports:
         self.unsent = 0  # messages the swarm played while no port was open
         self.received = 0
         self.losses = 0
-        self.deaf_inputs = 0  # JACK inputs that opened deaf and were reopened (see _open_jack_input)
+        self.deaf_inputs = 0  # JACK inputs found deaf and reopened (see _open_jack_input, reopen_input)
+        self.deaf_guards = 0  # sysex guards found deaf later and reopened (reopen_input)
         self.watch: JackWatch | None = None
         self._dead: list[object] = []  # ports of a server that died: never touched again
 
@@ -188,7 +189,7 @@ class Ports:
             raise
         return inp
 
-    def _open_jack_input(self, server: str | None, carried: list[str] | None = None) -> tuple[Any, Any]:
+    def _open_jack_input(self, server: str | None, carried: list[str] | None = None, tries: int = PROBE_TRIES) -> tuple[Any, Any]:
         """The JACK input, heard by the probe, and its sysex guard, whose 0xF7 it heard too (or None).
 
         Either can open deaf (``_hear_jack_input``): the guard is opened until its 0xF7 comes back;
@@ -198,9 +199,9 @@ class Ports:
         import rtmidi
 
         api = rtmidi.API_UNIX_JACK
-        inp = self._hear_jack_input(self._open_input(api, "jack"), api, server, carried)
-        for _ in range(PROBE_TRIES):
-            guard = self._open_guard(inp)
+        inp = self._hear_jack_input(self._open_input(api, "jack"), api, server, carried, tries)
+        for _ in range(tries):
+            guard = self._open_guard(inp, tries)
             if guard is not None:
                 return inp, guard
             heard, carried = _probe_jack_input(inp, self._input_name(), [], server, self._dead)
@@ -210,14 +211,14 @@ class Ports:
             log.warning("the JACK input went deaf after its probe heard it; opening it again")
             _close_quietly(inp)
             inp = None
-            inp = self._hear_jack_input(self._open_input(api, "jack"), api, server, carried)
+            inp = self._hear_jack_input(self._open_input(api, "jack"), api, server, carried, tries)
         log.warning("no sysex guard on the JACK input: a sysex that never ends would deafen it, and deafness goes unnoticed")
         return inp, None
 
     def _input_name(self) -> str:
         return f"{self._input_client('jack')}:{self.config.in_name}"
 
-    def _hear_jack_input(self, inp: Any, api: int, server: str | None, carried: list[str] | None = None) -> Any:
+    def _hear_jack_input(self, inp: Any, api: int, server: str | None, carried: list[str] | None = None, tries: int = PROBE_TRIES) -> Any:
         """The JACK input, reopened if it opened deaf.
 
         rtmidi's JACK input can open deaf: registered, active, connectable, and never running its
@@ -234,14 +235,14 @@ class Ports:
         rtmidi's changes nothing (measured); the probe client relies on it being a separate copy.
         """
         carried = carried or []  # what others connected to a deaf input: connected again to the next one
-        for attempt in range(1, PROBE_TRIES + 1):
+        for attempt in range(1, tries + 1):
             heard, carried = _probe_jack_input(inp, self._input_name(), carried, server, self._dead)
             if heard is not False:
                 return inp  # heard, or the probe could not be made: nothing to go on
             if _server_gone(server):  # it heard nothing because nothing is there any more
                 self._dead.append(inp)
                 raise ServerGone("the JACK server went away while the ports opened")
-            if attempt == PROBE_TRIES:
+            if attempt == tries:
                 log.warning("the JACK input opened deaf %d times; keeping it (incoming MIDI may not arrive)", attempt)
                 return inp
             self.deaf_inputs += 1
@@ -255,7 +256,7 @@ class Ports:
         """rtmidi makes one client per port; JACK wants unique client names, so the input's says so."""
         return f"{self.config.client}-in" if backend == "jack" else self.config.client
 
-    def _open_guard(self, inp: Any) -> Any:
+    def _open_guard(self, inp: Any, tries: int = PROBE_TRIES) -> Any:
         """An rtmidi output connected to our JACK input whose lone 0xF7 the input hears, or None.
 
         rtmidi's JACK input joins JACK events into one sysex until one ends in 0xF7 (a sysex may come
@@ -268,7 +269,7 @@ class Ports:
         """
         import rtmidi
 
-        for _ in range(PROBE_TRIES):
+        for _ in range(tries):
             guard = None
             try:  # a server that dies now is noticed by the watch, as after any open: the guard is not needed for that
                 guard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, self._guard_name().split(":")[0])
@@ -423,23 +424,37 @@ class Ports:
         return self.inp is None or (self.guard is not None and self._unanswered >= DEAF_AFTER)  # None: a reopen failed
 
     def reopen_input(self) -> bool:
-        """Close a deaf JACK input (and its guard) and open them again, connected as before.
+        """Find which of the JACK input and its guard went deaf, and open that one again.
 
-        Called off the tick thread; the tick sees no input meanwhile (``poll`` returns None).
-        False if the new input could not be opened (the ports stay open without one: try again).
+        Called off the tick thread, which sees no input meanwhile (``poll`` returns None): the
+        input is probed (``_probe_jack_input``, a second at most).  If it hears, only the guard is
+        opened again; if not, both are, connected as before.  One try of each, a few seconds at
+        most, so that a stop is not kept waiting: a guard that stays deaf is found again, and the
+        daemon tries again.  False if no input could be opened (the ports stay open without one).
         """
         import rtmidi
 
         pairs = self.connections() or []
         with self._input_lock:
-            deaf, self.inp, self.guard = (self.inp, self.guard), None, None
+            inp, guard, self.inp, self.guard = self.inp, self.guard, None, None
             self._unanswered = 0
-        _close_quietly(*deaf)  # closing frees the libjack table entry the deaf client held
-        self.deaf_inputs += 1
+        _close_quietly(guard)
+        server = jack_server_socket()
         try:
-            inp, guard = self._open_jack_input(jack_server_socket(), [p for o, p in pairs if o == self._input_name()])
+            heard, _ = _probe_jack_input(inp, self._input_name(), [], server, self._dead) if inp is not None else (False, [])
+            if heard is False:
+                log.warning("the JACK input went deaf: opening it again")
+                self.deaf_inputs += 1
+                _close_quietly(inp)  # closing frees the libjack table entry the deaf client held
+                inp = None
+                inp, guard = self._open_jack_input(server, [p for o, p in pairs if o == self._input_name()], tries=1)
+            else:
+                log.warning("the JACK input's sysex guard went deaf: opening it again")
+                self.deaf_guards += 1
+                guard = self._open_guard(inp, tries=1)
         except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
-            log.warning("the JACK input went deaf and could not be opened again (%s)", exc)
+            log.warning("the JACK input could not be opened again (%s)", exc)
+            _close_quietly(inp)
             return False
         with self._input_lock:
             self.inp, self.guard = inp, guard
@@ -457,6 +472,7 @@ class Ports:
             "received": self.received,
             "losses": self.losses,
             "deaf_inputs": self.deaf_inputs,
+            "deaf_guards": self.deaf_guards,
             "sysex_guard": self.guard is not None,
         }
 

@@ -156,7 +156,12 @@ class Proc:
     lines: list[dict] = field(default_factory=list)
 
     def finish(self, timeout: float = 20.0) -> tuple[list[dict], str, int]:
-        self.popen.wait(timeout=timeout)
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:  # say what it was doing: the end of its log
+            self.popen.kill()
+            self.popen.wait()
+            pytest.fail(f"{self.popen.args[1:4]} did not exit within {timeout} s; its log ends:\n{self.log()[-4000:]}")
         out = self.out_path.read_text(errors="replace")
         self.lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         return self.lines, self.log(), self.popen.returncode

@@ -49,6 +49,10 @@ class PulseOut:
     def send(self, message) -> None:
         self.events.put(bytes(message.bytes()))
 
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -92,6 +96,11 @@ def main() -> None:
         time.sleep(0.0005)
     for message in inport.iter_pending():
         print(json.dumps({"t": time.monotonic() - start, "m": message.bytes()}), flush=True)
+    # Leave as a well-behaved client: a JACK client that exits without closing stalls a synchronous
+    # server (the tests' jackd runs --sync) for seconds, and jack2 then drops other clients with it.
+    if outport is not None:
+        outport.close()
+    inport.close()
     print(json.dumps({"done": True}), flush=True)
 
 
