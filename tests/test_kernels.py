@@ -238,3 +238,22 @@ def test_delayed_delivery_matches_reference(n, setting, topology, eps, delay_tic
         np.testing.assert_allclose(got_phase, phase, atol=1e-9)
         np.testing.assert_allclose(got_freq, freq, atol=1e-9)
         assert int(state[1]) == counter and meta[K.DQ_DROPPED] == 0
+
+
+@njit
+def _write_through_borrowed(table, value):
+    view = K.borrowed(table)  # one array: one view, not a tuple
+    for i in range(view.shape[0]):
+        for j in range(view.shape[1]):
+            view[i, j] = value * i + j
+    return view.shape[0] * view.shape[1], view.strides[0]
+
+
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(-5, 5), st.booleans())
+def test_a_borrowed_view_is_the_same_memory_shape_and_strides(rows, cols, value, transposed):
+    """``borrowed`` (the run loops' arrays without reference counts) must alias its array exactly."""
+    table = np.zeros((cols, rows) if transposed else (rows, cols), dtype=np.int64)
+    target = table.T if transposed else table  # a non-contiguous array keeps its own strides
+    size, stride = _write_through_borrowed(target, value)
+    assert size == rows * cols and stride == target.strides[0]
+    np.testing.assert_array_equal(target, value * np.arange(rows)[:, None] + np.arange(cols)[None, :])
