@@ -134,6 +134,8 @@ def ermentrout_freq(phi: float, omega: float, m: float, w: float, eps: float, f0
     a = w * (eps + gp + gm)
     if a <= 0.0:
         return omega
+    if m == 1.0 and a <= 1.0:  # one flash (every sparse delivery): eq. 1 as written, without the division below
+        return omega + w * (eps * (f0 - omega) + gp * (fmin - omega) + gm * (fmax - omega))
     target = (eps * f0 + gp * fmin + gm * fmax) / (eps + gp + gm)
     keep = max(1.0 - a, 0.0)
     if m != 1.0:  # pow(x, 1) is x exactly: one flash (the sparse case) skips the libm call
