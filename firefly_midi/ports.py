@@ -414,10 +414,11 @@ class Ports:
                 self._heard_at = now
 
     def input_is_deaf(self) -> bool:
-        """True when the guard's last DEAF_AFTER 0xF7s never came back: the JACK input hears nothing.
+        """True when the guard's last DEAF_AFTER 0xF7s never came back (or a reopen left no input).
 
-        Seen in CI: an input that the opening probe heard (or a reopened one) later heard nothing at
-        all, for good, the libjack race of ``_hear_jack_input`` striking after the probe.
+        Either end may be the deaf one (``reopen_input`` finds out which).  Seen in CI: an input the
+        opening probe had heard that then heard nothing for good; and a guard that jack2 dropped
+        when another client left a synchronous server without closing (docs/reliability.md).
         """
         if self.state != "open" or self.backend != "jack" or not self.config.use_input:
             return False
@@ -452,6 +453,8 @@ class Ports:
                 log.warning("the JACK input's sysex guard went deaf: opening it again")
                 self.deaf_guards += 1
                 guard = self._open_guard(inp, tries=1)
+                if guard is None:
+                    log.warning("no new sysex guard reached the input: stray sysex and deafness go unnoticed from now on")
         except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
             log.warning("the JACK input could not be opened again (%s)", exc)
             _close_quietly(inp)

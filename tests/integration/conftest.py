@@ -200,8 +200,15 @@ def spawn(jack_server, tmp_path):
         return proc
 
     yield start
-    for popen in started:
-        if popen.poll() is None:
+    # SIGTERM first, so that peers and daemons close their JACK clients: one killed outright stalls
+    # the synchronous server for seconds and jack2 drops others' events meanwhile (the next test's)
+    running = [popen for popen in started if popen.poll() is None]
+    for popen in running:
+        popen.terminate()
+    for popen in running:
+        try:
+            popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             popen.kill()
             popen.wait()
 
