@@ -187,7 +187,7 @@ class Daemon:
                 ports.restore(self.connections)
         if ports.input_is_deaf() and time.monotonic() >= self._next_input_reopen:
             self._next_input_reopen = time.monotonic() + INPUT_REOPEN_EVERY_S
-            log.warning("the JACK input has not heard its own guard's last 0xF7s")
+            log.warning("the JACK input hears nothing, not even its guard's 0xF7s (or no input is open): opening again")
             if ports.reopen_input():
                 log.info("the JACK input hears again: %s", ", ".join(ports.names()))
         if ports.listener_joined():  # a synth (re)connected: it may hold notes from before a disconnection
