@@ -201,12 +201,13 @@ class Ports:
         api = rtmidi.API_UNIX_JACK
         inp = self._hear_jack_input(self._open_input(api, "jack"), api, server, carried, tries)
         for _ in range(tries):
-            guard = self._open_guard(inp, tries)
+            guard = self._open_guard(inp, server, tries)
             if guard is not None:
                 return inp, guard
             heard, carried = _probe_jack_input(inp, self._input_name(), [], server, self._dead)
             if heard is not False:
                 break  # the input hears: no guard could be made to reach it
+            self._raise_if_server_gone(server, inp)
             self.deaf_inputs += 1
             log.warning("the JACK input went deaf after its probe heard it; opening it again")
             _close_quietly(inp)
@@ -214,6 +215,13 @@ class Ports:
             inp = self._hear_jack_input(self._open_input(api, "jack"), api, server, carried, tries)
         log.warning("no sysex guard on the JACK input: a sysex that never ends would deafen it, and deafness goes unnoticed")
         return inp, None
+
+    def _raise_if_server_gone(self, server: str | None, *clients: Any) -> None:
+        """ServerGone if the server whose socket was ``server`` died: its ``clients`` are kept unclosed
+        (closing a dead server's client can block)."""
+        if _server_gone(server):
+            self._dead.extend(c for c in clients if c is not None)
+            raise ServerGone("the JACK server went away while the ports opened")
 
     def _input_name(self) -> str:
         return f"{self._input_client('jack')}:{self.config.in_name}"
@@ -239,9 +247,7 @@ class Ports:
             heard, carried = _probe_jack_input(inp, self._input_name(), carried, server, self._dead)
             if heard is not False:
                 return inp  # heard, or the probe could not be made: nothing to go on
-            if _server_gone(server):  # it heard nothing because nothing is there any more
-                self._dead.append(inp)
-                raise ServerGone("the JACK server went away while the ports opened")
+            self._raise_if_server_gone(server, inp)  # it heard nothing because nothing is there any more
             if attempt == tries:
                 log.warning("the JACK input opened deaf %d times; keeping it (incoming MIDI may not arrive)", attempt)
                 return inp
@@ -256,7 +262,7 @@ class Ports:
         """rtmidi makes one client per port; JACK wants unique client names, so the input's says so."""
         return f"{self.config.client}-in" if backend == "jack" else self.config.client
 
-    def _open_guard(self, inp: Any, tries: int = PROBE_TRIES) -> Any:
+    def _open_guard(self, inp: Any, server: str | None, tries: int = PROBE_TRIES) -> Any:
         """An rtmidi output connected to our JACK input whose lone 0xF7 the input hears, or None.
 
         rtmidi's JACK input joins JACK events into one sysex until one ends in 0xF7 (a sysex may come
@@ -275,11 +281,13 @@ class Ports:
                 guard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, self._guard_name().split(":")[0])
                 _open(guard, GUARD_PORT, self._input_name(), "output")
             except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
+                self._raise_if_server_gone(server, guard)
                 _close_quietly(guard)
                 log.warning("no sysex guard on the JACK input (%s): a sysex that never ends would deafen it", exc)
                 return None
             if _echoes(guard, inp):
                 return guard
+            self._raise_if_server_gone(server, guard)
             _close_quietly(guard)
         return None
 
@@ -436,12 +444,13 @@ class Ports:
         import rtmidi
 
         pairs = self.connections() or []
+        server = self.watch.server_socket if self.watch is not None else jack_server_socket()
         with self._input_lock:
             inp, guard, self.inp, self.guard = self.inp, self.guard, None, None
             self._unanswered = 0
-        _close_quietly(guard)
-        server = jack_server_socket()
         try:
+            self._raise_if_server_gone(server, guard)  # the watch notices the loss and reopens everything
+            _close_quietly(guard)
             heard, _ = _probe_jack_input(inp, self._input_name(), [], server, self._dead) if inp is not None else (False, [])
             if heard is False:
                 log.warning("the JACK input went deaf: opening it again")
@@ -452,9 +461,13 @@ class Ports:
             else:
                 log.warning("the JACK input's sysex guard went deaf: opening it again")
                 self.deaf_guards += 1
-                guard = self._open_guard(inp, tries=1)
+                guard = self._open_guard(inp, server, tries=1)
                 if guard is None:
                     log.warning("no new sysex guard reached the input: stray sysex and deafness go unnoticed from now on")
+        except ServerGone:  # its clients are in _dead, unclosed; the watch reopens everything once it is back
+            if inp is not None:
+                self._dead.append(inp)
+            return False
         except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
             log.warning("the JACK input could not be opened again (%s)", exc)
             _close_quietly(inp)
