@@ -135,12 +135,26 @@ class Watcher(threading.Thread):
                 self.error = str(exc)
 
 
-def settled(path: Path, sent: int, wait_s: float = 5.0) -> dict:
+# A control reply can wait seconds where the daemon opens or closes a JACK client while the server is
+# stalled: python-rtmidi holds the GIL in libjack's calls (docs/reliability.md).  The soak records the
+# longest wait rather than fail on it.
+REPLY_TIMEOUT_S = 30.0
+
+
+def timed_status(path: Path, replies: list[float]) -> dict:
+    """``status`` from the daemon; how long it took is appended to ``replies``."""
+    start = time.monotonic()
+    status = request(path, "status", timeout=REPLY_TIMEOUT_S)
+    replies.append(time.monotonic() - start)
+    return status
+
+
+def settled(path: Path, sent: int, replies: list[float], wait_s: float = 5.0) -> dict:
     """The daemon's status once it has taken in the ``sent`` notes, or after ``wait_s``: a tick of
     10^5 synchronised fireflies can take tens of ms, and a saturated machine stretches that."""
     deadline = time.monotonic() + wait_s
     time.sleep(0.1)  # the sender's last note-off
-    while (status := request(path, "status", timeout=5.0))["flashes_in"] < sent and time.monotonic() < deadline:
+    while (status := timed_status(path, replies))["flashes_in"] < sent and time.monotonic() < deadline:
         time.sleep(0.05)
     return status
 
@@ -166,11 +180,11 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
             watcher = Watcher(path, 30)
             watcher.start()
             sender.start()
-            samples = []
+            samples, replies = [], []
             start = time.monotonic()
             while True:
                 now = time.monotonic() - start
-                status = request(path, "status", timeout=5.0)
+                status = timed_status(path, replies)
                 samples.append(
                     {
                         "t_s": round(now, 2),
@@ -192,8 +206,10 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
                 time.sleep(min(every, max(0.0, seconds - now)))
             sender.stopping.set()
             sender.join(2)
-            final = settled(path, sender.sent)
+            final = settled(path, sender.sent, replies)
             watcher.stopping.set()
+        except (ControlError, OSError) as exc:  # say what the daemon was doing
+            raise RuntimeError(f"{exc}; the daemon's log ends:\n{log_path.read_text()[-4000:]}") from exc
         finally:
             daemon.send_signal(signal.SIGTERM)
             try:
@@ -209,7 +225,8 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
             port.close_port()
             port.delete()
     played = re.search(r"stopped; (\d+) notes played", log_text)  # the daemon's own count, after its last note
-    totals = {"flashes_in": final["flashes_in"], "notes_out": int(played.group(1)) if played else None, "ports": final["ports"]}
+    totals = {"flashes_in": final["flashes_in"], "notes_out": int(played.group(1)) if played else None}
+    totals |= {"ports": final["ports"], "replies": replies}
     return summarize(samples, totals, receiver, sender, watcher, hanging, code, log_text[-2000:], n, preset)
 
 
@@ -235,6 +252,7 @@ def summarize(samples, totals, receiver, sender, watcher, hanging, code, log_tai
         "dropped_in": last["dropped_in"],
         "notes_out_daemon": totals["notes_out"],
         "ports": totals["ports"],
+        "status_reply_max_s": round(max(totals["replies"]), 3),
         "inputs_reopened": totals["ports"]["deaf_inputs"] - samples[0]["deaf_inputs"],  # deaf during the soak
         "note_ons_heard": receiver.ons,
         "note_offs_heard": receiver.offs,
@@ -271,6 +289,7 @@ def print_table(result: dict) -> None:
         "flashes_in",
         "dropped_in",
         "inputs_reopened",
+        "status_reply_max_s",
         "notes_out_daemon",
         "note_ons_heard",
         "note_offs_heard",

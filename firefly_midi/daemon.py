@@ -92,6 +92,7 @@ class Daemon:
         self._status_every = 0.0
         self._next_reopen = 0.0
         self._next_input_reopen = 0.0
+        self._server_stalled = False
         self._next_look = 0.0
         self.connections: list[list[str]] = []  # [our port, other port]: kept in the state, restored on start
         self.stopped = threading.Event()
@@ -185,6 +186,12 @@ class Daemon:
             if ports.reopen():  # the synth may hold notes from before the loss: silence it first
                 self.submit(self._all_notes_off)
                 ports.restore(self.connections)
+        if ports.server_stalled() != self._server_stalled:
+            self._server_stalled = not self._server_stalled
+            if self._server_stalled:
+                log.warning("the JACK server stopped running its cycles (a client of it hangs?): no MIDI moves until it does")
+            else:
+                log.info("the JACK server runs its cycles again")
         if ports.input_is_deaf() and time.monotonic() >= self._next_input_reopen:
             self._next_input_reopen = time.monotonic() + INPUT_REOPEN_EVERY_S
             log.warning("the JACK input hears nothing, not even its guard's 0xF7s (or no input is open): opening again")

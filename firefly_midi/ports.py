@@ -101,6 +101,8 @@ class Ports:
         self.losses = 0
         self.deaf_inputs = 0  # JACK inputs found deaf and reopened (see _open_jack_input, reopen_input)
         self.deaf_guards = 0  # sysex guards found deaf later and reopened (reopen_input)
+        self.stalls = 0  # times the JACK server stopped running its cycles (server_stalled)
+        self._was_stalled = False
         self.watch: JackWatch | None = None
         self._dead: list[object] = []  # ports of a server that died: never touched again
 
@@ -432,6 +434,20 @@ class Ports:
             return False
         return self.inp is None or (self.guard is not None and self._unanswered >= DEAF_AFTER)  # None: a reopen failed
 
+    def server_stalled(self) -> bool:
+        """True while the JACK server runs (or just ran) under half its cycles: ``JackWatch.stalled``.
+
+        Its clients hear nothing then, the input's heartbeat included; it starts again from nothing,
+        so that the input is judged once the server cycles again.  Counted in ``stalls``.
+        """
+        stalled = self.state == "open" and self.watch is not None and self.watch.stalled()
+        if stalled:
+            with self._input_lock:
+                self._unanswered = 0
+        self.stalls += stalled and not self._was_stalled
+        self._was_stalled = stalled
+        return stalled
+
     def reopen_input(self) -> bool:
         """Find which of the JACK input and its guard went deaf, and open that one again.
 
@@ -489,6 +505,7 @@ class Ports:
             "losses": self.losses,
             "deaf_inputs": self.deaf_inputs,
             "deaf_guards": self.deaf_guards,
+            "stalls": self.stalls,
             "sysex_guard": self.guard is not None,
         }
 
@@ -605,9 +622,14 @@ class JackWatch:
     """
 
     LOOK_EVERY_S = 0.5
+    PACE_WINDOW_S = 0.25  # the server's pace is measured over windows this long at least
+    STALL_KEPT_S = 2.5  # a stall counts this long after: longer than the heartbeat takes to call an input deaf
 
     def __init__(self, client, server_socket: str | None = None):
         self.client = client
+        self._pace: tuple[float, int] | None = None  # (monotonic, the server's last cycle's first frame)
+        self._stalled_until = 0.0
+        self._samplerate = 0  # set by start(), with the client
         self.gone = threading.Event()
         self.listener_joined = threading.Event()  # something was connected to our output (told by JACK)
         # the server the ports opened on, seen before they opened: if it died since, alive() says so
@@ -624,6 +646,26 @@ class JackWatch:
             self.gone.set()
             return False
         return True
+
+    def stalled(self) -> bool:
+        """True while, or shortly after, the server ran under half the cycles its sample rate asks for.
+
+        A synchronous jack2 waiting on a client that died stops its cycles for seconds, and every
+        client hears nothing meanwhile: that is no sign of a deaf input.  Opening a client then
+        blocks in libjack too, and python-rtmidi holds the GIL in there, so the whole daemon would
+        stop with it.  ``jack_last_frame_time`` reads the server's shared memory: no round trip.
+        Called every housekeeping pass, it measures the pace between calls.
+        """
+        if self.client is None or self.gone.is_set():
+            return False
+        now, frame = time.monotonic(), self.client.last_frame_time
+        if self._pace is None:
+            self._pace = (now, frame)
+        elif now - self._pace[0] >= self.PACE_WINDOW_S:
+            (then, first), self._pace = self._pace, (now, frame)
+            if (frame - first) % 2**32 < 0.5 * self._samplerate * (now - then):  # jack_nframes_t wraps
+                self._stalled_until = now + self.STALL_KEPT_S
+        return now < self._stalled_until
 
     @classmethod
     def start(cls, name: str, server_socket: str | None = None, output: str | None = None) -> JackWatch:
@@ -644,6 +686,7 @@ class JackWatch:
             client.set_port_connect_callback(connected, only_available=False)
             client.activate()
             client.get_ports()  # JACK-Client keeps the ports it has seen, so the callback gets them (its docs)
+            watch._samplerate = client.samplerate
             watch.client = client
         except (ImportError, OSError) as exc:  # no JACK-Client, or no libjack
             log.warning("no JACK client to watch the server (%s): port connections are not kept", exc)

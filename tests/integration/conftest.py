@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -125,9 +126,17 @@ def jack_server(compiled_kernels):
     """The environment of a private, running JACK dummy server (64 frames at 48 kHz), one per test:
     a test never meets the clients (or zombies of killed ones) another test left on a server."""
     env = jack_env(f"ffm-test-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    server = private_jackd(env)
+    RUNNING[env["JACK_DEFAULT_SERVER"]] = private_jackd(env)
     yield env
-    stop_jackd(server)
+    stop_jackd(RUNNING.pop(env["JACK_DEFAULT_SERVER"]))
+
+
+RUNNING: dict[str, subprocess.Popen] = {}  # jack_server's jackd, by server name: see jackd_of
+
+
+def jackd_of(env: dict[str, str]) -> subprocess.Popen:
+    """The jackd process of the ``jack_server`` fixture whose environment is ``env``."""
+    return RUNNING[env["JACK_DEFAULT_SERVER"]]
 
 
 def stop_jackd(server: subprocess.Popen) -> None:
@@ -236,26 +245,28 @@ def daemon(spawn, jack_server, tmp_path):
     return start
 
 
+def start_peer(launch: Callable[[list[str]], Proc], daemon_client: str, folder: Path, *extra: str) -> Proc:
+    """Start the MIDI peer (tests/integration/peer.py) through ``launch`` against a daemon's client;
+    return once it is connected (its ready file), however long a loaded machine takes to start it."""
+    ready = folder / f"ready-{uuid.uuid4().hex[:6]}"
+    name = f"peer-{uuid.uuid4().hex[:6]}"
+    proc = launch([sys.executable, str(HERE / "peer.py"), "--daemon", daemon_client, "--name", name, "--ready-file", str(ready), *extra])
+    deadline = time.monotonic() + 20
+    while not ready.exists():
+        if proc.popen.poll() is not None or time.monotonic() > deadline:
+            proc.popen.kill()
+            proc.popen.wait()
+            pytest.fail(f"the peer did not connect: {proc.log()[-2000:]}")
+        time.sleep(0.02)
+    proc.started = time.monotonic()
+    proc.name = name  # its JACK client: NAME:in hears the daemon's out
+    return proc
+
+
 @pytest.fixture
 def peer(spawn, tmp_path):
-    """Start the MIDI peer (tests/integration/peer.py) against a daemon's client; wait until connected."""
-
-    def start(daemon_client: str, *extra: str) -> Proc:
-        ready = tmp_path / f"ready-{uuid.uuid4().hex[:6]}"
-        name = f"peer-{uuid.uuid4().hex[:6]}"
-        proc = spawn([sys.executable, str(HERE / "peer.py"), "--daemon", daemon_client, "--name", name, "--ready-file", str(ready), *extra])
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            if proc.popen.poll() is not None or time.monotonic() > deadline:
-                proc.popen.kill()
-                proc.popen.wait()
-                pytest.fail(f"the peer did not connect: {proc.log()[-2000:]}")
-            time.sleep(0.02)
-        proc.started = time.monotonic()
-        proc.name = name  # its JACK client: NAME:in hears the daemon's out
-        return proc
-
-    return start
+    """Start the MIDI peer against a daemon's client; wait until connected."""
+    return lambda daemon_client, *extra: start_peer(spawn, daemon_client, tmp_path, *extra)
 
 
 def status_lines(log: str) -> list[dict]:

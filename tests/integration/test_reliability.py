@@ -28,7 +28,7 @@ import pytest
 from firefly_midi import presets
 from firefly_midi.control import ControlError, request, wait_for_daemon
 
-from .conftest import Proc, status_lines
+from .conftest import Proc, jackd_of, status_lines
 from .test_daemon_jack import NOTE_ON, all_notes_off_channels, assert_every_note_ended, hanging_at_the_end, note_traffic
 
 pytestmark = pytest.mark.jack
@@ -212,7 +212,7 @@ def test_notes_after_an_unterminated_sysex_still_arrive(daemon, spawn):
     """
     proc = daemon("--preset", "pulse-sine")
     notes = ["raw:903C64", "raw:803C00", "sleep:0.05"] * 20
-    truncated = ["raw:F0010203", *["raw:903C64", "raw:803C00"] * 3, "sleep:0.7"]  # swallowed: lost
+    truncated = ["raw:F0010203", *["raw:903C64", "raw:803C00"] * 3, "sleep:1.5"]  # swallowed: lost
     sender = send(spawn, proc.client, *notes, *truncated, *notes, *truncated, *notes, "sleep:1.0")
     sent_report(sender)
     proc.stop()
@@ -343,6 +343,40 @@ def test_a_sysex_guard_that_stops_reaching_the_input_is_made_again(daemon, peer,
     assert status["flashes_in"] >= 4, f"the input did not hear the drum machine: {status['ports']}"
     assert (ours, guard) in wired and (ours, f"{drums.name}-out:out") in wired, wired
     assert status["ports"]["deaf_guards"] == before["deaf_guards"] + 1, "a guard that reaches the input was made again"
+
+
+def test_a_stalled_jack_server_is_waited_out_and_not_taken_for_a_deaf_input(daemon, peer, jack_server):
+    """A synchronous jack2 waiting on a hung client runs no cycles, and no client hears anything
+    meanwhile: the input's heartbeat goes unanswered, but the input is not deaf.  The daemon must
+    see the stall (the server's frame counter stands still), keep ticking and answering, open
+    nothing (opening a client would block in libjack with rtmidi holding the GIL, and freeze it),
+    and hear the drum machine once the server runs again.  The stall here is jackd stopped for 4 s."""
+    folder = Path(tempfile.mkdtemp(prefix="ffm-"))
+    path = folder / "c.sock"
+    proc = daemon("--preset", "pulse-sine", "--socket", str(path))
+    drums = peer(proc.client, "--seconds", "30", "--pulse-bpm", "240", "--pulse-after", "9")
+    wait_for_daemon(path, 30.0)
+    before = request(path, "status")
+    server = jackd_of(jack_server)
+    server.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(3.0)  # longer than the heartbeat takes to call an input deaf (2 s)
+        during = request(path, "status", timeout=2.0)
+        time.sleep(1.0)
+    finally:
+        server.send_signal(signal.SIGCONT)
+    while time.monotonic() - drums.started < 12.0:
+        time.sleep(0.1)
+    after = request(path, "status")
+    proc.stop()
+    log, code = proc.finish()[1:]
+    assert code == 0, log[-3000:]
+    assert during["ticks"] > before["ticks"] + 1000, "the tick went on while the server stood still"
+    assert during["ports"]["stalls"] == before["ports"]["stalls"] + 1, during["ports"]
+    assert "the JACK server stopped running its cycles" in log and "runs its cycles again" in log
+    for key in ("deaf_inputs", "deaf_guards"):
+        assert after["ports"][key] == before["ports"][key], f"a stall is no deaf {key[5:-1]}: {after['ports']}\n{log[-3000:]}"
+    assert after["flashes_in"] >= 4, f"the input did not hear the drum machine after the stall: {after['ports']}"
 
 
 # ------------------------------------------------------------------------- 2-3. the control plane abused
