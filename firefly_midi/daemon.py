@@ -189,7 +189,8 @@ class Daemon:
         if ports.server_stalled() != self._server_stalled:
             self._server_stalled = not self._server_stalled
             if self._server_stalled:
-                log.warning("the JACK server stopped running its cycles (a client of it hangs?): no MIDI moves until it does")
+                pace = ports.watch.pace if ports.watch is not None else 0.0
+                log.warning("the JACK server runs %.0f%% of its cycles (a client of it hangs?): little or no MIDI moves", 100 * pace)
             else:
                 log.info("the JACK server runs its cycles again")
         if ports.input_is_deaf() and time.monotonic() >= self._next_input_reopen:

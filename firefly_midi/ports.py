@@ -506,6 +506,7 @@ class Ports:
             "deaf_inputs": self.deaf_inputs,
             "deaf_guards": self.deaf_guards,
             "stalls": self.stalls,
+            "server_pace": round(self.watch.pace, 3) if self.watch is not None else None,
             "sysex_guard": self.guard is not None,
         }
 
@@ -630,6 +631,7 @@ class JackWatch:
         self._pace: tuple[float, int] | None = None  # (monotonic, the server's last cycle's first frame)
         self._stalled_until = 0.0
         self._samplerate = 0  # set by start(), with the client
+        self.pace = 1.0  # frames the server ran in the last window, over those its sample rate asks for
         self.gone = threading.Event()
         self.listener_joined = threading.Event()  # something was connected to our output (told by JACK)
         # the server the ports opened on, seen before they opened: if it died since, alive() says so
@@ -663,7 +665,8 @@ class JackWatch:
             self._pace = (now, frame)
         elif now - self._pace[0] >= self.PACE_WINDOW_S:
             (then, first), self._pace = self._pace, (now, frame)
-            if (frame - first) % 2**32 < 0.5 * self._samplerate * (now - then):  # jack_nframes_t wraps
+            self.pace = (frame - first) % 2**32 / (self._samplerate * (now - then) or 1.0)  # jack_nframes_t wraps
+            if self.pace < 0.5:
                 self._stalled_until = now + self.STALL_KEPT_S
         return now < self._stalled_until
 

@@ -53,9 +53,10 @@ def wait_for_port(env: dict[str, str], name: str, timeout: float = 20.0) -> None
 # A private server: dummy driver, 64 frames at 48 kHz, synchronous (start_jackd says why) with a 200 ms
 # client timeout (a client killed mid-cycle stalled a synchronous server for 5 s a cycle by default).
 JACKD = ["jackd", "--no-realtime", "--sync", "--timeout", "200", "-d", "dummy", "-r", "48000", "-p", "64"]
+JACKD_ASYNC = [arg for arg in JACKD if arg != "--sync"]
 
 
-def start_jackd(env: dict[str, str]) -> subprocess.Popen:
+def start_jackd(env: dict[str, str], sync: bool = True) -> subprocess.Popen:
     """jackd with the dummy driver; waits until it serves, raises RuntimeError with its log if not.
 
     Its output goes to a file, never to a pipe nobody reads: jackd logs every xrun, and once a pipe
@@ -70,7 +71,7 @@ def start_jackd(env: dict[str, str]) -> subprocess.Popen:
     """
     log_path = Path(tempfile.mkstemp(prefix=f"{env['JACK_DEFAULT_SERVER']}-", suffix=".log")[1])
     with open(log_path, "w") as log:
-        server = subprocess.Popen(JACKD, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(JACKD if sync else JACKD_ASYNC, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(env, "system:playback_1", timeout=15)
     except TimeoutError:
@@ -105,28 +106,30 @@ def compiled_kernels():
     subprocess.run([sys.executable, "-c", warm], check=True, timeout=600, capture_output=True)
 
 
-def private_jackd(env: dict[str, str]) -> subprocess.Popen:
+def private_jackd(env: dict[str, str], sync: bool = True) -> subprocess.Popen:
     """Start a private dummy server under ``env``'s name (skip, or fail on CI, when that cannot be)."""
     if not shutil.which("jackd") or not shutil.which("jack_lsp"):
         unavailable("jackd is not installed (Debian: apt-get install jackd2)")
     try:
-        return start_jackd(env)
+        return start_jackd(env, sync)
     except RuntimeError as first:
         if "Too many servers" not in str(first) or not forget_dead_servers():
             unavailable(f"the private JACK server did not start: {first}")
     try:
-        return start_jackd(env)
+        return start_jackd(env, sync)
     except RuntimeError as second:
         unavailable(f"the private JACK server did not start: {second}")
         raise
 
 
 @pytest.fixture
-def jack_server(compiled_kernels):
+def jack_server(compiled_kernels, request):
     """The environment of a private, running JACK dummy server (64 frames at 48 kHz), one per test:
-    a test never meets the clients (or zombies of killed ones) another test left on a server."""
+    a test never meets the clients (or zombies of killed ones) another test left on a server.
+    Synchronous (start_jackd says why), unless the test is marked ``async_jack``."""
     env = jack_env(f"ffm-test-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    RUNNING[env["JACK_DEFAULT_SERVER"]] = private_jackd(env)
+    sync = request.node.get_closest_marker("async_jack") is None
+    RUNNING[env["JACK_DEFAULT_SERVER"]] = private_jackd(env, sync)
     yield env
     stop_jackd(RUNNING.pop(env["JACK_DEFAULT_SERVER"]))
 
