@@ -24,7 +24,8 @@ TWO_PI = 2.0 * np.pi
 PULSE, MIROLLO_STROGATZ, ERMENTROUT, KURAMOTO = 0, 1, 2, 3
 CONSTANT, LINEAR, SINE, SAWTOOTH = 0, 1, 2, 3
 
-BLOCK = 256  # advance() works in blocks this long so its inner loop vectorises
+BLOCK = 256  # Kuramoto's sweep works in blocks this long so its inner loop vectorises
+CROSSING_BLOCK = 64  # advance(): a block where a phase crossed 1 is scanned again, so short ones
 # Kuramoto's unit of work: sums are per chunk, so the result would not depend on a thread count.  It
 # runs on one thread: a parallel=True kernel called from a cached one segfaults when loaded from
 # numba's cache (numba issue #8578), and a thread pool beside the real-time tick competes with it.
@@ -162,32 +163,29 @@ def receive(model, prc, desync, phi, omega, m, w, eps, kappa, ms_b, f0, fmin, fm
 def advance(phase, freq, dt, fired, ids, times, n):
     """Move every phase on by freq·dt; record crossings of 1 with their sub-tick time.
 
-    The branch-free inner loop runs over blocks so that it vectorises (its indices are unsigned:
-    numba then emits no negative-index check, which would stop LLVM's vectoriser); it also keeps
-    the first and last index that crossed, and only that span is scanned again to find who, and
-    when.  A wrapped phase is
-    below its own step, an unwrapped one is not, which tells the two apart without a flag array.
+    Two passes over blocks of CROSSING_BLOCK: a branch-free one that moves the phases and counts
+    those at or past 1 (it vectorises: its indices are unsigned, so numba emits no negative-index
+    check, which would stop LLVM's vectoriser), and, only in a block where one crossed, a scan
+    that wraps it and records who and when.  Wrapping in the first pass and keeping the span of
+    crossings, as before, cost 1.3x this (800 fireflies, in L1; docs/performance.md).
     """
     size = phase.size
-    for start in range(0, size, BLOCK):
+    for start in range(0, size, CROSSING_BLOCK):
         lo = np.uint64(start)
-        hi = np.uint64(min(start + BLOCK, size))
-        crossed = 0
-        first = hi
-        last = lo
+        hi = np.uint64(min(start + CROSSING_BLOCK, size))
+        crossed = np.int32(0)  # a 32-bit count vectorises wider than a 64-bit one
         for i in range(lo, hi):
             x = phase[i] + freq[i] * dt
-            wrap = x >= 1.0
-            phase[i] = x - 1.0 if wrap else x
-            crossed += wrap
-            first = min(first, i if wrap else hi)  # min/max reductions vectorise too
-            last = max(last, i if wrap else lo)
+            phase[i] = x
+            crossed += np.int32(x >= 1.0)
         if crossed:
-            for i in range(first, last + np.uint64(1)):  # one crossing (the usual case): one element
-                step = freq[i] * dt
-                if phase[i] < step:
+            for i in range(lo, hi):  # a NaN (silenced) phase is never >= 1: it never flashes
+                x = phase[i]
+                if x >= 1.0:
+                    x -= 1.0
+                    phase[i] = x
                     ids[n] = i
-                    times[n] = 1.0 - phase[i] / step
+                    times[n] = 1.0 - x / (freq[i] * dt)
                     fired[i] = 1
                     n += 1
     return n
