@@ -44,12 +44,21 @@ def _percentile_us(hist: np.ndarray, count: int, q: float) -> float:
 
 
 class Lateness:
-    """Lateness of each tick against its deadline, as a 1 µs histogram (recording allocates nothing)."""
+    """Lateness of each tick against its deadline, as a 1 µs histogram (recording allocates nothing).
+
+    Besides the whole run's figures, ``recent()`` gives those of the last RECENT_S seconds or so:
+    after an hour a since-start p99 hardly moves, and a musician wants to see what the tick does
+    now.  Another thread than the tick's calls ``roll()`` now and then to move that window on.
+    """
+
+    RECENT_S = 5.0  # the recent window spans between half of this and all of it
 
     def __init__(self) -> None:
         self.hist = np.zeros(_HIST_US + 1, dtype=np.int64)
         self.count = 0
         self.max_s = 0.0
+        self._marks = np.zeros((2, _HIST_US + 1), dtype=np.int64)  # copies of hist, older first
+        self._marked_at = [time.monotonic()] * 2
 
     def record(self, late_s: float) -> None:
         us = int(late_s * 1e6)
@@ -70,6 +79,27 @@ class Lateness:
         mark[:] = self.hist
         count = int(window.sum())
         return {"p99": _percentile_us(window, count, 99), "count": count}
+
+    def roll(self, now: float) -> None:
+        """Move the recent window on, every half RECENT_S (copies into buffers kept for it)."""
+        if now - self._marked_at[1] >= self.RECENT_S / 2:
+            self._marks[0] = self._marks[1]
+            self._marks[1] = self.hist
+            self._marked_at = [self._marked_at[1], now]
+
+    def recent(self, now: float | None = None) -> dict[str, float]:
+        """p50, p99 and max (µs, to the bin) of the ticks since the older mark, and how many seconds
+        that is.  A mark copied while the tick records is at most a few counts behind: no harm."""
+        window = self.hist - self._marks[0]
+        count = int(window.sum())
+        top = np.flatnonzero(window)
+        return {
+            "p50": _percentile_us(window, count, 50),
+            "p99": _percentile_us(window, count, 99),
+            "max": float(top[-1]) if top.size else 0.0,
+            "count": count,
+            "window_s": (time.monotonic() if now is None else now) - self._marked_at[0],
+        }
 
     def summary(self) -> dict[str, float]:
         return {
@@ -131,6 +161,7 @@ class Clock:
             "ticks": self.ticks,
             "skipped_ticks": self.skipped,
             "lateness_us": self.lateness.summary(),
+            "lateness_recent_us": self.lateness.recent(),
             "cpu_share": self.cpu_share(),
             "tick_ms": self.tick_s * 1e3,
         }

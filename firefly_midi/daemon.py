@@ -165,6 +165,7 @@ class Daemon:
                 self.exit_code = 1
                 return
             self._look_after_ports()
+            self.clock.lateness.roll(time.monotonic())
             if self._state_dirty:
                 self._state_dirty = False
                 self.save_state()
@@ -328,6 +329,7 @@ class Daemon:
             "flashes_in": self.flashes_in,
             "dropped_in": self.dropped_in,
             "lateness_us": clock["lateness_us"],
+            "lateness_recent_us": clock["lateness_recent_us"],
             "skipped_ticks": clock["skipped_ticks"],
             "ports": self.ports.status(),
         }

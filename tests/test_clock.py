@@ -76,6 +76,24 @@ def test_lateness_percentiles_from_the_histogram():
     assert lateness.summary()["max"] == pytest.approx(1e6)
 
 
+def test_recent_lateness_forgets_what_is_older_than_its_window():
+    lateness, t0 = Lateness(), time.monotonic()
+    half = Lateness.RECENT_S / 2
+    for _ in range(1000):
+        lateness.record(900e-6)  # a bad spell at the start
+    lateness.roll(t0 + half)
+    for _ in range(1000):
+        lateness.record(10e-6)
+    assert lateness.recent(t0 + half)["p99"] == pytest.approx(900, abs=2), "the spell is still in the window"
+    lateness.roll(t0 + half + 0.1)  # too soon: nothing moves
+    assert lateness.recent()["count"] == 2000
+    lateness.roll(t0 + 2 * half)
+    recent = lateness.recent(t0 + 2 * half)
+    assert recent["count"] == 1000 and recent["p99"] == pytest.approx(10, abs=2) and recent["max"] == pytest.approx(10, abs=2)
+    assert recent["window_s"] == pytest.approx(half)
+    assert lateness.summary()["p99"] == pytest.approx(900, abs=2), "the run's figures keep the spell"
+
+
 def test_an_error_in_the_tick_stops_the_clock_and_is_kept():
     def boom(k):
         if k == 3:

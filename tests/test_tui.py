@@ -284,6 +284,17 @@ def test_raster_scrolls_left_as_time_passes():
     run(test)
 
 
+def test_the_status_shows_the_recent_lateness_and_the_runs_p99_beside_the_skipped_ticks():
+    async def test(app, pilot, daemon):
+        recent = {"p50": 9.0, "p99": 31.0, "max": 640.0, "count": 4000, "window_s": 4.2}
+        await show(pilot, daemon, frame(3, 4.0, spread(10), lateness_recent_us=recent))
+        text = app.query_one(StatusPanel).text()
+        assert "p50 9 µs · p99 31 µs · max 640 µs · last 4 s" in text, text
+        assert "0 skipped · p99 80 µs since start" in text, text
+
+    run(test)
+
+
 def test_plots_and_status_show_the_frame():
     async def test(app, pilot, daemon):
         await show(pilot, daemon, frame(3, 4.0, spread(10), flashes_in=7, dropped_in=2))

@@ -84,7 +84,8 @@ class StatusView:
     dropped_frames: int = 0
     flashes_lost: int = 0
     skipped_ticks: int = 0
-    lateness_us: dict[str, float] = field(default_factory=dict)
+    lateness_us: dict[str, float] = field(default_factory=dict)  # since the daemon started
+    lateness_recent_us: dict[str, float] = field(default_factory=dict)  # the last seconds (window_s)
     ports: dict[str, Any] = field(default_factory=dict)
     frames: int = 0
 
@@ -230,6 +231,7 @@ class FrameModel:
             flashes_lost=self._lost,
             skipped_ticks=int(frame.get("skipped_ticks", 0) or 0),
             lateness_us=dict(frame.get("lateness_us") or {}),
+            lateness_recent_us=dict(frame.get("lateness_recent_us") or {}),
             ports=dict(frame.get("ports") or {}),
             frames=self.frames,
         )

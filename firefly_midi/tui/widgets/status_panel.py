@@ -19,6 +19,14 @@ def _us(value: Any) -> str:
     return f"{value / 1000:.2f} ms" if value >= 1000 else f"{value:.0f} µs"
 
 
+def _lateness(recent: dict[str, Any], total: dict[str, Any]) -> str:
+    """The tick's lateness of the last seconds: what it does now (the run's p99 is on the ticks
+    row).  A daemon too old to send the recent window shows the run's figures."""
+    late = recent or total
+    figures = f"p50 {_us(late.get('p50'))} · p99 {_us(late.get('p99'))} · max {_us(late.get('max'))}"
+    return f"{figures} · last {recent.get('window_s', 0):.0f} s" if recent else figures
+
+
 def _ports(ports: dict[str, Any]) -> Text:
     """The MIDI ports, in red unless they are open: a musician must see at once that nothing plays out."""
     if not ports:
@@ -57,8 +65,8 @@ class StatusPanel(Widget):
             ("tempo", f"{v.tempo_bpm:.1f} bpm · nominal {v.nominal_tempo_bpm:.1f} · drift {v.drift_bpm:+.1f}"),
             ("notes", f"{v.notes_out:,} out · {v.notes_per_s:.1f}/s"),
             ("input", f"{v.flashes_in:,} flashes in · {v.dropped_in:,} dropped"),
-            ("lateness", f"p50 {_us(late.get('p50'))} · p99 {_us(late.get('p99'))} · max {_us(late.get('max'))}"),
-            ("ticks", f"{v.skipped_ticks:,} skipped"),
+            ("lateness", _lateness(v.lateness_recent_us, late)),
+            ("ticks", f"{v.skipped_ticks:,} skipped · p99 {_us(late.get('p99'))} since start"),
             ("frames", f"{v.frames:,} · {v.dropped_frames:,} dropped · {v.flashes_lost:,} flashes lost"),
         ]
         # One row a line, cut with an ellipsis: a long socket path or port problem wrapping onto a
