@@ -92,7 +92,6 @@ class Daemon:
         self._status_every = 0.0
         self._next_reopen = 0.0
         self._next_input_reopen = 0.0
-        self._server_stalled = False
         self._next_look = 0.0
         self.connections: list[list[str]] = []  # [our port, other port]: kept in the state, restored on start
         self.stopped = threading.Event()
@@ -187,11 +186,11 @@ class Daemon:
             if ports.reopen():  # the synth may hold notes from before the loss: silence it first
                 self.submit(self._all_notes_off)
                 ports.restore(self.connections)
-        if ports.server_stalled() != self._server_stalled:
-            self._server_stalled = not self._server_stalled
-            if self._server_stalled:
-                pace = ports.watch.pace if ports.watch is not None else 0.0
-                log.warning("the JACK server runs %.0f%% of its cycles (a client of it hangs?): little or no MIDI moves", 100 * pace)
+        was_stalled = ports.stalled
+        if ports.server_stalled() != was_stalled:
+            if ports.stalled:
+                pace = 100 * (ports.server_pace or 0.0)
+                log.warning("the JACK server runs %.0f%% of its cycles (a client of it hangs?): little or no MIDI moves", pace)
             else:
                 log.info("the JACK server runs its cycles again")
         if ports.input_is_deaf() and time.monotonic() >= self._next_input_reopen:

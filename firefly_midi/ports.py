@@ -102,7 +102,7 @@ class Ports:
         self.deaf_inputs = 0  # JACK inputs found deaf and reopened (see _open_jack_input, reopen_input)
         self.deaf_guards = 0  # sysex guards found deaf later and reopened (reopen_input)
         self.stalls = 0  # times the JACK server stopped running its cycles (server_stalled)
-        self._was_stalled = False
+        self.stalled = False  # as server_stalled() last found
         self.watch: JackWatch | None = None
         self._dead: list[object] = []  # ports of a server that died: never touched again
 
@@ -444,9 +444,14 @@ class Ports:
         if stalled:
             with self._input_lock:
                 self._unanswered = 0
-        self.stalls += stalled and not self._was_stalled
-        self._was_stalled = stalled
+        self.stalls += stalled and not self.stalled
+        self.stalled = stalled
         return stalled
+
+    @property
+    def server_pace(self) -> float | None:
+        """The JACK server's frames run over frames due, in the watch's last window (None: no watch)."""
+        return self.watch.pace if self.watch is not None else None
 
     def reopen_input(self) -> bool:
         """Find which of the JACK input and its guard went deaf, and open that one again.
@@ -506,7 +511,7 @@ class Ports:
             "deaf_inputs": self.deaf_inputs,
             "deaf_guards": self.deaf_guards,
             "stalls": self.stalls,
-            "server_pace": round(self.watch.pace, 3) if self.watch is not None else None,
+            "server_pace": None if self.server_pace is None else round(self.server_pace, 3),
             "sysex_guard": self.guard is not None,
         }
 
