@@ -18,8 +18,8 @@ LEGEND = (
     ("r", "synchrony: 0 = flashes scattered over the cycle, 1 = all flash together"),
     ("tempo", "flashes a second × 60, as the swarm plays now; nominal: the preset's; drift: the difference"),
     ("input", "incoming notes taken as flashes; dropped: past the per-tick cap (a flood)"),
-    ("lateness", "how late the ticks start; under a tick (1 ms) the timing is tight"),
-    ("ticks", "ticks the clock missed (the machine was busy); the swarm steps them silently, keeping time"),
+    ("lateness", "how late the ticks started in the last 5 s or so; under a tick (1 ms) the timing is tight"),
+    ("ticks", "ticks the clock missed (the machine was busy), stepped silently to keep time; run p99: lateness since start"),
     ("frames", "pictures sent to this screen; dropped ones only thin the picture, never the music"),
 )
 

@@ -20,11 +20,10 @@ def _us(value: Any) -> str:
 
 
 def _lateness(recent: dict[str, Any], total: dict[str, Any]) -> str:
-    """The tick's lateness of the last seconds: what it does now (the run's p99 is on the ticks
-    row).  A daemon too old to send the recent window shows the run's figures."""
+    """The tick's lateness of the last seconds, what it does now (a daemon too old to send them:
+    the run's); the ticks row has the run's p99.  Short: the panel is ~45 columns wide."""
     late = recent or total
-    figures = f"p50 {_us(late.get('p50'))} · p99 {_us(late.get('p99'))} · max {_us(late.get('max'))}"
-    return f"{figures} · last {recent.get('window_s', 0):.0f} s" if recent else figures
+    return f"p50 {_us(late.get('p50'))} · p99 {_us(late.get('p99'))} · max {_us(late.get('max'))}"
 
 
 def _ports(ports: dict[str, Any]) -> Text:
@@ -66,7 +65,7 @@ class StatusPanel(Widget):
             ("notes", f"{v.notes_out:,} out · {v.notes_per_s:.1f}/s"),
             ("input", f"{v.flashes_in:,} flashes in · {v.dropped_in:,} dropped"),
             ("lateness", _lateness(v.lateness_recent_us, late)),
-            ("ticks", f"{v.skipped_ticks:,} skipped · p99 {_us(late.get('p99'))} since start"),
+            ("ticks", f"{v.skipped_ticks:,} skipped · run p99 {_us(late.get('p99'))}"),
             ("frames", f"{v.frames:,} · {v.dropped_frames:,} dropped · {v.flashes_lost:,} flashes lost"),
         ]
         # One row a line, cut with an ellipsis: a long socket path or port problem wrapping onto a
