@@ -114,6 +114,8 @@ class Lateness:
         self.hist[:] = 0
         self.count = 0
         self.max_s = 0.0
+        self._marks[:] = 0  # marks above the histogram would give the recent window negative counts
+        self._marked_at = [time.monotonic()] * 2
 
 
 class Clock:

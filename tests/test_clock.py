@@ -92,6 +92,9 @@ def test_recent_lateness_forgets_what_is_older_than_its_window():
     assert recent["count"] == 1000 and recent["p99"] == pytest.approx(10, abs=2) and recent["max"] == pytest.approx(10, abs=2)
     assert recent["window_s"] == pytest.approx(half)
     assert lateness.summary()["p99"] == pytest.approx(900, abs=2), "the run's figures keep the spell"
+    lateness.reset()
+    lateness.record(20e-6)
+    assert lateness.recent()["count"] == 1 and lateness.recent()["p99"] == pytest.approx(20, abs=2), "a reset starts the window afresh"
 
 
 def test_an_error_in_the_tick_stops_the_clock_and_is_kept():
