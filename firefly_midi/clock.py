@@ -36,11 +36,15 @@ def lower_timer_slack() -> bool:
         return False
 
 
-def _percentile_us(hist: np.ndarray, count: int, q: float) -> float:
+def _percentiles_us(hist: np.ndarray, qs: tuple[float, ...], count: int | None = None) -> tuple[list[float], int]:
+    """The ``qs``-th percentiles (0..100, to the bin) of a 1 µs histogram, and its count (its sum,
+    unless given): one cumulative sum for them all, since each costs as much as the rest together."""
+    cumulative = np.cumsum(hist)
+    count = int(cumulative[-1]) if count is None else count
     if not count:
-        return 0.0
-    rank = int(np.ceil(q / 100.0 * count))
-    return float(np.searchsorted(np.cumsum(hist), max(rank, 1)))
+        return [0.0] * len(qs), 0
+    ranks = [max(int(np.ceil(q / 100.0 * count)), 1) for q in qs]
+    return [float(x) for x in np.searchsorted(cumulative, ranks)], count
 
 
 class Lateness:
@@ -69,7 +73,7 @@ class Lateness:
 
     def percentile_us(self, q: float) -> float:
         """The q-th percentile (0..100) in µs, to the bin (values past 20 ms read as 20 ms)."""
-        return _percentile_us(self.hist, self.count, q)
+        return _percentiles_us(self.hist, (q,), self.count)[0][0]
 
     def p99_since(self, mark: np.ndarray) -> dict[str, float]:
         """p99 (µs) and count of the ticks recorded since ``mark``, an earlier copy of ``hist``,
@@ -77,8 +81,8 @@ class Lateness:
         the status log; not for the tick thread, it allocates)."""
         window = self.hist - mark
         mark[:] = self.hist
-        count = int(window.sum())
-        return {"p99": _percentile_us(window, count, 99), "count": count}
+        (p99,), count = _percentiles_us(window, (99,))
+        return {"p99": p99, "count": count}
 
     def roll(self, now: float) -> None:
         """Move the recent window on, every half RECENT_S (copies into buffers kept for it)."""
@@ -90,22 +94,21 @@ class Lateness:
     def recent(self, now: float | None = None) -> dict[str, float]:
         """p50, p99 and max (µs, to the bin) of the ticks since the older mark, and how many seconds
         that is.  A mark copied while the tick records is at most a few counts behind: no harm."""
-        window = self.hist - self._marks[0]
-        count = int(window.sum())
-        top = np.flatnonzero(window)
+        (p50, p99, top), count = _percentiles_us(self.hist - self._marks[0], (50, 99, 100))  # 100: the last bin used
         return {
-            "p50": _percentile_us(window, count, 50),
-            "p99": _percentile_us(window, count, 99),
-            "max": float(top[-1]) if top.size else 0.0,
+            "p50": p50,
+            "p99": p99,
+            "max": top,
             "count": count,
             "window_s": (time.monotonic() if now is None else now) - self._marked_at[0],
         }
 
     def summary(self) -> dict[str, float]:
+        (p50, p99, p999), _ = _percentiles_us(self.hist, (50, 99, 99.9), self.count)
         return {
-            "p50": self.percentile_us(50),
-            "p99": self.percentile_us(99),
-            "p99.9": self.percentile_us(99.9),
+            "p50": p50,
+            "p99": p99,
+            "p99.9": p999,
             "max": self.max_s * 1e6,
             "count": self.count,
         }
