@@ -32,6 +32,7 @@ PROBE_TRIES = 3  # JACK inputs opened (the first and the reopened ones) before k
 PROBE_MESSAGE = (0x8F, 0, 0)  # note-off, channel 16, note 0: read by the probe itself, never by the swarm
 END_OF_SYSEX = [0xF7]  # what the sysex guard sends into the JACK input (see Ports.end_stray_sysex)
 SYSEX_SILENCE_S = 0.5  # an input silent this long may be stuck in a sysex that never ends: end it
+SERVER_EXIT_S = 0.5  # after a failed call into libjack, how long to look for the server's exit (_server_gone)
 DEAF_AFTER = 4  # guard 0xF7s in a row that never came back (2 s of them): the input has gone deaf
 GUARD_PORT = "sysex-end"
 
@@ -171,7 +172,7 @@ class Ports:
             elif cfg.use_input:
                 inp = self._open_input(api, backend)
         except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
-            if backend == "jack" and _server_gone(server):
+            if backend == "jack" and _server_gone(server, SERVER_EXIT_S):
                 self._dead.extend(p for p in (out, inp, guard) if p is not None)
                 raise ServerGone("the JACK server went away while the ports opened") from None
             _close_quietly(out, inp, guard)
@@ -209,7 +210,7 @@ class Ports:
             heard, carried = _probe_jack_input(inp, self._input_name(), [], server, self._dead)
             if heard is not False:
                 break  # the input hears: no guard could be made to reach it
-            self._raise_if_server_gone(server, inp)
+            self._raise_if_server_gone(server, inp, wait_s=SERVER_EXIT_S)
             self.deaf_inputs += 1
             log.warning("the JACK input went deaf after its probe heard it; opening it again")
             _close_quietly(inp)
@@ -218,10 +219,10 @@ class Ports:
         log.warning("no sysex guard on the JACK input: a sysex that never ends would deafen it, and deafness goes unnoticed")
         return inp, None
 
-    def _raise_if_server_gone(self, server: str | None, *clients: Any) -> None:
+    def _raise_if_server_gone(self, server: str | None, *clients: Any, wait_s: float = 0.0) -> None:
         """ServerGone if the server whose socket was ``server`` died: its ``clients`` are kept unclosed
-        (closing a dead server's client can block)."""
-        if _server_gone(server):
+        (closing a dead server's client can block).  ``wait_s``: see ``_server_gone``."""
+        if _server_gone(server, wait_s):
             self._dead.extend(c for c in clients if c is not None)
             raise ServerGone("the JACK server went away while the ports opened")
 
@@ -249,7 +250,7 @@ class Ports:
             heard, carried = _probe_jack_input(inp, self._input_name(), carried, server, self._dead)
             if heard is not False:
                 return inp  # heard, or the probe could not be made: nothing to go on
-            self._raise_if_server_gone(server, inp)  # it heard nothing because nothing is there any more
+            self._raise_if_server_gone(server, inp, wait_s=SERVER_EXIT_S)  # it heard nothing: is anything there?
             if attempt == tries:
                 log.warning("the JACK input opened deaf %d times; keeping it (incoming MIDI may not arrive)", attempt)
                 return inp
@@ -283,13 +284,13 @@ class Ports:
                 guard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, self._guard_name().split(":")[0])
                 _open(guard, GUARD_PORT, self._input_name(), "output")
             except (rtmidi.RtMidiError, SystemError, RuntimeError, PortError) as exc:
-                self._raise_if_server_gone(server, guard)
+                self._raise_if_server_gone(server, guard, wait_s=SERVER_EXIT_S)
                 _close_quietly(guard)
                 log.warning("no sysex guard on the JACK input (%s): a sysex that never ends would deafen it", exc)
                 return None
             if _echoes(guard, inp):
                 return guard
-            self._raise_if_server_gone(server, guard)
+            self._raise_if_server_gone(server, guard, wait_s=SERVER_EXIT_S)
             _close_quietly(guard)
         return None
 
@@ -530,9 +531,22 @@ def _open(port, name: str, connect_to: str | None, kind: str) -> None:
     raise PortError(f"no MIDI {kind} port matching {connect_to!r}; available: {listing}")
 
 
-def _server_gone(server: str | None) -> bool:
-    """Whether the JACK server whose socket was ``server`` has died (or been replaced) since."""
-    return server is not None and jack_server_socket() != server
+def _server_gone(server: str | None, wait_s: float = 0.0) -> bool:
+    """Whether the JACK server whose socket was ``server`` has died (or been replaced) since.
+
+    ``wait_s``: after a call into libjack failed, look that long.  A jackd killed outright breaks
+    its clients' connections before its listening socket leaves /proc/net/unix: in clean-clone CI
+    an input open failed on a dying server whose socket was still listed, and the daemon gave up
+    MIDI for good instead of waiting for the server to come back.
+    """
+    if server is None:
+        return False
+    deadline = time.monotonic() + wait_s
+    while jack_server_socket() == server:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def _echoes(guard: Any, inp: Any) -> bool:
