@@ -239,10 +239,17 @@ def daemon(spawn, jack_server, tmp_path):
             wait_for_port(jack_server, f"{client}:out")
             if "--no-input" not in extra:
                 wait_for_port(jack_server, f"{client}-in:in")  # the input opens after the output
+            # and it plays: until then the input may still be probed (or opened again, if it opened
+            # deaf), and what a test sends meanwhile is the probe's to drop (59 of 60 notes, in CI)
+            deadline = time.monotonic() + 20
+            while "playing preset" not in proc.log():
+                if proc.popen.poll() is not None or time.monotonic() > deadline:
+                    raise TimeoutError
+                time.sleep(0.02)
         except TimeoutError:
             proc.popen.kill()
             proc.popen.wait()
-            pytest.fail(f"the daemon did not open its ports: {proc.log()[-3000:]}")
+            pytest.fail(f"the daemon did not open its ports and play: {proc.log()[-3000:]}")
         return proc
 
     return start
