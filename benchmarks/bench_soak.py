@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from jackserver import connect, private_jack, wait_for_port  # noqa: E402
+from jackserver import connect, private_jack, server_log, wait_for_port  # noqa: E402
 
 from firefly_midi.control import ControlClient, ControlError, request, wait_for_daemon  # noqa: E402
 
@@ -51,10 +51,15 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-class Receiver:
-    """Counts the daemon's notes (python-rtmidi callback on JACK's thread) and pairs ons with offs."""
+class Receiver(threading.Thread):
+    """Counts the daemon's notes and pairs ons with offs, reading its port from a thread of its own.
+
+    Not with an rtmidi callback: that runs on JACK's process thread and takes the GIL there, and a
+    synchronous server then waits each cycle on whatever Python thread of this process holds it.
+    """
 
     def __init__(self, name: str):
+        super().__init__(daemon=True)
         import rtmidi
 
         self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name, queue_size_limit=65536)
@@ -62,10 +67,18 @@ class Receiver:
         self.lock = threading.Lock()
         self.ons = self.offs = self.all_notes_off = self.doubled = 0
         self.sounding: dict[tuple[int, int], int] = {}
-        self.port.set_callback(self._on_message)
+        self.stopping = threading.Event()
 
-    def _on_message(self, item, _data=None) -> None:
-        m = item[0]
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.drain()
+            time.sleep(0.001)
+
+    def drain(self) -> None:
+        while (item := self.port.get_message()) is not None:
+            self._count(item[0])
+
+    def _count(self, m: list[int]) -> None:
         with self.lock:
             if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0:
                 key = (m[0] & 15, m[1])
@@ -173,6 +186,7 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
         try:
             wait_for_port(env, f"{client}:out", timeout=120)
             receiver = Receiver(f"soak-rx-{tag}")
+            receiver.start()
             sender = Sender(f"soak-tx-{tag}", notes_per_s)
             connect(env, f"{client}:out", f"soak-rx-{tag}:in")
             connect(env, f"soak-tx-{tag}:out", f"{client}-in:in")
@@ -209,7 +223,8 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
             final = settled(path, sender.sent, replies)
             watcher.stopping.set()
         except (ControlError, OSError) as exc:  # say what the daemon was doing
-            raise RuntimeError(f"{exc}; the daemon's log ends:\n{log_path.read_text()[-4000:]}") from exc
+            why = f"the daemon's log ends:\n{log_path.read_text()[-4000:]}\njackd's log ends:\n{server_log(env)}"
+            raise RuntimeError(f"{exc}; {why}") from exc
         finally:
             daemon.send_signal(signal.SIGTERM)
             try:
@@ -218,15 +233,19 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
                 daemon.kill()
                 code = daemon.wait()
         time.sleep(0.5)  # the last note-offs and All Notes Off reach the receiver
+        receiver.stopping.set()
+        receiver.join(2)
+        receiver.drain()
         watcher.join(3)
         log_text = log_path.read_text()
+        jackd_tail = server_log(env)
         hanging = receiver.hanging()
         for port in (receiver.port, sender.port):  # close the clients too: see tests/integration/peer.py
             port.close_port()
             port.delete()
     played = re.search(r"stopped; (\d+) notes played", log_text)  # the daemon's own count, after its last note
     totals = {"flashes_in": final["flashes_in"], "notes_out": int(played.group(1)) if played else None}
-    totals |= {"ports": final["ports"], "replies": replies}
+    totals |= {"ports": final["ports"], "replies": replies, "jackd_log_tail": jackd_tail}
     return summarize(samples, totals, receiver, sender, watcher, hanging, code, log_text[-2000:], n, preset)
 
 
@@ -265,6 +284,7 @@ def summarize(samples, totals, receiver, sender, watcher, hanging, code, log_tai
         "errors": last["errors"],
         "samples": samples,
         "daemon_log_tail": log_tail,
+        "jackd_log_tail": totals["jackd_log_tail"],
     }
 
 

@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from typing import IO
 
 
 class JackUnavailable(RuntimeError):
@@ -113,6 +114,20 @@ def _start(env: dict[str, str], rate: int, frames: int, log, attempts: int = 12)
     raise AssertionError("unreachable")
 
 
+_LOGS: dict[str, IO[str]] = {}  # the log file of each running private server, by its name
+
+
+def server_log(env: dict[str, str], chars: int = 3000) -> str:
+    """The end of the log of the private server ``env`` reaches (xruns, timeouts, clients dropped)."""
+    log = _LOGS.get(env.get("JACK_DEFAULT_SERVER", ""))
+    if log is None:
+        return ""
+    # pread, not seek: jackd writes through the same open file, and a seek would move its offset too
+    size = os.fstat(log.fileno()).st_size
+    data = os.pread(log.fileno(), 4 * chars, max(0, size - 4 * chars))
+    return data.decode(errors="replace")[-chars:]
+
+
 @contextlib.contextmanager
 def private_jack(rate: int = 48_000, frames: int = 64) -> Iterator[dict[str, str]]:
     """Start a private dummy JACK server; yield the environment that reaches it; stop it afterwards.
@@ -131,6 +146,7 @@ def private_jack(rate: int = 48_000, frames: int = 64) -> Iterator[dict[str, str
     with tempfile.TemporaryFile(mode="w+") as log:
         server = _start(env, rate, frames, log)
         overrides["JACK_DEFAULT_SERVER"] = env["JACK_DEFAULT_SERVER"]
+        _LOGS[env["JACK_DEFAULT_SERVER"]] = log
         try:
             os.environ.update(overrides)
             yield env
@@ -140,6 +156,7 @@ def private_jack(rate: int = 48_000, frames: int = 64) -> Iterator[dict[str, str
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+            _LOGS.pop(env["JACK_DEFAULT_SERVER"], None)
             if server.poll() is None:
                 server.terminate()
                 try:

@@ -102,8 +102,9 @@ class Daemon:
         self._warm_up()
         with _dying_on_signals():
             self.ports.open()
-        self._all_notes_off()  # a synth left hanging by an earlier run that crashed is silenced first
         self.ports.restore(self.connections)
+        self.ports.settle()
+        self._all_notes_off()  # a synth left hanging by an earlier run that crashed is silenced first
         gc.collect()
         gc.freeze()  # start-up objects out of the collector's way: the tick makes no new containers
         # Another thread holding the GIL (the control server encoding a frame) keeps it for up to the
@@ -184,8 +185,9 @@ class Daemon:
         if ports.state == "lost" and time.monotonic() >= self._next_reopen:
             self._next_reopen = time.monotonic() + 1.0
             if ports.reopen():  # the synth may hold notes from before the loss: silence it first
-                self.submit(self._all_notes_off)
                 ports.restore(self.connections)
+                ports.settle()
+                self.submit(self._all_notes_off)
         was_stalled = ports.stalled
         if ports.server_stalled() != was_stalled:
             if ports.stalled:

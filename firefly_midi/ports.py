@@ -33,6 +33,7 @@ PROBE_MESSAGE = (0x8F, 0, 0)  # note-off, channel 16, note 0: read by the probe 
 END_OF_SYSEX = [0xF7]  # what the sysex guard sends into the JACK input (see Ports.end_stray_sysex)
 SYSEX_SILENCE_S = 0.5  # an input silent this long may be stuck in a sysex that never ends: end it
 SERVER_EXIT_S = 0.5  # after a failed call into libjack, how long to look for the server's exit (_server_gone)
+SETTLE_S = 0.2  # longest wait for two JACK cycles after connecting (2 x 2048 frames at 44.1 kHz: 93 ms)
 DEAF_AFTER = 4  # guard 0xF7s in a row that never came back (2 s of them): the input has gone deaf
 GUARD_PORT = "sysex-end"
 
@@ -318,6 +319,16 @@ class Ports:
         if made:
             log.info("restored %d port connection(s)", made)
         return made
+
+    def settle(self) -> None:
+        """Wait (at most SETTLE_S) for connections just made to carry what is sent next.
+
+        JACK applies a new connection at the start of its next cycle: a message sent while the
+        current one runs goes out on the old graph, to nobody, and an All Notes Off meant for a
+        synth just connected is lost.  Two cycles later the new graph is in use.
+        """
+        if self.state == "open" and self.watch is not None:
+            self.watch.wait_cycles(2, SETTLE_S)
 
     # ------------------------------------------------------------------------- losing the server
     @property
@@ -688,6 +699,19 @@ class JackWatch:
             if self.pace < 0.5:
                 self._stalled_until = now + self.STALL_KEPT_S
         return now < self._stalled_until
+
+    def wait_cycles(self, cycles: int, timeout_s: float) -> bool:
+        """Wait until the server has run ``cycles`` more cycles; False if it did not within ``timeout_s``."""
+        if self.client is None or self.gone.is_set():
+            return False
+        client = self.client
+        first, needed = client.last_frame_time, cycles * client.blocksize
+        deadline = time.monotonic() + timeout_s
+        while (client.last_frame_time - first) % 2**32 < needed:  # jack_nframes_t wraps
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.0005)
+        return True
 
     @classmethod
     def start(cls, name: str, server_socket: str | None = None, output: str | None = None) -> JackWatch:

@@ -507,13 +507,15 @@ def test_after_sigkill_mid_chord_the_restart_silences_every_channel_first(daemon
     time.sleep(1.5)
     first.popen.send_signal(signal.SIGKILL)
     first.popen.wait(10)
-    killed_at = time.monotonic() - listener.started
     wait_until_gone(jack_server, f"{first.client}:out")
 
     preset, values = presets.load_state(state_path(tmp_path))
     assert preset == "pulse-sine" and values["swarm.coupling"] in writes and values["mapping.note_ms"] == 10000
     assert not list(state_path(tmp_path).parent.glob(".state.toml.*")), "a half-written state file was left behind"
 
+    # The peer stamps a message when it reads it: a note the first daemon sent just before the kill
+    # can be read after the kill.  Only what comes after the second daemon's launch is the restart's.
+    restarted_at = time.monotonic() - listener.started
     second = daemon("--connect-out", peer_port(listener), "--socket", str(path), client=first.client)  # resumes the state
     wait_for_daemon(path, 30.0)
     assert request(path, "get", key="swarm.coupling") == values["swarm.coupling"]
@@ -521,8 +523,8 @@ def test_after_sigkill_mid_chord_the_restart_silences_every_channel_first(daemon
     stopped_at = time.monotonic() - listener.started
     log, code, lines = stop_daemon_then_peer(second, listener)
     assert code == 0, log[-3000:]
-    before = [line for line in lines if "m" in line and line["t"] < killed_at]
-    after = [line for line in lines if "m" in line and killed_at <= line["t"] < stopped_at - 0.05]  # not the shutdown's
+    before = [line for line in lines if "m" in line and line["t"] < restarted_at]
+    after = [line for line in lines if "m" in line and restarted_at <= line["t"] < stopped_at - 0.05]  # not the shutdown's
     assert any(line["m"][0] & 0xF0 == 0x90 for line in after), "the restarted daemon played nothing"
     hanging = {(m[0] & 15, m[1]) for m in (line["m"] for line in before) if m[0] & 0xF0 == 0x90 and m[2] > 0}
     assert hanging, "no note was sounding when the daemon was killed"
@@ -530,7 +532,10 @@ def test_after_sigkill_mid_chord_the_restart_silences_every_channel_first(daemon
     first_note = next((i for i, line in enumerate(after) if line["m"][0] & 0xF0 == 0x90), len(after))
     silenced = all_notes_off_channels(after[:first_note])
     used = {channel for channel, _ in hanging} | {c - 1 for c in values["mapping.channels"]} | {values["mapping.cc_channel"] - 1}
-    assert used <= silenced, f"All Notes Off before the first note on channels {sorted(silenced)}; needed {sorted(used)}"
+    assert used <= silenced, (
+        f"All Notes Off before the first note on channels {sorted(silenced)}; needed {sorted(used)}\n"
+        f"the restart's first messages: {after[: first_note + 1][:12]}\nits log:\n{log[-2000:]}"
+    )
 
 
 @pytest.mark.async_jack

@@ -41,7 +41,7 @@ def test_a_minute_of_soak_leaks_nothing_and_leaves_no_note_hanging(tmp_path, com
     assert result["hanging_notes"] == 0
     assert result["rss_growth_kb"] < 5 * 1024, f"resident memory grew {result['rss_growth_kb']} KB in a minute"
     assert result["frames"] > 30 * 30 and result["telemetry_error"] in (None, "")
-    why = f"ports {result['ports']}\n{result['daemon_log_tail'][-2500:]}"
+    why = f"ports {result['ports']}\n{result['daemon_log_tail'][-2500:]}\njackd: {result.get('jackd_log_tail', '')[-1500:]}"
     assert result["flashes_in"] > 0 and result["notes_out_daemon"] > 0, why
     # notes in and out balanced (issue #7): every note sent in is a flash, every note played is heard,
     # and every note-on heard is answered by its note-off, none started again while sounding
