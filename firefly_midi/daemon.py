@@ -185,9 +185,11 @@ class Daemon:
         if ports.state == "lost" and time.monotonic() >= self._next_reopen:
             self._next_reopen = time.monotonic() + 1.0
             if ports.reopen():  # the synth may hold notes from before the loss: silence it first
-                ports.restore(self.connections)
-                ports.settle()
-                self.submit(self._all_notes_off)
+                self._greet_ports()
+        if ports.state == "none" and time.monotonic() >= self._next_reopen:  # started before the JACK server
+            self._next_reopen = time.monotonic() + 1.0
+            if ports.open_late():
+                self._greet_ports()
         was_stalled = ports.stalled
         if ports.server_stalled() != was_stalled:
             if ports.stalled:
@@ -209,6 +211,15 @@ class Daemon:
             if current is not None and current != self.connections:
                 self.connections = current
                 self._state_dirty = True
+
+    def _greet_ports(self) -> None:
+        """Ports opened while playing: make the connections kept in the state, then silence the synths.
+
+        A synth may hold notes from a run that crashed, or from before the server went away.
+        """
+        self.ports.restore(self.connections)
+        self.ports.settle()
+        self.submit(self._all_notes_off)
 
     def log_status_every(self, seconds: float) -> None:
         """Log ``status`` as one JSON line every ``seconds`` while running (for logs and scripts)."""

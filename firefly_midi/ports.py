@@ -107,10 +107,11 @@ class Ports:
         self.stalled = False  # as server_stalled() last found
         self.watch: JackWatch | None = None
         self._dead: list[object] = []  # ports of a server that died: never touched again
+        self.awaits_jack = False  # no backend opened, but a JACK server started later would do (open_late)
 
     # --------------------------------------------------------------------------------- opening
-    def open(self) -> None:
-        """Open the ports on the first backend that works; else stay portless and say why once."""
+    def open(self, quiet: bool = False) -> None:
+        """Open the ports on the first backend that works; else stay portless and say why (once: not if ``quiet``)."""
         os.environ.setdefault("JACK_NO_START_SERVER", "1")  # never let libjack spawn a server behind the user's back
         if self.config.backend == "windows" and not (self.config.connect_out or self.config.connect_in):
             self._give_up(
@@ -132,7 +133,21 @@ class Ports:
             self._use(backend, out, inp, guard, server)
             log.info("MIDI ports open on %s: %s", backend, ", ".join(self.names()))
             return
-        self._give_up("; ".join(problems))
+        self._give_up("; ".join(problems), quiet)
+
+    def open_late(self) -> bool:
+        """Open the ports now if none could be opened before and a JACK server has started since.
+
+        A musician often starts the daemon before JACK (or QjackCtl) is up: the swarm plays on
+        without MIDI and its ports appear once the server does.  Cheap while no server runs: one
+        look at the server's socket.  True when the ports are open.
+        """
+        if self.state != "none" or not self.awaits_jack or jack_server_socket() is None:
+            return False
+        self.open(quiet=True)
+        if self.state == "open":
+            log.info("a JACK server started: MIDI ports open on %s: %s", self.backend, ", ".join(self.names()))
+        return self.state == "open"
 
     def _use(self, backend: str, out: Any, inp: Any, guard: Any, server: str | None) -> None:
         """Play through ports just opened (a JACK input with its sysex guard), with a watch on a JACK server."""
@@ -147,9 +162,12 @@ class Ports:
         self.losses += 1
         log.warning("%s; the swarm keeps playing and the ports open when it is back", why)
 
-    def _give_up(self, why: str) -> None:
+    def _give_up(self, why: str, quiet: bool = False) -> None:
         self.state, self.problem = "none", why
-        log.warning("no MIDI backend could be opened (%s); the swarm keeps running without MIDI", why)
+        self.awaits_jack = "jack" in platform_backends(self.config.backend) and sys.platform.startswith("linux")
+        later = "; they open when a JACK server starts" if self.awaits_jack else ""
+        if not quiet:
+            log.warning("no MIDI backend could be opened (%s); the swarm keeps running without MIDI%s", why, later)
 
     def _open_on(self, backend: str, server: str | None) -> tuple[Any, Any, Any]:
         """(output, input or None, sysex guard or None) opened on ``backend``; nothing is kept if one fails.

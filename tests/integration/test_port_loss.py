@@ -66,3 +66,47 @@ def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_ba
     assert not hanging_at_the_end(lines), "every note the peer heard start must end"
     ticks = [s["ticks"] for s in status_lines(log)]
     assert ticks == sorted(ticks) and ticks[-1] > 1000, "it kept ticking through the gap"
+
+
+def test_a_daemon_started_before_the_jack_server_opens_its_ports_once_the_server_starts(compiled_kernels, tmp_path):
+    """The musician starts firefly-midi, then JACK: the ports appear, with no restart of the daemon."""
+    env = jack_env(f"ffm-late-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
+        env[name] = str(tmp_path / name.lower())
+    client = f"ffm-{uuid.uuid4().hex[:6]}"
+    args = ["--client-name", client, "--preset", "pulse-sine", "--status-every", "0.25"]  # the default backend
+    daemon = start_logged(
+        [sys.executable, "-m", "firefly_midi", "daemon", *args, "--set", "swarm.freq_hz=6", "--set", "mapping.note_ms=80"], env, tmp_path
+    )
+    server = peer = None
+    try:
+        deadline = time.monotonic() + 60
+        while "playing preset" not in daemon.log():
+            assert daemon.popen.poll() is None and time.monotonic() < deadline, daemon.log()[-3000:]
+            time.sleep(0.1)
+        time.sleep(1.5)  # a few of its once-a-second looks find no server
+        assert "no MIDI backend could be opened" in daemon.log() and "when a JACK server starts" in daemon.log()
+        server = start_jackd(env)
+        try:
+            wait_for_port(env, f"{client}:out", timeout=15)
+        except TimeoutError as exc:
+            pytest.fail(f"{exc}; daemon log:\n{daemon.log()[-4000:]}")
+        peer = start_peer(lambda args: start_logged(args, env, tmp_path), client, tmp_path, "--seconds", "30")
+        time.sleep(3.0)
+    finally:
+        daemon.stop()
+        _, log, code = daemon.finish()
+        if peer is not None:
+            peer.stop()
+    try:
+        lines, err, _ = peer.finish(timeout=30) if peer is not None else ([], "", 0)
+    finally:
+        if server is not None:
+            stop_jackd(server)
+    assert code == 0, log[-3000:]
+    assert "a JACK server started: MIDI ports open on jack" in log, log[-3000:]
+    states = [s["ports"]["state"] for s in status_lines(log)]
+    assert states[0] == "none" and states[-1] == "open", states
+    notes = [t for t, kind, *_ in note_traffic(lines) if kind == 0x90]
+    assert len(notes) >= 3, f"no notes once the server started: {err[-1000:]}\ndaemon log:\n{log[-3000:]}"
+    assert not hanging_at_the_end(lines), "every note the peer heard start must end"
