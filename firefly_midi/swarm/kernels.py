@@ -212,7 +212,7 @@ def uniform01(key, counter):
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
-    return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return float(np.int64(z >> np.uint64(11))) * (1.0 / 9007199254740992.0)  # < 2**53: exact; a signed conversion is one instruction
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -220,8 +220,61 @@ def receive_all(model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, 
     """Every firefly that has not flashed this tick sees ``m`` flash-equivalents (global coupling).
 
     Those pushed to threshold flash now, at sub-tick time ``t``, and are absorbed: they ignore the
-    rest of this tick's flashes.
+    rest of this tick's flashes.  The loops are picked per model, outside them, so that each one
+    vectorises (one loop dispatching on the model inside ran 4-5x slower); they compute what
+    ``receive`` does, bit for bit.  Mirollo-Strogatz's curve calls libm: one firefly at a time.
     """
+    if model == ERMENTROUT:  # a flash changes the frequency only: no phase reaches 1 here
+        for i in range(phase.size):
+            f = freq[i]
+            omega = ermentrout_freq(phase[i], f, m, w, eps, f0, fmin, fmax)
+            freq[i] = omega if fired[i] == 0 else f
+        return n
+    if model == PULSE:
+        return _receive_all_pulse(prc, desync, phase, freq, fired, m * w * eps, m * w * kappa, fmin, fmax, t, ids, times, n)
+    return _receive_all_each(model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _receive_all_pulse(prc, desync, phase, freq, fired, s, adapt, fmin, fmax, t, ids, times, n):
+    """The pulse model's receive_all in two passes over blocks, as ``advance``: a branch-free one
+    that kicks every firefly (those that flashed keep their values through selects) and counts the
+    phases it pushed to 1, and a scan, only of a block where one was, that fires them in id order.
+    ``s`` = m·w·ε, ``adapt`` = m·w·κ (interval adaptation, 0 for none)."""
+    size = phase.size
+    for start in range(0, size, CROSSING_BLOCK):
+        lo = np.uint64(start)
+        hi = np.uint64(min(start + CROSSING_BLOCK, size))
+        crossed = np.int32(0)
+        if adapt > 0.0:
+            for i in range(lo, hi):
+                x, f = phase[i], freq[i]
+                phi = pulse_kick(x, s, prc, desync)
+                omega = min(max(f * (1.0 + adapt * prc_unit(x, prc, desync)), fmin), fmax)
+                seen = fired[i] == 0
+                phase[i] = phi if seen else x
+                freq[i] = omega if seen else f
+                crossed += np.int32(seen and phi >= 1.0)
+        else:
+            for i in range(lo, hi):
+                x = phase[i]
+                phi = pulse_kick(x, s, prc, desync)
+                seen = fired[i] == 0
+                phase[i] = phi if seen else x
+                crossed += np.int32(seen and phi >= 1.0)
+        if crossed:
+            for i in range(lo, hi):
+                if fired[i] == 0 and phase[i] >= 1.0:
+                    phase[i] = 0.0
+                    fired[i] = 1
+                    ids[n] = i
+                    times[n] = t
+                    n += 1
+    return n
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _receive_all_each(model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n):
     for i in range(phase.size):
         if fired[i] == 0:
             phi, omega = receive(model, prc, desync, phase[i], freq[i], m, w, eps, kappa, ms_b, f0, fmin, fmax)
