@@ -16,12 +16,30 @@ from .test_daemon_jack import hanging_at_the_end, note_traffic
 pytestmark = pytest.mark.jack
 
 
+def own_env(prefix: str, tmp_path) -> dict[str, str]:
+    """The environment of a JACK server name of the test's own, and of state folders in tmp_path."""
+    env = jack_env(f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
+        env[name] = str(tmp_path / name.lower())
+    return env
+
+
+def start_playing(env: dict[str, str], tmp_path, client: str, *extra: str):
+    args = ["--client-name", client, "--preset", "pulse-sine", "--status-every", "0.25", "--set", "swarm.freq_hz=6"]
+    return start_logged([sys.executable, "-m", "firefly_midi", "daemon", *args, "--set", "mapping.note_ms=80", *extra], env, tmp_path)
+
+
+def wait_for_ports(env: dict[str, str], client: str, daemon) -> None:
+    try:
+        wait_for_port(env, f"{client}:out", timeout=15)
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}; daemon log:\n{daemon.log()[-4000:]}")
+
+
 @pytest.fixture
 def own_server(compiled_kernels, tmp_path):
     """A private JACK server for a test that kills it and starts it again under the same name."""
-    env = jack_env(f"ffm-loss-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
-        env[name] = str(tmp_path / name.lower())
+    env = own_env("ffm-loss", tmp_path)
     servers = [private_jackd(env)]
     yield env, servers
     for server in servers:
@@ -31,10 +49,7 @@ def own_server(compiled_kernels, tmp_path):
 def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_back(own_server, tmp_path):
     env, servers = own_server
     client = f"ffm-{uuid.uuid4().hex[:6]}"
-    args = ["--backend", "jack", "--client-name", client, "--preset", "pulse-sine", "--status-every", "0.25"]
-    daemon = start_logged(
-        [sys.executable, "-m", "firefly_midi", "daemon", *args, "--set", "swarm.freq_hz=6", "--set", "mapping.note_ms=80"], env, tmp_path
-    )
+    daemon = start_playing(env, tmp_path, client, "--backend", "jack")
     peer = None
     try:
         wait_for_port(env, f"{client}:out")
@@ -43,10 +58,7 @@ def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_ba
         time.sleep(1.5)
         assert daemon.popen.poll() is None, f"the daemon must survive its MIDI server: {daemon.log()[-3000:]}"
         servers.append(start_jackd(env))
-        try:
-            wait_for_port(env, f"{client}:out", timeout=15)
-        except TimeoutError as exc:
-            pytest.fail(f"{exc}; daemon log:\n{daemon.log()[-4000:]}")
+        wait_for_ports(env, client, daemon)
         # once connected, however long the loaded machine takes to start it: then 3 s of notes
         peer = start_peer(lambda args: start_logged(args, env, tmp_path), client, tmp_path, "--seconds", "30")
         time.sleep(3.0)
@@ -70,14 +82,9 @@ def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_ba
 
 def test_a_daemon_started_before_the_jack_server_opens_its_ports_once_the_server_starts(compiled_kernels, tmp_path):
     """The musician starts firefly-midi, then JACK: the ports appear, with no restart of the daemon."""
-    env = jack_env(f"ffm-late-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
-        env[name] = str(tmp_path / name.lower())
+    env = own_env("ffm-late", tmp_path)
     client = f"ffm-{uuid.uuid4().hex[:6]}"
-    args = ["--client-name", client, "--preset", "pulse-sine", "--status-every", "0.25"]  # the default backend
-    daemon = start_logged(
-        [sys.executable, "-m", "firefly_midi", "daemon", *args, "--set", "swarm.freq_hz=6", "--set", "mapping.note_ms=80"], env, tmp_path
-    )
+    daemon = start_playing(env, tmp_path, client)  # the default backend: the one a musician gets
     server = peer = None
     try:
         deadline = time.monotonic() + 60
@@ -87,10 +94,7 @@ def test_a_daemon_started_before_the_jack_server_opens_its_ports_once_the_server
         time.sleep(1.5)  # a few of its once-a-second looks find no server
         assert "no MIDI backend could be opened" in daemon.log() and "when a JACK server starts" in daemon.log()
         server = start_jackd(env)
-        try:
-            wait_for_port(env, f"{client}:out", timeout=15)
-        except TimeoutError as exc:
-            pytest.fail(f"{exc}; daemon log:\n{daemon.log()[-4000:]}")
+        wait_for_ports(env, client, daemon)
         peer = start_peer(lambda args: start_logged(args, env, tmp_path), client, tmp_path, "--seconds", "30")
         time.sleep(3.0)
         lines, err = [], ""
