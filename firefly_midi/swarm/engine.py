@@ -85,7 +85,7 @@ class Swarm:
         self._scratch = np.empty(max(self.n, K.BLOCK), dtype=np.float64)
         self._hist = np.zeros(_HIST_BINS, dtype=np.int64)
         self._below = np.zeros(_HIST_BINS, dtype=np.int64)
-        self._mf = np.array([0.0, 0.0, 0.0, 1.0, 0.0])  # mean field carried between ticks; stale
+        self._mf = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0])  # mean field carried between ticks; stale; carry; recent flashes
         self._dq_shape = None  # a fresh swarm starts with no delivery in flight
         self._configure()
 
@@ -180,7 +180,8 @@ class Swarm:
         return (*self._state_buffers(), self._hist, self._below, self._scratch, self._mf, self._rng)
 
     def _delayed_buffers(self) -> tuple:
-        return (*self._state_buffers(), self._mf, self._rng, self._dq_meta, self._dq_link, self._dq_t)
+        # _scratch, Kuramoto's elsewhere, holds the delayed path's table of a tick's sines (Ermentrout)
+        return (*self._state_buffers(), self._mf, self._rng, self._dq_meta, self._dq_link, self._dq_t, self._scratch)
 
     def step(self) -> int:
         """Advance one tick of ``clock.tick_ms``; return the flash count (see ``flashes()``)."""
