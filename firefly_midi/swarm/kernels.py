@@ -753,7 +753,8 @@ def _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n,
     model, prc, desync = codes[C_MODEL], codes[C_PRC], codes[C_DESYNC] != 0
     w, eps, kappa, ms_b = coef[F_W], coef[F_EPS], coef[F_KAPPA], coef[F_MS_B]
     f0, fmin, fmax, delay_ticks = coef[F_F0], coef[F_FMIN], coef[F_FMAX], coef[F_DELAY_TICKS]
-    queue_flashes(table, ids, times, 0, n, delay_ticks, dq_meta, dq_link, dq_t, rng, index)
+    if n:  # most ticks of a synchronised swarm: no call (its ~80 arguments, arrays passed field by field)
+        queue_flashes(table, ids, times, 0, n, delay_ticks, dq_meta, dq_link, dq_t, rng, index)
     head = DQ_SLOTS + index % (dq_meta.size - DQ_SLOTS)
     recent = state[M_RECENT] + (n - state[M_RECENT]) * (1.0 / 32.0)  # flashes a tick, lately
     state[M_RECENT] = recent
@@ -787,7 +788,8 @@ def _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n,
             sines,
             tabled,
         )
-        queue_flashes(table, ids, times, start, n, delay_ticks, dq_meta, dq_link, dq_t, rng, index)
+        if n > start:
+            queue_flashes(table, ids, times, start, n, delay_ticks, dq_meta, dq_link, dq_t, rng, index)
     return n
 
 
