@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the swarm headless and report: sync_time_s (seconds until r stays ≥ 0.95), order_parameter "
         "(synchrony r over the last second, 1 = all in phase), tempo_bpm and mean_freq_hz (the mean flash rate), gap_cv "
         "(unevenness of the phases around the circle, 0 = evenly spread), emission_window (share of the period holding "
-        "95%% of the flashes), and with --damage recovery_time_s. Definitions: docs/models.md.",
+        "95% of the flashes), and with --damage recovery_time_s. Definitions: docs/models.md.",
     )
     _add_preset_args(sim)
     sim.add_argument("--seconds", type=float, default=30.0, help="swarm time to simulate (default: %(default)s)")

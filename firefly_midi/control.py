@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import socket
 import stat
 import struct
@@ -70,12 +71,25 @@ class SocketBusyError(ControlError):
         self.path, self.pid = path, pid
 
 
+def command_name() -> str:
+    """This program as the user can type it: ``firefly-midi`` when PATH finds it, else the path it
+    was started by (a venv not activated: ``.venv/bin/firefly-midi``)."""
+    started = sys.argv[0]
+    if os.path.basename(started) != "firefly-midi":  # python -m firefly_midi, tests: the usual name
+        return "firefly-midi"
+    found = shutil.which("firefly-midi")
+    if found is not None and os.path.realpath(found) == os.path.realpath(started):
+        return "firefly-midi"
+    relative = os.path.relpath(started)
+    return started if relative.startswith("..") else relative
+
+
 class NoDaemonError(ControlError, ConnectionError):
     """Nothing answers on the socket path."""
 
     def __init__(self, path: Path, detail: str = ""):
         extra = f" ({detail})" if detail else ""
-        super().__init__("no_daemon", f"no firefly-midi daemon on {path}{extra}; start one with `firefly-midi daemon`")
+        super().__init__("no_daemon", f"no firefly-midi daemon on {path}{extra}; start one with `{command_name()} run`")
         self.path = path
 
 
@@ -956,7 +970,7 @@ def wait_for_daemon(path: str | os.PathLike[str], wait_s: float = 300.0, child: 
         if _daemon_answers(path):
             return
         if not said and time.monotonic() > deadline - wait_s + 3.0:
-            print("compiling the swarm's kernels: the first start takes a minute or so, later ones a moment", file=sys.stderr)
+            print("compiling the swarm's kernels: the very first start takes a minute or two, later ones a moment", file=sys.stderr)
             said = True
         time.sleep(0.2)
     raise ControlError("daemon", f"{who} did not answer within {wait_s:g} s")

@@ -122,7 +122,7 @@ class Daemon:
     def _warm_up(self) -> None:
         """Load (or compile) every kernel before the first deadline, on a throwaway copy of the swarm."""
         started = time.perf_counter()
-        log.info("loading the swarm kernels (the very first start compiles them: about half a minute, once)")
+        log.info("loading the swarm kernels (the very first start compiles them: a minute or two, once)")
         spare = Swarm({**self.values, "swarm.n": min(self.swarm.n, 64)})
         for _ in range(3):
             spare.inject(0.5, 1.0)

@@ -163,9 +163,11 @@ class Ports:
         log.warning("%s; the swarm keeps playing and the ports open when it is back", why)
 
     def _give_up(self, why: str, quiet: bool = False) -> None:
-        self.state, self.problem = "none", why
         self.awaits_jack = "jack" in platform_backends(self.config.backend) and sys.platform.startswith("linux")
-        later = "; they open when a JACK server starts" if self.awaits_jack else ""
+        # what to do first: the TUI shows the start of it in a narrow row; the backends' errors follow
+        hint = "no MIDI server: start JACK and the ports open (or load ALSA's snd-seq and restart); " if self.awaits_jack else ""
+        self.state, self.problem = "none", hint + why
+        later = "; the ports open when a JACK server starts" if self.awaits_jack else ""
         if not quiet:
             log.warning("no MIDI backend could be opened (%s); the swarm keeps running without MIDI%s", why, later)
 

@@ -535,7 +535,7 @@ def test_ctl_exit_codes(path, folder, capsys):
     nowhere = folder / "nobody-here.sock"
     assert ctl(nowhere, "status") == 3
     err = capsys.readouterr().err
-    assert f"no firefly-midi daemon on {nowhere}" in err and "firefly-midi daemon`" in err
+    assert f"no firefly-midi daemon on {nowhere}" in err and "firefly-midi run`" in err
 
 
 def test_ctl_status_json_and_human(path, capsys):

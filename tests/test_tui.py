@@ -302,7 +302,7 @@ def test_plots_and_status_show_the_frame():
         for expected in (
             "connected",
             "test-preset",
-            "30 out",
+            "30 played",
             "7 flashes in",
             "2 dropped",
             "p50 12 µs",
@@ -485,13 +485,15 @@ def test_against_a_real_daemon(monkeypatch):
 
 def test_no_midi_port_is_shown_in_red_near_the_top_and_every_row_fits():
     problem = "no backend: alsa: cannot open the ALSA sequencer (/dev/snd/seq missing); jack: no JACK server is running " * 2
-    ports = {"state": "none", "backend": None, "ports": [], "problem": problem}
+    ports = {"state": "none", "backend": None, "ports": [], "problem": problem, "unsent": 42}
 
     async def test(app, pilot, daemon):
         await show(pilot, daemon, frame(2, 3.0, spread(10), ports=ports))
         panel = app.query_one(StatusPanel)
         lines = panel.text().rstrip("\n").split("\n")
         assert len(lines) == 11 and lines[1].startswith("midi") and "no MIDI port" in lines[1]
+        notes = next(line for line in lines if line.startswith("notes"))
+        assert "played" in notes and "42 unsent" in notes, "notes nobody heard are not passed off as sent"
         assert lines[-1].startswith("frames"), "a long problem must not push the last rows out of the panel"
         assert all(len(line) <= panel.content_size.width for line in lines)
         midi = panel.render().split("\n")[1]

@@ -221,11 +221,11 @@ def make_app(client_factory: Callable[[], Client], **options: Any) -> FireflyApp
 
 def run_tui(socket_path: Path | None, stop_daemon_on_quit: bool = False) -> int:
     """Attach to the daemon at ``socket_path`` (default: the protocol's path) until the user quits."""
-    from firefly_midi.control import ControlClient, default_socket_path
+    from firefly_midi.control import ControlClient, command_name, default_socket_path
 
     path = Path(socket_path) if socket_path is not None else default_socket_path()
     app = make_app(lambda: ControlClient(path), stop_daemon_on_quit=stop_daemon_on_quit, target=os.fspath(path))
     app.run()
     if not stop_daemon_on_quit and app.return_code in (0, None):
-        print("the swarm is still playing in the background; `firefly-midi ctl stop` stops it", file=sys.stderr)
+        print(f"the swarm is still playing in the background; `{command_name()} ctl stop` stops it", file=sys.stderr)
     return app.return_code or 0

@@ -17,6 +17,7 @@ LEGEND = (
     ("midi", "the MIDI ports: red when nothing can be heard (no port open, or the MIDI server is away)"),
     ("r", "synchrony: 0 = flashes scattered over the cycle, 1 = all flash together"),
     ("tempo", "flashes a second × 60, as the swarm plays now; nominal: the preset's; drift: the difference"),
+    ("notes", "notes the swarm played; unsent: MIDI messages played while no port was open (nobody heard them)"),
     ("input", "incoming notes taken as flashes; dropped: past the per-tick cap (a flood)"),
     ("lateness", "how late the ticks started in the last 5 s or so; under a tick (1 ms) the timing is tight"),
     ("ticks", "ticks the clock missed (the machine was busy), stepped silently to keep time; run p99: lateness since start"),

@@ -26,6 +26,12 @@ def _lateness(recent: dict[str, Any], total: dict[str, Any]) -> str:
     return f"p50 {_us(late.get('p50'))} · p99 {_us(late.get('p99'))} · max {_us(late.get('max'))}"
 
 
+def _notes(v: StatusView) -> str:
+    """Notes the swarm played, and the MIDI messages no port took (played while none was open)."""
+    unsent = int(v.ports.get("unsent", 0) or 0)
+    return f"{v.notes_out:,} played · {v.notes_per_s:.1f}/s" + (f" · {unsent:,} unsent" if unsent else "")
+
+
 def _ports(ports: dict[str, Any]) -> Text:
     """The MIDI ports, in red unless they are open: a musician must see at once that nothing plays out."""
     if not ports:
@@ -62,7 +68,7 @@ class StatusPanel(Widget):
             ("swarm", shown),
             ("time", f"{v.time_s:,.1f} s · r {v.order_parameter:.3f}"),
             ("tempo", f"{v.tempo_bpm:.1f} bpm · nominal {v.nominal_tempo_bpm:.1f} · drift {v.drift_bpm:+.1f}"),
-            ("notes", f"{v.notes_out:,} out · {v.notes_per_s:.1f}/s"),
+            ("notes", _notes(v)),
             ("input", f"{v.flashes_in:,} flashes in · {v.dropped_in:,} dropped"),
             ("lateness", _lateness(v.lateness_recent_us, late)),
             ("ticks", f"{v.skipped_ticks:,} skipped · run p99 {_us(late.get('p99'))}"),
