@@ -251,7 +251,7 @@ def _receive_all_pulse(prc, desync, phase, freq, fired, s, adapt, fmin, fmax, t,
         lo = np.uint64(start)
         hi = np.uint64(min(start + CROSSING_BLOCK, size))
         crossed = np.int32(0)
-        if adapt > 0.0:
+        if adapt > 0.0:  # interval adaptation: the frequency too (without it, none to compute or store)
             for i in range(lo, hi):
                 x, f = phase[i], freq[i]
                 phi = pulse_kick(x, s, prc, desync)
