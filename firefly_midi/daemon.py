@@ -102,9 +102,7 @@ class Daemon:
         self._warm_up()
         with _dying_on_signals():
             self.ports.open()
-        self.ports.restore(self.connections)
-        self.ports.settle()
-        self._all_notes_off()  # a synth left hanging by an earlier run that crashed is silenced first
+        self._greet_ports()  # a synth left hanging by an earlier run that crashed is silenced first (first tick)
         gc.collect()
         gc.freeze()  # start-up objects out of the collector's way: the tick makes no new containers
         # Another thread holding the GIL (the control server encoding a frame) keeps it for up to the
@@ -213,7 +211,8 @@ class Daemon:
                 self._state_dirty = True
 
     def _greet_ports(self) -> None:
-        """Ports opened while playing: make the connections kept in the state, then silence the synths.
+        """Ports just opened: make the connections kept in the state, then silence the synths, on
+        the tick thread before its next step (the first one, at start).
 
         A synth may hold notes from a run that crashed, or from before the server went away.
         """

@@ -165,7 +165,8 @@ class Ports:
     def _give_up(self, why: str, quiet: bool = False) -> None:
         self.awaits_jack = "jack" in platform_backends(self.config.backend) and sys.platform.startswith("linux")
         # what to do first: the TUI shows the start of it in a narrow row; the backends' errors follow
-        hint = "no MIDI server: start JACK and the ports open (or load ALSA's snd-seq and restart); " if self.awaits_jack else ""
+        no_server = self.awaits_jack and jack_server_socket() is None  # not when a server runs but refused
+        hint = "no MIDI server: start JACK and the ports open (or load ALSA's snd-seq and restart); " if no_server else ""
         self.state, self.problem = "none", hint + why
         later = "; the ports open when a JACK server starts" if self.awaits_jack else ""
         if not quiet:
@@ -715,7 +716,7 @@ class JackWatch:
             self._pace = (now, frame)
         elif now - self._pace[0] >= self.PACE_WINDOW_S:
             (then, first), self._pace = self._pace, (now, frame)
-            self.pace = (frame - first) % 2**32 / (self._samplerate * (now - then) or 1.0)  # jack_nframes_t wraps
+            self.pace = _frames_between(first, frame) / (self._samplerate * (now - then) or 1.0)
             if self.pace < 0.5:
                 self._stalled_until = now + self.STALL_KEPT_S
         return now < self._stalled_until
@@ -727,7 +728,7 @@ class JackWatch:
         client = self.client
         first, needed = client.last_frame_time, cycles * client.blocksize
         deadline = time.monotonic() + timeout_s
-        while (client.last_frame_time - first) % 2**32 < needed:  # jack_nframes_t wraps
+        while _frames_between(first, client.last_frame_time) < needed:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.0005)
@@ -802,6 +803,11 @@ class JackWatch:
                 self.client.close()
             except Exception as exc:
                 log.debug("closing the JACK watch failed: %s", exc)
+
+
+def _frames_between(first: int, last: int) -> int:
+    """Frames from JACK frame time ``first`` to ``last``: jack_nframes_t is 32 bits and wraps."""
+    return (last - first) % 2**32
 
 
 def _close_quietly(*ports: Any) -> None:
