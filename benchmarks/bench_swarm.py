@@ -16,6 +16,7 @@ from numba import njit
 from firefly_midi import presets
 from firefly_midi.simulate import simulate
 from firefly_midi.swarm import Swarm
+from firefly_midi.swarm import kernels as K
 from firefly_midi.swarm import reference as R
 
 
@@ -59,10 +60,12 @@ def main() -> None:
     rows["pulse global, flashes every tick, ns/firefly-tick"] = busy
     rows["ratio idle/floor"] = idle / floor
 
-    kura = Swarm(
-        {"swarm.model": "kuramoto", "swarm.n": 500_000, "swarm.coupling": 1.0, "swarm.freq_spread_hz": 0.05, "swarm.freq_dist": "gaussian"}
-    )
-    rows["kuramoto global N=5e5 ms/tick"] = per_tick(kura, 20) * 1e3
+    kuramoto = {"swarm.model": "kuramoto", "swarm.n": 500_000, "swarm.coupling": 1.0}
+    kuramoto.update({"swarm.freq_spread_hz": 0.05, "swarm.freq_dist": "gaussian"})
+    for threads in (1, 2):  # side by side: the sweep on the calling thread alone, then shared with a helper
+        kura = Swarm(kuramoto, threads=threads)
+        rows[f"kuramoto global N=5e5 ms/tick, {threads} thread{'s' * (threads > 1)}"] = per_tick(kura, 20) * 1e3
+    rows["kuramoto 2 threads: share of chunks the helper ran"] = kura.helped_chunks / (kura.ticks * -(-kura.n // K.CHUNK))
 
     ticks = 20_000
     erm = Swarm(presets.resolve("ermentrout-800"))

@@ -34,6 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.add_argument("--raster", type=Path, metavar="FILE.png", help="draw the flash raster and r(t)")
     sim.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        metavar="N",
+        help="threads for a global Kuramoto swarm over 8192 fireflies, at most the CPUs there are; same results whatever N "
+        "(default: %(default)s)",
+    )
+    sim.add_argument(
         "--damage",
         action="append",
         default=[],
@@ -178,8 +186,10 @@ def _simulate(args: argparse.Namespace) -> int:
     for hit in damages:
         if hit.at_s >= args.seconds:
             raise ParamError(f"--damage at {hit.at_s:g} s comes after the run ends (--seconds {args.seconds:g})", "--damage")
+    if args.threads < 1:
+        raise ParamError(f"--threads must be 1 or more, got {args.threads}", "--threads")
     values = presets.resolve(args.preset, args.assignments, args.seed)
-    result, swarm, recorder = simulate(values, args.seconds, raster=args.raster is not None, damage=damages)
+    result, swarm, recorder = simulate(values, args.seconds, raster=args.raster is not None, damage=damages, threads=args.threads)
     result["preset"] = args.preset
     if args.raster:
         title = f"{args.preset}: {swarm.n} fireflies, {values['swarm.model']}"

@@ -20,10 +20,13 @@ SERIES_POINTS = 400
 
 
 def simulate(
-    values: dict[str, Any], seconds: float, raster: bool = False, damage: Sequence[Damage] = ()
+    values: dict[str, Any], seconds: float, raster: bool = False, damage: Sequence[Damage] = (), threads: int = 1
 ) -> tuple[dict[str, Any], Swarm, Recorder]:
-    """Run the swarm for ``seconds`` of swarm time, damaged as ``damage`` says; return the metrics, the swarm and its recording."""
-    swarm = Swarm(values)
+    """Run the swarm for ``seconds`` of swarm time, damaged as ``damage`` says; return the metrics, the swarm and its recording.
+
+    ``threads``: see ``Swarm``; the tuner keeps 1, as it runs candidates side by side.
+    """
+    swarm = Swarm(values, threads=threads)
     ticks = max(1, round(seconds / swarm.dt))
     recorder = Recorder.for_run(ticks, swarm.n, swarm.dt, raster=raster)
     events = sorted(damage, key=lambda d: d.at_s)

@@ -2,6 +2,7 @@
 
 import hashlib
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from firefly_midi import presets
 from firefly_midi.simulate import simulate
 from firefly_midi.swarm import Swarm, topology
+from firefly_midi.swarm import kernels as K
+from firefly_midi.swarm.engine import _usable_cpus
 from firefly_midi.swarm.metrics import Recorder, gap_cv
 
 
@@ -277,3 +280,30 @@ def test_recording_in_pieces_equals_one_run_and_flashes_add_up():
         stepped.step()
     assert stepped.flashes_total == whole.flashes_total
     np.testing.assert_array_equal(stepped.state.freq, whole.state.freq)
+
+
+def test_a_kuramoto_run_shared_with_helper_threads_equals_one_thread_bit_for_bit():
+    values = {
+        "swarm.model": "kuramoto",
+        "swarm.n": 5 * K.CHUNK + 123,  # six chunks, the last one short
+        "swarm.coupling": 2.0,
+        "swarm.freq_coupling": 0.5,
+        "swarm.freq_dist": "gaussian",
+        "swarm.freq_spread_hz": 0.3,
+    }
+    alone, shared = Swarm(values), Swarm(values, threads=4)
+    ticks = 600
+    recorders = [Recorder.for_run(ticks, swarm.n, swarm.dt, raster=True) for swarm in (alone, shared)]
+    for swarm, recorder in zip((alone, shared), recorders, strict=True):
+        swarm.run(ticks, recorder)
+    assert alone.helped_chunks == 0
+    assert shared.helped_chunks > 0 or _usable_cpus() == 1, "the helper thread never took a chunk"
+    assert not [t for t in threading.enumerate() if t.name == "firefly-sweep"], "helpers end with the run"
+    np.testing.assert_array_equal(alone.state.phase, shared.state.phase)
+    np.testing.assert_array_equal(alone.state.freq, shared.state.freq)
+    a, b = recorders
+    np.testing.assert_array_equal(a.counts, b.counts)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    for got, want in zip(a.raster(), b.raster(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert a.counts.sum() > 0

@@ -1,8 +1,9 @@
 """Swarm: one ``step(dt)`` per tick, returning how many fireflies flashed and when.
 
-The engine is pure: no ports, clocks, threads or files.  It owns every buffer the kernels write, so a
-step allocates nothing; flashes of the last step are ``flash_ids[:count]`` and ``flash_times[:count]``
-(the fraction of the tick at which each happened).
+The engine is pure: no ports, clocks or files.  It owns every buffer the kernels write, so a step
+allocates nothing; flashes of the last step are ``flash_ids[:count]`` and ``flash_times[:count]``
+(the fraction of the tick at which each happened).  Its only threads are helpers that an offline
+``run`` of a large Kuramoto swarm may start for its sweep (``threads``), and they end with the run.
 
 Coupling, in one place:
 - pulse-type models (pulse, mirollo_strogatz, ermentrout) react to observed flashes.  Each observed
@@ -24,6 +25,10 @@ Coupling, in one place:
 from __future__ import annotations
 
 import math
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -40,6 +45,9 @@ PRC_CODES = {"constant": K.CONSTANT, "linear": K.LINEAR, "sine": K.SINE, "sawtoo
 MAX_EXTERNAL = 256  # external flashes queued per tick; more are counted as dropped
 _MAX_IN_FLIGHT = 1 << 22  # delayed deliveries in flight at most (100 MB of pool); more are dropped
 _HIST_BINS = 4096
+# A helper thread is started for a run() only when there is this much sweep to share (firefly-ticks):
+# starting and joining one costs ~0.1 ms, and its spinning wait is wasted on short runs.
+_HELP_MIN_WORK = 1 << 22
 
 _EMPTY = np.empty(0, dtype=np.int64)
 _NO_TABLE = np.empty((0, 1), dtype=np.int32)  # global coupling: one aggregate count, no table
@@ -49,7 +57,13 @@ _RESHAPING = ("swarm.n", "swarm.seed", "swarm.topology", "swarm.neighbors", "swa
 class Swarm:
     """A swarm of fireflies advancing by fixed ticks."""
 
-    def __init__(self, values: dict[str, Any] | None = None):
+    def __init__(self, values: dict[str, Any] | None = None, threads: int = 1):
+        """``threads``: how many threads an offline ``run`` may use for a global Kuramoto sweep of
+        two chunks or more (K.CHUNK fireflies each); ``step`` always uses the calling thread alone.
+        Same results, bit for bit, whatever the count."""
+        if threads < 1:
+            raise ValueError(f"threads must be 1 or more, got {threads}")
+        self.threads = threads
         merged = P.defaults()
         merged.update(values or {})
         for key, value in merged.items():
@@ -86,6 +100,7 @@ class Swarm:
         self._hist = np.zeros(_HIST_BINS, dtype=np.int64)
         self._below = np.zeros(_HIST_BINS, dtype=np.int64)
         self._mf = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0])  # mean field carried between ticks; stale; carry; recent flashes
+        self._sweep = np.zeros(K.SWEEP_SIZE, dtype=np.int64)  # Kuramoto's chunks, shared with helper threads
         self._dq_shape = None  # a fresh swarm starts with no delivery in flight
         self._configure()
 
@@ -177,7 +192,7 @@ class Swarm:
         return (self.codes, self.coef, st.phase, st.freq, self.fired, self.table, self.flash_ids, self.flash_times)
 
     def _buffers(self) -> tuple:
-        return (*self._state_buffers(), self._hist, self._below, self._scratch, self._mf, self._rng)
+        return (*self._state_buffers(), self._hist, self._below, self._scratch, self._mf, self._rng, self._sweep)
 
     def _delayed_buffers(self) -> tuple:
         # _scratch, Kuramoto's elsewhere, holds the delayed path's table of a tick's sines (Ermentrout)
@@ -212,11 +227,40 @@ class Swarm:
         if self._delayed:
             self.count, flashes = K.run_delayed(ticks, self.ticks, self.count, *self._delayed_buffers(), *rec.reserve(ticks))
         else:
-            self.count, flashes = K.run(ticks, self.ticks, self.count, *self._buffers(), *rec.reserve(ticks))
+            with self._sweep_helpers(ticks):
+                self.count, flashes = K.run(ticks, self.ticks, self.count, *self._buffers(), *rec.reserve(ticks))
         rec.commit(ticks, flashes)
         self.ticks += ticks
         self.flashes_total += flashes
         return self.count
+
+    @property
+    def helped_chunks(self) -> int:
+        """Kuramoto sweep chunks that helper threads ran so far (the rest ran on the calling thread)."""
+        return int(self._sweep[K.SW_HELPED])
+
+    @contextmanager
+    def _sweep_helpers(self, ticks: int) -> Iterator[None]:
+        """Helper threads for the Kuramoto sweeps of one run, when there is enough to share."""
+        shared = self.codes[K.C_MODEL] == K.KURAMOTO and self.codes[K.C_GLOBAL] and self.codes[K.C_PRC] != K.SAWTOOTH
+        count = min(self.threads, _usable_cpus()) - 1
+        if not shared or count < 1 or self.n <= K.CHUNK or ticks * self.n < _HELP_MIN_WORK:
+            yield
+            return
+        st = self.state
+        args = (self._sweep, st.phase, st.freq, self.fired, self.flash_ids, self.flash_times, self._scratch)
+        self._sweep[K.SW_STOP] = 1
+        K.kuramoto_helper(*args)  # returns at once: loads the kernel here, so the helpers start on machine code
+        self._sweep[K.SW_STOP] = 0
+        helpers = [threading.Thread(target=K.kuramoto_helper, args=args, name="firefly-sweep", daemon=True) for _ in range(count)]
+        for helper in helpers:
+            helper.start()
+        try:
+            yield
+        finally:
+            self._sweep[K.SW_STOP] = 1
+            for helper in helpers:
+                helper.join()
 
     @property
     def time_s(self) -> float:
@@ -293,3 +337,11 @@ class Swarm:
     def order_parameter(self) -> float:
         zc, zs, _, _ = self.mean_field()
         return math.hypot(zc, zs)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
