@@ -157,11 +157,13 @@ class Daemon:
     def _watch_until_stopped(self) -> None:
         next_status = time.monotonic() + self._status_every
         mark = self.clock.lateness.hist.copy()  # lateness since the last status line
+        told = {"started": False, "overloaded": False}
         while not self.stopped.wait(0.05):
             if not self.clock.running:  # the tick thread died: silence and leave
                 log.error("the tick thread stopped: %s", self.clock.error)
                 self.exit_code = 1
                 return
+            self._tell_scheduling(told)
             self._look_after_ports()
             self.clock.lateness.roll(time.monotonic())
             if self._state_dirty:
@@ -172,6 +174,19 @@ class Daemon:
                 line = {k: v for k, v in self.status().items() if k != "params"}
                 line["lateness_window_us"] = self.clock.lateness.p99_since(mark)
                 log.info("status %s", json.dumps(line))
+
+    def _tell_scheduling(self, told: dict[str, bool]) -> None:
+        """Say once how the tick thread is scheduled, and when overload made it give real time back."""
+        clock = self.clock
+        if not told["started"] and clock.ticks:
+            told["started"] = True
+            if clock.realtime:
+                log.info("tick thread: real-time scheduling (SCHED_FIFO, priority 1: under JACK's threads)")
+            else:
+                log.info("tick thread: ordinary scheduling (no real-time right; on Debian, join the audio group)")
+        if clock.overloaded and not told["overloaded"]:
+            told["overloaded"] = True
+            log.warning("the tick is busy over 90%% of the time: real-time scheduling given back (a smaller swarm plays on time)")
 
     def _look_after_ports(self) -> None:
         """Notice a MIDI server that went away; reopen the ports once it is back (every second)."""

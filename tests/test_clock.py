@@ -1,11 +1,15 @@
 """The fixed-tick loop: absolute deadlines, no drift, skipped ticks counted, lateness recorded."""
 
+import os
+import threading
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from firefly_midi import clock as clock_module
-from firefly_midi.clock import Clock, Lateness
+from firefly_midi.clock import ADAPT_TICKS, MAX_SPIN_S, SPIN_S, Clock, Lateness, adapt_spin, ask_realtime, leave_realtime
 
 
 def run_clock(tick_s: float, seconds: float, on_tick=lambda k: None) -> Clock:
@@ -27,17 +31,21 @@ def test_ticks_follow_absolute_deadlines_without_drift():
 
 
 class FakeTime:
-    """A monotonic clock that moves 1 µs per reading and jumps on sleep: the loop's logic, without noise."""
+    """A monotonic clock that moves 1 µs per reading and jumps on sleep: the loop's logic, without noise.
+
+    ``overshoot`` (s) is added to every sleep, as a busy machine's scheduler does.
+    """
 
     def __init__(self):
         self.now = 1000.0
+        self.overshoot = 0.0
 
     def monotonic(self):
         self.now += 1e-6
         return self.now
 
     def sleep(self, seconds):
-        self.now += seconds
+        self.now += seconds + self.overshoot
 
 
 def test_a_slow_tick_is_skipped_and_counted_never_burst(monkeypatch):
@@ -107,3 +115,90 @@ def test_an_error_in_the_tick_stops_the_clock_and_is_kept():
     time.sleep(0.1)
     assert not clock.running
     assert isinstance(clock.error, ValueError)
+
+
+@given(st.floats(SPIN_S, MAX_SPIN_S), st.integers(0, 2000), st.integers(1, 2000))
+def test_the_spin_stays_in_bounds_and_moves_the_way_late_sleeps_say(spin, late, wakes):
+    late = min(late, wakes)
+    new = adapt_spin(spin, late, wakes)
+    assert SPIN_S <= new <= MAX_SPIN_S
+    if late == 0:
+        assert new <= spin
+    elif late > 0.002 * wakes:
+        assert new >= spin and (new > spin or spin == MAX_SPIN_S)
+
+
+def test_the_spin_grows_while_sleeps_overshoot_and_shrinks_back_when_they_stop(monkeypatch):
+    fake = FakeTime()
+    monkeypatch.setattr(clock_module, "time", fake)
+    spins, late = {}, {}
+    windows = 12
+
+    def on_tick(k):
+        fake.overshoot = 150e-6 if k < 5 * ADAPT_TICKS else 0.0  # sleeps 150 µs late, then on time
+        spins[k] = clock.spin_s
+        late[k] = fake.now - (clock.started_at + k * 0.001)
+        if k == windows * ADAPT_TICKS:
+            clock.stop()
+
+    clock = Clock(0.001, on_tick)
+    clock.realtime = True  # the spin adapts only on real-time scheduling (which _run asks for)
+    clock._loop()
+    grown = spins[3 * ADAPT_TICKS]
+    assert grown > 150e-6, "three windows of late sleeps lengthened the spin past the overshoot"
+    assert max(late[k] for k in range(10, ADAPT_TICKS)) > 40e-6, "before adapting, those ticks were late"
+    assert max(late[k] for k in range(3 * ADAPT_TICKS + 10, 4 * ADAPT_TICKS)) < 5e-6, "once adapted, on time"
+    assert SPIN_S <= spins[windows * ADAPT_TICKS] < grown, "on-time sleeps shorten it again"
+    assert clock.late_wakes > 0
+
+
+def _scheduler_of(thread: threading.Thread) -> int:
+    return os.sched_getscheduler(thread.native_id)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="no POSIX scheduling calls on this OS")
+def test_the_tick_thread_runs_real_time_where_allowed_and_leaves_it_when_overloaded():
+    probe = {}
+
+    def try_realtime():
+        probe["allowed"] = ask_realtime()
+        leave_realtime()
+
+    helper = threading.Thread(target=try_realtime)
+    helper.start()
+    helper.join()
+
+    def busy(k):  # each tick takes 95% of its 1 ms: an overloaded swarm
+        until = time.monotonic() + 0.00095
+        while time.monotonic() < until:
+            pass
+
+    clock = Clock(0.001, busy)
+    clock.start()
+    time.sleep(0.2)
+    assert clock.realtime == probe["allowed"]
+    assert (_scheduler_of(clock._thread) == os.SCHED_FIFO) == probe["allowed"]
+    deadline = time.monotonic() + 10.0
+    while probe["allowed"] and not clock.overloaded and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        if probe["allowed"]:
+            assert clock.overloaded, "a tick busy 95% of the time gave real-time scheduling back"
+            assert not clock.realtime and _scheduler_of(clock._thread) == os.SCHED_OTHER
+        assert clock.stats()["realtime"] == clock.realtime
+    finally:
+        clock.stop()
+
+
+def test_on_ordinary_scheduling_the_spin_stays_put(monkeypatch):
+    fake = FakeTime()
+    fake.overshoot = 150e-6
+    monkeypatch.setattr(clock_module, "time", fake)
+
+    def on_tick(k):
+        if k == 3 * ADAPT_TICKS:
+            clock.stop()
+
+    clock = Clock(0.001, on_tick)
+    clock._loop()
+    assert clock.spin_s == SPIN_S and clock.late_wakes > 0
