@@ -201,6 +201,8 @@ def worker(spec: dict) -> dict:
         "errors": status["errors"],
         "ports": status["ports"]["state"],
         "slack_lowered": clock.slack_lowered,
+        "realtime": clock.realtime,
+        "spin_us": clock.spin_s * 1e6,
     }
 
 
@@ -414,8 +416,9 @@ def reaction(env: dict[str, str], probes: int, interval: float, seed: int = 1) -
 # -------------------------------------------------------------------------------------------- main
 def show_ticks(rows: list[dict]) -> None:
     head = f"{'preset':<15}{'N':>9} {'p50':>7}{'p99':>8}{'p99.9':>9}{'max':>9}  {'skipped':>8} {'busy':>6} {'cpu':>6}"
-    head += f" {'drift µs':>9} {'swarm lag':>10}"
-    print("\ntick lateness at 1 kHz (µs); busy: share of time inside the tick; cpu: tick thread's CPU (spin included)")
+    head += f" {'drift µs':>9} {'swarm lag':>10} {'sched':>6} {'spin µs':>8}"
+    print("\ntick lateness at 1 kHz (µs); busy: share of time inside the tick; cpu: tick thread's CPU (spin included);")
+    print("sched: the tick thread's scheduling at the end (rt = SCHED_FIFO); spin: its adapted spin at the end")
     print(head)
     for r in rows:
         if "failed" in r:
@@ -426,6 +429,7 @@ def show_ticks(rows: list[dict]) -> None:
         print(
             f"{r['preset']:<15}{n:>9} {late['p50']:>7.0f}{late['p99']:>8.0f}{late['p99.9']:>9.0f}{late['max']:>9.0f}  "
             f"{r['skipped']:>8} {r['busy_share']:>6.1%} {r['thread_cpu_share']:>6.1%} {r['drift_us']:>9.1f} {r['swarm_lag_ms']:>8.0f}ms"
+            f" {'rt' if r.get('realtime') else 'normal':>6} {r.get('spin_us', 0.0):>8.0f}"
         )
 
 
