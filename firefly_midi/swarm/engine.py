@@ -43,7 +43,7 @@ MODEL_CODES = {"pulse": K.PULSE, "mirollo_strogatz": K.MIROLLO_STROGATZ, "erment
 PRC_CODES = {"constant": K.CONSTANT, "linear": K.LINEAR, "sine": K.SINE, "sawtooth": K.SAWTOOTH}
 
 MAX_EXTERNAL = 256  # external flashes queued per tick; more are counted as dropped
-_MAX_IN_FLIGHT = 1 << 22  # delayed deliveries in flight at most (100 MB of pool); more are dropped
+_MAX_IN_FLIGHT = 1 << 23  # delayed deliveries in flight at most (96 MB of slots); more are dropped
 _HIST_BINS = 4096
 # A helper thread is started for a run() only when there is this much sweep to share (firefly-ticks):
 # starting and joining one costs ~0.1 ms, and its spinning wait is wasted on short runs.
@@ -140,30 +140,31 @@ class Swarm:
         self._receive_coupling = tuple(float(self.coef[i]) for i in (K.F_W, K.F_EPS, K.F_KAPPA, K.F_MS_B, K.F_F0, K.F_FMIN, K.F_FMAX))
 
     def _size_delivery_queue(self) -> None:
-        """(Re)allocate the delayed-delivery pool when its needed size changes (pending ones are lost).
+        """(Re)allocate the delayed-delivery slots when their needed size changes (pending ones are lost).
 
-        The ring covers the longest delay plus the tick it starts in.  The pool holds every delivery
-        in flight: each firefly flashes about (delay × its frequency + 1) times while its earlier
-        flashes are still on their way, each flash making one delivery per observer (one in all for
-        global).  A pool that runs out drops deliveries and counts them (``dropped_deliveries``).
+        The ring covers the longest delay plus the tick it starts in.  A slot holds the deliveries
+        landing in one tick: at most every firefly flashing ``per_window`` times within the delay
+        (a synchronised burst), each flash's deliveries (one per observer, one in all for global)
+        spread over the delay's ticks, with a quarter more for the luck of the draws.  A full slot
+        drops deliveries and counts them (``dropped_deliveries``).
         """
         delay_ticks = float(self.coef[K.F_DELAY_TICKS])
         if delay_ticks <= 0.0:
             shape = (1, 1)
         else:
             fastest = max(float(self.coef[K.F_FMAX]), float(np.nanmax(self.state.freq, initial=0.0)))
-            flashes_in_flight = math.ceil(delay_ticks * self.dt * fastest) + 2
+            per_window = max(math.ceil(delay_ticks * self.dt * fastest), 1)
             per_flash = self.table.shape[1] if self.table.shape[0] else 1
-            shape = (math.ceil(delay_ticks) + 2, min(max(self.n * per_flash * flashes_in_flight, 1024), _MAX_IN_FLIGHT))
+            slots = math.ceil(delay_ticks) + 2
+            wanted = math.ceil(1.25 * self.n * per_flash * per_window / max(delay_ticks, 1.0)) + 1024
+            shape = (slots, min(wanted, _MAX_IN_FLIGHT // slots))
         if getattr(self, "_dq_shape", None) == shape:
             return
-        slots, size = shape
         self._dq_shape = shape
-        self._dq_meta = np.full(K.DQ_SLOTS + slots, -1, dtype=np.int64)
-        self._dq_meta[K.DQ_FREE], self._dq_meta[K.DQ_DROPPED] = 0, 0
-        self._dq_link = np.stack([np.arange(1, size + 1), np.full(size, -1)]).astype(np.int64)
-        self._dq_link[0, -1] = -1  # the free list: 0 → 1 → … → size-1
-        self._dq_t = np.full(size, 0.0)  # written now: np.zeros would take its pages as deliveries first land (RSS creep)
+        self._dq_meta = np.zeros(K.DQ_SLOTS + shape[0], dtype=np.int64)
+        # Written now (np.zeros would take their pages as deliveries first land: RSS creep).
+        self._dq_to = np.full(shape, -1, dtype=np.int32)
+        self._dq_t = np.full(shape, 0.0)
 
     @property
     def dropped_deliveries(self) -> int:
@@ -196,7 +197,7 @@ class Swarm:
 
     def _delayed_buffers(self) -> tuple:
         # _scratch, Kuramoto's elsewhere, holds the delayed path's table of a tick's sines (Ermentrout)
-        return (*self._state_buffers(), self._mf, self._rng, self._dq_meta, self._dq_link, self._dq_t, self._scratch)
+        return (*self._state_buffers(), self._mf, self._rng, self._dq_meta, self._dq_to, self._dq_t, self._scratch)
 
     def step(self) -> int:
         """Advance one tick of ``clock.tick_ms``; return the flash count (see ``flashes()``)."""

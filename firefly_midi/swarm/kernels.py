@@ -764,32 +764,31 @@ def desync_same_tick(phase, freq, ids, times, n, dt, s, prc):
 
 
 # ---------------------------------------------------------------------------------------------
-# Delayed deliveries (``swarm.delay_ms`` > 0).  Deliveries wait in a pool of linked entries, one
-# list per tick slot of a ring over the next ``slots`` ticks: ``dq_meta`` = [free head, dropped,
-# slot heads...], ``dq_link[0]`` = next entry, ``dq_link[1]`` = receiver (-1: everyone),
-# ``dq_t`` = arrival time within its tick.  Entries are taken from and returned to a free list, so
-# queueing allocates nothing; a full pool drops the delivery and counts it in dq_meta[1].
-DQ_FREE, DQ_DROPPED, DQ_SLOTS = 0, 1, 2
+# Delayed deliveries (``swarm.delay_ms`` > 0).  A ring of ``slots`` tick slots over the next ticks;
+# each slot is a row of ``dq_to`` (receiver, -1: everyone) and ``dq_t`` (arrival time within its
+# tick), filled from the left; ``dq_meta`` = [dropped, the rows' counts...].  A slot's deliveries lie
+# side by side, so a burst of 10⁵ of them is read in order rather than chased through a linked
+# pool (docs/performance.md).  Queueing allocates nothing; a full row drops the delivery and
+# counts it in dq_meta[DQ_DROPPED].
+DQ_DROPPED, DQ_SLOTS = 0, 1
 
 
 @njit(nogil=True, cache=True)
-def queue_delivery(dq_meta, dq_link, dq_t, index, receiver, arrival):
+def queue_delivery(dq_meta, dq_to, dq_t, index, receiver, arrival):
     """Queue one delivery arriving ``arrival`` ticks after the start of tick ``index``."""
-    entry = dq_meta[DQ_FREE]
-    if entry < 0:
+    whole = np.floor(arrival)
+    slot = (index + int(whole)) % dq_to.shape[0]
+    count = dq_meta[DQ_SLOTS + slot]
+    if count >= dq_to.shape[1]:
         dq_meta[DQ_DROPPED] += 1
         return
-    whole = np.floor(arrival)
-    head = DQ_SLOTS + (index + int(whole)) % (dq_meta.size - DQ_SLOTS)
-    dq_meta[DQ_FREE] = dq_link[0, entry]
-    dq_link[0, entry] = dq_meta[head]
-    dq_link[1, entry] = receiver
-    dq_t[entry] = arrival - whole
-    dq_meta[head] = entry
+    dq_to[slot, count] = receiver
+    dq_t[slot, count] = arrival - whole
+    dq_meta[DQ_SLOTS + slot] = count + 1
 
 
 @njit(nogil=True, cache=True)
-def queue_flashes(table, ids, times, start, n, delay_ticks, dq_meta, dq_link, dq_t, rng, index):
+def queue_flashes(table, ids, times, start, n, delay_ticks, dq_meta, dq_to, dq_t, rng, index):
     """Queue flashes ids[start:n]: one delivery per observer, or one for everyone (global).
 
     Each delay is uniform in [0, delay_ticks), drawn from the counter-based generator in flash
@@ -798,39 +797,55 @@ def queue_flashes(table, ids, times, start, n, delay_ticks, dq_meta, dq_link, dq
     key, counter = rng[R_KEY], rng[R_COUNTER]
     for q in range(start, n):
         if table.shape[0] == 0:
-            queue_delivery(dq_meta, dq_link, dq_t, index, -1, times[q] + delay_ticks * uniform01(key, counter))
+            queue_delivery(dq_meta, dq_to, dq_t, index, -1, times[q] + delay_ticks * uniform01(key, counter))
             counter += np.uint64(1)
             continue
         j = ids[q]
         for k in range(table.shape[1]):
             if table[j, k] >= 0:
-                queue_delivery(dq_meta, dq_link, dq_t, index, table[j, k], times[q] + delay_ticks * uniform01(key, counter))
+                queue_delivery(dq_meta, dq_to, dq_t, index, table[j, k], times[q] + delay_ticks * uniform01(key, counter))
                 counter += np.uint64(1)
     rng[R_COUNTER] = counter
 
 
 @njit(nogil=True, cache=True)
 def deliver_due(
-    model, prc, desync, phase, freq, fired, w, eps, kappa, ms_b, f0, fmin, fmax, ids, times, n, dq_meta, dq_link, dq_t, index, sines, tabled
+    model,
+    prc,
+    desync,
+    phase,
+    freq,
+    fired,
+    w,
+    eps,
+    kappa,
+    ms_b,
+    f0,
+    fmin,
+    fmax,
+    ids,
+    times,
+    n,
+    dq_meta,
+    dq_to,
+    dq_t,
+    index,
+    lo,
+    sines,
+    tabled,
 ):
-    """Apply the deliveries now listed for tick ``index``, newest first; return the flash count.
+    """Apply the deliveries of tick ``index``'s slot from position ``lo`` on, newest first; return the flash count.
 
     ``tabled`` (Ermentrout only): ``sines`` holds sin 2πφ of every firefly for this tick.
 
-    The list is detached before it is walked, so flashes it sets off that land in this same tick
-    join a fresh list (the caller walks again).  Broadcasts (global) are added into one count and
-    applied to everyone at once after the walk, in O(N) as without delays.
+    Flashes these set off that land in this same tick are queued by the caller after the walk,
+    past its end, and walked in turn.  Broadcasts (global) are added into one count and applied
+    to everyone at once after the walk, in O(N) as without delays.
     """
-    head = DQ_SLOTS + index % (dq_meta.size - DQ_SLOTS)
-    entry = dq_meta[head]
-    dq_meta[head] = -1
+    slot = index % dq_to.shape[0]
     broadcasts, latest_t = 0, 0.0
-    while entry >= 0:
-        following = dq_link[0, entry]
-        i, t = dq_link[1, entry], dq_t[entry]
-        dq_link[0, entry] = dq_meta[DQ_FREE]
-        dq_meta[DQ_FREE] = entry
-        entry = following
+    for e in range(dq_meta[DQ_SLOTS + slot] - 1, lo - 1, -1):
+        i, t = dq_to[slot, e], dq_t[slot, e]  # no row views: each would cost a reference count
         if i < 0:
             broadcasts += 1
             latest_t = max(latest_t, t)
@@ -866,7 +881,7 @@ def sine_table(phase, sines):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n, state, rng, dq_meta, dq_link, dq_t, sines, index):
+def _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n, state, rng, dq_meta, dq_to, dq_t, sines, index):
     """Queue this tick's flashes, then deliver what is due, queueing the flashes that sets off.
 
     Ermentrout's deliveries leave phases alone, so the sine each needs is the same all tick long:
@@ -879,16 +894,17 @@ def _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n,
     w, eps, kappa, ms_b = coef[F_W], coef[F_EPS], coef[F_KAPPA], coef[F_MS_B]
     f0, fmin, fmax, delay_ticks = coef[F_F0], coef[F_FMIN], coef[F_FMAX], coef[F_DELAY_TICKS]
     if n:  # most ticks of a synchronised swarm: no call (its ~80 arguments, arrays passed field by field)
-        queue_flashes(table, ids, times, 0, n, delay_ticks, dq_meta, dq_link, dq_t, rng, index)
-    head = DQ_SLOTS + index % (dq_meta.size - DQ_SLOTS)
+        queue_flashes(table, ids, times, 0, n, delay_ticks, dq_meta, dq_to, dq_t, rng, index)
+    head = DQ_SLOTS + index % dq_to.shape[0]
     recent = state[M_RECENT] + (n - state[M_RECENT]) * (1.0 / 32.0)  # flashes a tick, lately
     state[M_RECENT] = recent
     observers = table.shape[1] if table.shape[0] else 1
-    tabled = model == ERMENTROUT and dq_meta[head] >= 0 and 8.0 * recent * observers >= phase.size
+    tabled = model == ERMENTROUT and dq_meta[head] > 0 and 8.0 * recent * observers >= phase.size
     if tabled:
         sine_table(phase, sines)
-    while dq_meta[head] >= 0:
-        start = n
+    walked = 0
+    while dq_meta[head] > walked:
+        start, end = n, dq_meta[head]
         n = deliver_due(
             model,
             prc,
@@ -907,14 +923,17 @@ def _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n,
             times,
             n,
             dq_meta,
-            dq_link,
+            dq_to,
             dq_t,
             index,
+            walked,
             sines,
             tabled,
         )
+        walked = end
         if n > start:
-            queue_flashes(table, ids, times, start, n, delay_ticks, dq_meta, dq_link, dq_t, rng, index)
+            queue_flashes(table, ids, times, start, n, delay_ticks, dq_meta, dq_to, dq_t, rng, index)
+    dq_meta[head] = 0  # the slot is free for the tick ``slots`` from now
     return n
 
 
@@ -993,14 +1012,14 @@ def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratc
 
 
 @njit(nogil=True, cache=True, inline="always")
-def tick_delayed(codes, coef, phase, freq, fired, table, ids, times, state, rng, dq_meta, dq_link, dq_t, sines, index, prev_n, external_n):
+def tick_delayed(codes, coef, phase, freq, fired, table, ids, times, state, rng, dq_meta, dq_to, dq_t, sines, index, prev_n, external_n):
     """``tick`` for a pulse-type model with ``swarm.delay_ms`` > 0: flashes go through the delivery pool.
 
     The engine picks this or ``tick`` once per call, so the instant path carries neither the pool
     nor a branch on the delay (kuramoto never has delays: its coef[F_DELAY_TICKS] is 0).
     """
     phase, freq, fired, table, ids, times = borrowed(phase, freq, fired, table, ids, times)
-    codes, coef, state, rng, dq_meta, dq_link, dq_t, sines = borrowed(codes, coef, state, rng, dq_meta, dq_link, dq_t, sines)
+    codes, coef, state, rng, dq_meta, dq_to, dq_t, sines = borrowed(codes, coef, state, rng, dq_meta, dq_to, dq_t, sines)
     clear_fired(fired, ids, prev_n)
     rewire_ticks = codes[C_REWIRE_TICKS]
     if rewire_ticks > 0 and index > 0 and index % rewire_ticks == 0:
@@ -1009,7 +1028,7 @@ def tick_delayed(codes, coef, phase, freq, fired, table, ids, times, state, rng,
         rng[R_COUNTER] = add_noise(phase, coef[F_NOISE] * np.sqrt(coef[F_DT]), rng[R_KEY], rng[R_COUNTER])
         state[M_STALE] = 1.0
     n = advance(phase, freq, coef[F_DT], fired, ids, times, external_n)
-    return _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n, state, rng, dq_meta, dq_link, dq_t, sines, index)
+    return _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n, state, rng, dq_meta, dq_to, dq_t, sines, index)
 
 
 @njit(nogil=True, cache=True)
@@ -1093,7 +1112,7 @@ def run_delayed(
     state,
     rng,
     dq_meta,
-    dq_link,
+    dq_to,
     dq_t,
     sines,
     sample_every,
@@ -1113,14 +1132,14 @@ def run_delayed(
     """
     prefer_512_bit_vectors()  # ermentrout-800: 0.415 -> 0.398 µs a tick (A/B, 3 rounds); run() stays 256-bit (pulse N = 800 lost)
     phase, freq, fired, table, ids, times = borrowed(phase, freq, fired, table, ids, times)
-    codes, coef, state, rng, dq_meta, dq_link, dq_t, sines = borrowed(codes, coef, state, rng, dq_meta, dq_link, dq_t, sines)
+    codes, coef, state, rng, dq_meta, dq_to, dq_t, sines = borrowed(codes, coef, state, rng, dq_meta, dq_to, dq_t, sines)
     n = prev_n
     total = 0
     dt = coef[F_DT]
     row = 0
     for k in range(ticks):
         index = first_index + k
-        n = tick_delayed(codes, coef, phase, freq, fired, table, ids, times, state, rng, dq_meta, dq_link, dq_t, sines, index, n, 0)
+        n = tick_delayed(codes, coef, phase, freq, fired, table, ids, times, state, rng, dq_meta, dq_to, dq_t, sines, index, n, 0)
         counts[k] = n
         total += n
         if raster_stride > 0:
