@@ -75,7 +75,10 @@ def dead_server_names(registry: str = "/dev/shm/jack-shm-registry") -> list[str]
     return names
 
 
-def _start(env: dict[str, str], rate: int, frames: int, log, attempts: int = 12) -> subprocess.Popen:
+_SYNCHRONOUS = ("--sync", "--timeout", "200")  # why: the comments below
+
+
+def _start(env: dict[str, str], rate: int, frames: int, log, realtime: bool = False, attempts: int = 12) -> subprocess.Popen:
     """Start jackd under ``env["JACK_DEFAULT_SERVER"]``; when JACK's table of servers is full, take
     the slot of a dead server (renaming ours in ``env``) or wait for one to stop."""
     for attempt in range(attempts):
@@ -85,7 +88,7 @@ def _start(env: dict[str, str], rate: int, frames: int, log, attempts: int = 12)
             # --sync: asynchronous jack2 duplicates or drops MIDI events of a client that misses a
             # cycle (tests/integration/conftest.py start_jackd); the benchmarks measure the daemon.
             # --timeout 200: a killed client stalls a synchronous server for 5 s a cycle by default
-            ["jackd", "--no-realtime", "--sync", "--timeout", "200", "-d", "dummy", "-r", str(rate), "-p", str(frames)],
+            ["jackd", "--realtime" if realtime else "--no-realtime", *_SYNCHRONOUS, "-d", "dummy", "-r", str(rate), "-p", str(frames)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -129,8 +132,11 @@ def server_log(env: dict[str, str], chars: int = 3000) -> str:
 
 
 @contextlib.contextmanager
-def private_jack(rate: int = 48_000, frames: int = 64) -> Iterator[dict[str, str]]:
+def private_jack(rate: int = 48_000, frames: int = 64, realtime: bool = False) -> Iterator[dict[str, str]]:
     """Start a private dummy JACK server; yield the environment that reaches it; stop it afterwards.
+
+    ``realtime``: jackd with real-time priority, as the README asks musicians to run it (the daemon
+    keeps its tick thread off real-time scheduling under a server without it).
 
     The variables are also set in ``os.environ`` for the duration, so rtmidi ports opened in this
     process land on the private server too (libjack reads them when a client opens).
@@ -144,7 +150,7 @@ def private_jack(rate: int = 48_000, frames: int = 64) -> Iterator[dict[str, str
     # jackd's log goes to a file, never a pipe: under load it logs every xrun, and a pipe nobody
     # reads fills up (64 KiB), blocks jackd in write() and with it every client on the server.
     with tempfile.TemporaryFile(mode="w+") as log:
-        server = _start(env, rate, frames, log)
+        server = _start(env, rate, frames, log, realtime)
         overrides["JACK_DEFAULT_SERVER"] = env["JACK_DEFAULT_SERVER"]
         _LOGS[env["JACK_DEFAULT_SERVER"]] = log
         try:

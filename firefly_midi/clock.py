@@ -19,7 +19,9 @@ than 0.1 ms (seen here on a 2-vCPU KVM guest: median 40 µs, p99 ~130 µs, p99.9
   thread, below JACK's own real-time threads, so it never delays an audio cycle), and goes back
   to ordinary scheduling if its ticks keep it busy most of the time (``OVERLOAD_SHARE``): an
   overloaded real-time thread would starve the rest of the machine.  Without the right (no
-  rtprio limit: on Debian, join the ``audio`` group) it stays ordinary and says so in ``stats()``.
+  rtprio limit: on Debian, join the ``audio`` group) it stays ordinary and says so in ``stats()``;
+  the owner also keeps it ordinary (``realtime=False``) where a real-time tick would outrank the
+  MIDI server's own threads: a JACK server running without real-time priority.
 """
 
 from __future__ import annotations
@@ -174,7 +176,9 @@ class Clock:
     time spent inside ``on_tick`` (the loop's CPU share, spin excluded) are kept for telemetry.
     """
 
-    def __init__(self, tick_s: float, on_tick: Callable[[int], None], spin_s: float = SPIN_S, name: str = "firefly-tick"):
+    def __init__(
+        self, tick_s: float, on_tick: Callable[[int], None], spin_s: float = SPIN_S, name: str = "firefly-tick", realtime: bool = True
+    ):
         if not tick_s > 0:
             raise ValueError(f"tick must be positive, got {tick_s}")
         self.tick_s = tick_s
@@ -186,6 +190,7 @@ class Clock:
         self.busy_s = 0.0
         self.started_at = 0.0
         self.slack_lowered = False
+        self.wants_realtime = realtime  # ask for SCHED_FIFO at start (the owner may say no before start())
         self.realtime = False  # the tick thread runs on SCHED_FIFO (see the module's doc)
         self.overloaded = False  # it did, and left it because its ticks kept it too busy
         self.late_wakes = 0  # sleeps that woke after their deadline, since the start
@@ -220,12 +225,13 @@ class Clock:
             "spin_us": self.spin_s * 1e6,
             "late_wakes": self.late_wakes,
             "realtime": self.realtime,
+            "realtime_wanted": self.wants_realtime,
             "left_realtime_overloaded": self.overloaded,
         }
 
     def _run(self) -> None:
         self.slack_lowered = lower_timer_slack()
-        self.realtime = ask_realtime()
+        self.realtime = self.wants_realtime and ask_realtime()
         try:
             self._loop()
         except BaseException as exc:  # kept for the owner, who sees the clock stopped and silences the notes

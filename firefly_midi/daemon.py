@@ -103,6 +103,9 @@ class Daemon:
         with _dying_on_signals():
             self.ports.open()
         self._greet_ports()  # a synth left hanging by an earlier run that crashed is silenced first (first tick)
+        if self.ports.server_realtime() is False:
+            # A real-time tick would run ahead of JACK's own threads and hold up its cycles.
+            self.clock.wants_realtime = False
         gc.collect()
         gc.freeze()  # start-up objects out of the collector's way: the tick makes no new containers
         # Another thread holding the GIL (the control server encoding a frame) keeps it for up to the
@@ -182,6 +185,8 @@ class Daemon:
             told["started"] = True
             if clock.realtime:
                 log.info("tick thread: real-time scheduling (SCHED_FIFO, priority 1: under JACK's threads)")
+            elif not clock.wants_realtime:
+                log.info("tick thread: ordinary scheduling, as JACK runs without real-time priority (start it with -R)")
             else:
                 log.info("tick thread: ordinary scheduling (no real-time right; on Debian, join the audio group)")
         if clock.overloaded and not told["overloaded"]:

@@ -341,6 +341,15 @@ class Ports:
             log.info("restored %d port connection(s)", made)
         return made
 
+    def server_realtime(self) -> bool | None:
+        """Whether the JACK server the ports are on runs with real-time priority (None: not JACK, or unknown)."""
+        if self.state != "open" or self.watch is None or self.watch.client is None:
+            return None
+        try:
+            return bool(self.watch.client.realtime)
+        except Exception:  # jack.JackError: a dying server
+            return None
+
     def settle(self) -> None:
         """Wait (at most SETTLE_S) for connections just made to carry what is sent next.
 

@@ -87,6 +87,10 @@ def test_notes_arrive_paired_and_sigterm_silences_everything(daemon, peer):
     assert notes >= 5, f"only {notes} notes arrived in 3 s; daemon log:\n{log[-2000:]}"
     assert channels <= all_notes_off_channels(lines), "All Notes Off must follow on every channel used"
     assert "every one of them ended" in log
+    # This server runs without real-time priority (conftest.JACKD): a real-time tick would outrank it.
+    statuses = status_lines(log)
+    assert statuses and not statuses[-1]["realtime"], "the tick thread went real-time above a JACK that is not"
+    assert "as JACK runs without real-time priority" in log
 
 
 def test_sigterm_mid_chord_sends_the_pending_note_offs(daemon, peer):
