@@ -41,6 +41,7 @@ SPIN_S = 100e-6  # sleep until this long before the deadline, then spin (the lea
 MAX_SPIN_S = 300e-6  # the most spin the loop adapts to
 SPIN_STEP_S = 20e-6  # how far one adaptation moves the spin
 ADAPT_TICKS = 1000  # ticks between adaptations of the spin
+ADAPT_MAX_S = 1.0  # or this long, when ticks overrun: an overloaded loop runs few of them
 LATE_WAKES_SHARE = 0.002  # more sleeps than this overshooting the deadline lengthen the spin
 REALTIME_PRIORITY = 1  # SCHED_FIFO priority of the tick thread: the lowest real-time one
 OVERLOAD_SHARE = 0.9  # busier than this over an adaptation window: back to ordinary scheduling
@@ -261,14 +262,15 @@ class Clock:
                 deadline = start + k * tick
             self.lateness.record(now - deadline)
             self.on_tick(k)
-            self.busy_s += monotonic() - now
+            done = monotonic()
+            self.busy_s += done - now
             self.ticks += 1
             k += 1
-            if self.ticks % ADAPT_TICKS == 0:
-                self._adapt(least, monotonic())
+            if self.ticks % ADAPT_TICKS == 0 or done - self._window_since >= ADAPT_MAX_S:
+                self._adapt(least, done)
 
     def _adapt(self, least_s: float, now: float) -> None:
-        """Once every ADAPT_TICKS ticks: the spin from the late sleeps, real time dropped if overloaded."""
+        """Every ADAPT_TICKS ticks (ADAPT_MAX_S at most): the spin from the late sleeps, real time dropped if overloaded."""
         self.late_wakes += self._late
         if self.realtime:  # on ordinary scheduling a late wake is contention, which more spin would feed
             self.spin_s = adapt_spin(self.spin_s, self._late, self._wakes, least_s)
