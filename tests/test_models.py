@@ -11,7 +11,7 @@ from firefly_midi import presets
 from firefly_midi.simulate import simulate
 from firefly_midi.swarm import Swarm, topology
 from firefly_midi.swarm import kernels as K
-from firefly_midi.swarm.engine import _usable_cpus
+from firefly_midi.swarm.engine import usable_cpus
 from firefly_midi.swarm.metrics import Recorder, gap_cv
 
 
@@ -297,7 +297,7 @@ def test_a_kuramoto_run_shared_with_helper_threads_equals_one_thread_bit_for_bit
     for swarm, recorder in zip((alone, shared), recorders, strict=True):
         swarm.run(ticks, recorder)
     assert alone.helped_chunks == 0
-    assert shared.helped_chunks > 0 or _usable_cpus() == 1, "the helper thread never took a chunk"
+    assert shared.helped_chunks > 0 or usable_cpus() == 1, "the helper thread never took a chunk"
     assert not [t for t in threading.enumerate() if t.name == "firefly-sweep"], "helpers end with the run"
     np.testing.assert_array_equal(alone.state.phase, shared.state.phase)
     np.testing.assert_array_equal(alone.state.freq, shared.state.freq)

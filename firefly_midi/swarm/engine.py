@@ -244,7 +244,7 @@ class Swarm:
     def _sweep_helpers(self, ticks: int) -> Iterator[None]:
         """Helper threads for the Kuramoto sweeps of one run, when there is enough to share."""
         shared = self.codes[K.C_MODEL] == K.KURAMOTO and self.codes[K.C_GLOBAL] and self.codes[K.C_PRC] != K.SAWTOOTH
-        count = min(self.threads, _usable_cpus()) - 1
+        count = min(self.threads, usable_cpus()) - 1
         if not shared or count < 1 or self.n <= K.CHUNK or ticks * self.n < _HELP_MIN_WORK:
             yield
             return
@@ -340,7 +340,7 @@ class Swarm:
         return math.hypot(zc, zs)
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one)."""
     try:
         return len(os.sched_getaffinity(0))

@@ -12,7 +12,6 @@ the best improves, so Ctrl-C or a crash never loses what was found.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ import numpy as np
 from firefly_midi import params as P
 from firefly_midi import presets
 from firefly_midi.simulate import simulate
+from firefly_midi.swarm.engine import usable_cpus
 from firefly_midi.tune.es import OpenAIES
 from firefly_midi.tune.fitness import METRICS, Target, fitness, mean_metrics
 from firefly_midi.tune.ga import Microbial
@@ -179,7 +179,7 @@ class Tuner:
             raise P.ParamError("a recovery_time_s target needs a --damage to recover from")
         _check_options(spec)
         self.spec = spec
-        self.jobs = max(1, jobs or len(os.sched_getaffinity(0)))
+        self.jobs = max(1, jobs or usable_cpus())
         self.checkpoint = checkpoint
         self.optimizer = self._make_optimizer()
         self.best = Best()
