@@ -135,7 +135,15 @@ _TABLE = (
     Param("swarm.ms_b", "float", 3.0, "mirollo_strogatz: concavity b of x = ln(1 + (e^b - 1)φ)/b", "", 0.01, 20.0),
     Param("swarm.topology", "choice", "global", "who sees whose flashes", choices=TOPOLOGIES),
     Param("swarm.neighbors", "int", 8, "ring: k nearest; grid: radius in cells; random: peers per flash", "", 1, 1000),
-    Param("swarm.rewire_s", "float", 0.0, "random topology: redraw the peers every this many seconds (0 = never)", "s", 0.0, 3600.0),
+    Param(
+        "swarm.rewire_s",
+        "float",
+        0.0,
+        "random topology: every firefly gets new peers once in this many seconds, a few each tick (0 = never)",
+        "s",
+        0.0,
+        3600.0,
+    ),
     Param(
         "swarm.delay_ms",
         "float",

@@ -86,7 +86,7 @@ def test_kuramoto_sine_matches_reference(phase, k_hz, l_hz, zc, zs):
     fired = np.zeros(phase.size, np.uint8)
     ids = np.zeros(phase.size, np.int64)
     times = np.zeros(phase.size)
-    c, s, _, live, _ = K.kuramoto_sine(got_phase, got_freq, 1e-3, k_hz, l_hz, zc, zs, scratch, fired, ids, times, _sweep())
+    c, s, _, live, _ = K.kuramoto_sine(got_phase, got_freq, 1e-3, k_hz, l_hz, zc, zs, scratch, fired, ids, times, K.idle_sweep())
     d = np.abs(got_phase - want_phase)
     np.testing.assert_allclose(np.minimum(d, 1 - d), 0, atol=1e-9)
     np.testing.assert_allclose(got_freq, want_freq, atol=1e-9)
@@ -120,10 +120,6 @@ def test_counter_rng_matches_reference(key, counter):
     assert np.all((out >= 0) & (out < 1))
 
 
-def _sweep():
-    return np.zeros(K.SWEEP_SIZE, np.int64)
-
-
 def _kuramoto_buffers(size):
     return np.zeros(max(size, K.BLOCK)), np.zeros(size, np.uint8), np.zeros(size, np.int64), np.zeros(size)
 
@@ -149,7 +145,7 @@ def test_kuramoto_sine_flashes_and_silenced_fireflies(phase, k_hz, zc, zs, seed)
     crossed = phase[live] + step >= 1.0
     got_phase, got_freq = phase.copy(), freq.copy()
     scratch, fired, ids, times = _kuramoto_buffers(phase.size)
-    c, s, adv, n_live, n = K.kuramoto_sine(got_phase, got_freq, dt, k_hz, l_hz, zc, zs, scratch, fired, ids, times, _sweep())
+    c, s, adv, n_live, n = K.kuramoto_sine(got_phase, got_freq, dt, k_hz, l_hz, zc, zs, scratch, fired, ids, times, K.idle_sweep())
     assert n_live == live.sum()
     assert np.isnan(got_phase[~live]).all()
     np.testing.assert_array_equal(got_freq[~live], freq[~live])
@@ -185,8 +181,9 @@ def test_mean_field_skips_silenced(phase, share):
         np.testing.assert_allclose(total, alive.sum(), rtol=1e-12)
 
 
-def _delay_queue(slots, size):
-    return np.zeros(K.DQ_SLOTS + slots, np.int64), np.full((slots, size), -1, np.int32), np.zeros((slots, size))
+def _delay_queue(slots, size, timed=True):
+    """The engine's delivery rows; Ermentrout's keep no arrival times (a dq_t without columns)."""
+    return np.zeros(K.DQ_SLOTS + slots, np.int64), np.full((slots, size), -1, np.int32), np.zeros((slots, size if timed else 0))
 
 
 @given(
@@ -217,7 +214,8 @@ def test_delayed_delivery_matches_reference(n, setting, topology, eps, delay_tic
     for recent in (0.0, 1e300):  # state[M_RECENT]: no table / a table whenever anything is due
         lately = np.array([0.0, 0.0, 0.0, 1.0, 0.0, recent])
         run = {"phase": phase.copy(), "freq": freq.copy(), "fired": np.zeros(n, np.uint8), "rng": np.array([key, counter], np.uint64)}
-        runs.append((run, lately, _delay_queue(int(np.ceil(delay_ticks)) + 2, 4 * n * 5 * 2), np.empty(n)))
+        rows = _delay_queue(int(np.ceil(delay_ticks)) + 2, 4 * n * 5 * 2, timed=model != K.ERMENTROUT)
+        runs.append((run, lately, rows, np.empty(n)))
     want_fired, pending = np.zeros(n, np.uint8), {}
     ids, times = np.zeros(n, np.int64), np.zeros(n)
     for index in range(20):

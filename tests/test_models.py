@@ -3,6 +3,7 @@
 import hashlib
 import math
 import threading
+from time import sleep
 
 import numpy as np
 import pytest
@@ -280,6 +281,26 @@ def test_recording_in_pieces_equals_one_run_and_flashes_add_up():
         stepped.step()
     assert stepped.flashes_total == whole.flashes_total
     np.testing.assert_array_equal(stepped.state.freq, whole.state.freq)
+
+
+def test_a_helper_started_before_the_first_sweep_claims_nothing():
+    """A helper on a fresh board must wait for a sweep: on a zeroed board it ran chunk 0 with empty
+    arguments while the stepping thread ran it too (seen as a 1e-6 divergence, half the runs)."""
+    swarm = Swarm({"swarm.model": "kuramoto", "swarm.n": 2 * K.CHUNK})
+    phase = swarm.state.phase.copy()
+    sweep = swarm._sweep
+    args = (sweep, swarm.state.phase, swarm.state.freq, swarm.fired, swarm.flash_ids, swarm.flash_times, swarm._scratch)
+    sweep[K.SW_STOP] = 1
+    K.kuramoto_helper(*args)  # compiled now, so the thread below runs at once
+    sweep[K.SW_STOP] = 0
+    helper = threading.Thread(target=K.kuramoto_helper, args=args)
+    helper.start()
+    sleep(0.2)
+    sweep[K.SW_STOP] = 1
+    helper.join(timeout=10)
+    assert not helper.is_alive()
+    assert sweep[K.SW_HELPED] == 0 and sweep[K.SW_DONE] == 0
+    np.testing.assert_array_equal(swarm.state.phase, phase)
 
 
 def test_a_kuramoto_run_shared_with_helper_threads_equals_one_thread_bit_for_bit():

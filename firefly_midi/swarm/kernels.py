@@ -453,6 +453,18 @@ SW_ARGS = 8  # sweep[SW_ARGS:SW_ARGS + 5] as float64: dt, k_hz, l_hz, zc, zs
 SWEEP_SIZE = SW_ARGS + 5
 
 
+def idle_sweep() -> np.ndarray:
+    """A sweep board with no chunk to claim until kuramoto_sine publishes one.
+
+    SW_NEXT starts past any chunk count: with 0 there, a helper started before the first sweep
+    claimed chunk 0 with the board's empty arguments while the stepping thread ran it too.
+    Between sweeps it stays past the count by itself (every claim adds 1).
+    """
+    sweep = np.zeros(SWEEP_SIZE, dtype=np.int64)
+    sweep[SW_NEXT] = 1 << 62
+    return sweep
+
+
 @njit(nogil=True, cache=True, fastmath=FAST)
 def kuramoto_chunk(c, phase, freq, fired, ids, times, sums, args):
     """Chunk ``c`` of kuramoto_sine: fireflies [c·CHUNK, (c+1)·CHUNK), its flashes to ids/times from
@@ -685,8 +697,14 @@ def clear_fired(fired, ids, n):
 @njit(nogil=True, cache=True, inline="always")
 def rewire(table, key, counter):
     """Redraw each row of ``table`` as random peers other than the row's own firefly."""
+    return rewire_rows(table, 0, table.shape[0], key, counter)
+
+
+@njit(nogil=True, cache=True)
+def rewire_rows(table, lo, hi, key, counter):
+    """Redraw rows lo..hi-1 of ``table`` as random peers other than the row's own firefly."""
     n = table.shape[0]
-    for j in range(n):
+    for j in range(lo, hi):
         for k in range(table.shape[1]):
             peer = int(uniform01(key, counter) * (n - 1))
             counter += np.uint64(1)
@@ -775,16 +793,22 @@ DQ_DROPPED, DQ_SLOTS = 0, 1
 
 @njit(nogil=True, cache=True)
 def queue_delivery(dq_meta, dq_to, dq_t, index, receiver, arrival):
-    """Queue one delivery arriving ``arrival`` ticks after the start of tick ``index``."""
+    """Queue one delivery arriving ``arrival`` ticks after the start of tick ``index``.
+
+    A ``dq_t`` without columns keeps no arrival times.  The count is stored before the row: the
+    other order, with the time's store conditional, ran 2x slower at N = 10⁵ (so did a slot by
+    subtraction or by a power-of-two mask instead of the modulo; not understood, measured on AVX2).
+    """
     whole = np.floor(arrival)
     slot = (index + int(whole)) % dq_to.shape[0]
     count = dq_meta[DQ_SLOTS + slot]
     if count >= dq_to.shape[1]:
         dq_meta[DQ_DROPPED] += 1
         return
-    dq_to[slot, count] = receiver
-    dq_t[slot, count] = arrival - whole
     dq_meta[DQ_SLOTS + slot] = count + 1
+    dq_to[slot, count] = receiver
+    if dq_t.shape[1] > 0:
+        dq_t[slot, count] = arrival - whole
 
 
 @njit(nogil=True, cache=True)
@@ -836,7 +860,9 @@ def deliver_due(
 ):
     """Apply the deliveries of tick ``index``'s slot from position ``lo`` on, newest first; return the flash count.
 
-    ``tabled`` (Ermentrout only): ``sines`` holds sin 2πφ of every firefly for this tick.
+    ``tabled`` (Ermentrout only): ``sines`` holds sin 2πφ of every firefly for this tick.  Arrival
+    times are read only where they matter: a flash set off, or the latest broadcast.  Ermentrout's
+    deliveries never need one, so its rows store none (``dq_t`` without columns).
 
     Flashes these set off that land in this same tick are queued by the caller after the walk,
     past its end, and walked in turn.  Broadcasts (global) are added into one count and applied
@@ -845,15 +871,18 @@ def deliver_due(
     slot = index % dq_to.shape[0]
     broadcasts, latest_t = 0, 0.0
     for e in range(dq_meta[DQ_SLOTS + slot] - 1, lo - 1, -1):
-        i, t = dq_to[slot, e], dq_t[slot, e]  # no row views: each would cost a reference count
+        i = dq_to[slot, e]  # no row views: each would cost a reference count
         if i < 0:
             broadcasts += 1
-            latest_t = max(latest_t, t)
+            if dq_t.shape[1] > 0:
+                latest_t = max(latest_t, dq_t[slot, e])
+            continue
+        if tabled:  # NaN in the table: flashed this tick, or silenced (one load instead of three)
+            sn = sines[i]
+            if sn == sn:
+                freq[i] = ermentrout_freq_at(sn / TWO_PI, freq[i], 1.0, w, eps, f0, fmin, fmax)
             continue
         if fired[i] != 0 or phase[i] != phase[i]:
-            continue
-        if tabled:
-            freq[i] = ermentrout_freq_at(sines[i] / TWO_PI, freq[i], 1.0, w, eps, f0, fmin, fmax)
             continue
         phi, omega = receive(model, prc, desync, phase[i], freq[i], 1.0, w, eps, kappa, ms_b, f0, fmin, fmax)
         freq[i] = omega
@@ -863,7 +892,7 @@ def deliver_due(
         phase[i] = 0.0
         fired[i] = 1
         ids[n] = i
-        times[n] = t
+        times[n] = dq_t[slot, e]
         n += 1
     if broadcasts:
         n = receive_all(
@@ -873,11 +902,13 @@ def deliver_due(
 
 
 @njit(nogil=True, cache=True)
-def sine_table(phase, sines):
-    """sines[i] = sin 2πφᵢ for every firefly, in one vectorised pass (NaN for the silenced)."""
+def sine_table(phase, fired, sines):
+    """sines[i] = sin 2πφᵢ for every firefly, in one vectorised pass; NaN for the silenced and
+    for those that flashed this tick, which ignore its deliveries."""
     prefer_512_bit_vectors()
     for i in range(phase.size):
-        sines[i] = sincos_2pi(phase[i])[0]
+        sn = sincos_2pi(phase[i])[0]
+        sines[i] = sn if fired[i] == 0 else np.nan
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -901,7 +932,7 @@ def _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n,
     observers = table.shape[1] if table.shape[0] else 1
     tabled = model == ERMENTROUT and dq_meta[head] > 0 and 8.0 * recent * observers >= phase.size
     if tabled:
-        sine_table(phase, sines)
+        sine_table(phase, fired, sines)
     walked = 0
     while dq_meta[head] > walked:
         start, end = n, dq_meta[head]
@@ -989,6 +1020,26 @@ def _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, bel
 
 
 @njit(nogil=True, cache=True, inline="always")
+def wander(codes, coef, phase, table, state, rng, index):
+    """What changes a swarm apart from coupling, at the start of a tick: new peers and noise.
+
+    Peers are redrawn a slice of rows a tick, so that every row is new once per ``rewire_ticks``:
+    the peer lists change continuously, as the views of NEWSCAST (the overlay in Babaoglu et al.)
+    do.  Redrawing all of them in one tick cost 10-19 ms at N = 10⁵ with 30 peers: a dozen
+    skipped ticks every second in the daemon.
+    """
+    rewire_ticks = codes[C_REWIRE_TICKS]
+    if rewire_ticks > 0 and index > 0:
+        part, rows = index % rewire_ticks, table.shape[0]
+        lo, hi = rows * part // rewire_ticks, rows * (part + 1) // rewire_ticks
+        if hi > lo:
+            rng[R_COUNTER] = rewire_rows(table, lo, hi, rng[R_KEY], rng[R_COUNTER])
+    if coef[F_NOISE] > 0.0:
+        rng[R_COUNTER] = add_noise(phase, coef[F_NOISE] * np.sqrt(coef[F_DT]), rng[R_KEY], rng[R_COUNTER])
+        state[M_STALE] = 1.0
+
+
+@njit(nogil=True, cache=True, inline="always")
 def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, sweep, index, prev_n, external_n):
     """Everything one tick does, in order; returns the number of flashes in ids/times.
 
@@ -999,12 +1050,7 @@ def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratc
     phase, freq, fired, table, ids, times = borrowed(phase, freq, fired, table, ids, times)
     codes, coef, state, rng, hist, below, scratch, sweep = borrowed(codes, coef, state, rng, hist, below, scratch, sweep)
     clear_fired(fired, ids, prev_n)
-    rewire_ticks = codes[C_REWIRE_TICKS]
-    if rewire_ticks > 0 and index > 0 and index % rewire_ticks == 0:
-        rng[R_COUNTER] = rewire(table, rng[R_KEY], rng[R_COUNTER])
-    if coef[F_NOISE] > 0.0:
-        rng[R_COUNTER] = add_noise(phase, coef[F_NOISE] * np.sqrt(coef[F_DT]), rng[R_KEY], rng[R_COUNTER])
-        state[M_STALE] = 1.0
+    wander(codes, coef, phase, table, state, rng, index)
     if codes[C_MODEL] == KURAMOTO:
         return _kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, sweep)
     n = advance(phase, freq, coef[F_DT], fired, ids, times, external_n)
@@ -1021,12 +1067,7 @@ def tick_delayed(codes, coef, phase, freq, fired, table, ids, times, state, rng,
     phase, freq, fired, table, ids, times = borrowed(phase, freq, fired, table, ids, times)
     codes, coef, state, rng, dq_meta, dq_to, dq_t, sines = borrowed(codes, coef, state, rng, dq_meta, dq_to, dq_t, sines)
     clear_fired(fired, ids, prev_n)
-    rewire_ticks = codes[C_REWIRE_TICKS]
-    if rewire_ticks > 0 and index > 0 and index % rewire_ticks == 0:
-        rng[R_COUNTER] = rewire(table, rng[R_KEY], rng[R_COUNTER])
-    if coef[F_NOISE] > 0.0:
-        rng[R_COUNTER] = add_noise(phase, coef[F_NOISE] * np.sqrt(coef[F_DT]), rng[R_KEY], rng[R_COUNTER])
-        state[M_STALE] = 1.0
+    wander(codes, coef, phase, table, state, rng, index)
     n = advance(phase, freq, coef[F_DT], fired, ids, times, external_n)
     return _pulse_couple_delayed(codes, coef, phase, freq, fired, table, ids, times, n, state, rng, dq_meta, dq_to, dq_t, sines, index)
 
