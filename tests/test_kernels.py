@@ -111,6 +111,31 @@ def test_sawtooth_histogram_matches_pairwise_definition(phase):
     assert np.all(np.abs(pull - R.kuramoto_sawtooth_pull(phase)) <= bound)
 
 
+@given(st.integers(1, 300), st.floats(0.0, 0.05), st.integers(0, 2**63 - 1), st.integers(0, 2**40), st.integers(0, 2**32))
+def test_noise_matches_reference(n, sigma, key, counter, seed):
+    phase = np.random.default_rng(seed).random(n)
+    want = R.add_noise(phase, sigma, np.uint64(key), counter)
+    got = phase.copy()
+    assert K.add_noise(got, sigma, np.uint64(key), np.uint64(counter)) == counter + 1
+    np.testing.assert_array_equal(got, want)
+
+
+def test_noise_is_uniform_with_its_sigma_and_uncorrelated():
+    """Per tick one splitmix64 draw seeds a 32-bit hash per firefly: the draws must still be
+    uniform, of the asked spread, and unrelated between neighbours and between ticks."""
+    n, sigma, key = 100_000, 0.01, np.uint64(12345)
+    draws = []
+    for counter in (0, 1, 2**33):
+        phase = np.full(n, 0.5)
+        K.add_noise(phase, sigma, key, np.uint64(counter))
+        draws.append((phase - 0.5) / (sigma * np.sqrt(3.0)))  # uniform on [-1, 1]
+    for d in draws:
+        assert abs(d.mean()) < 0.01 and abs(d.std() - 1 / np.sqrt(3.0)) < 0.005
+        assert np.histogram(d, bins=20, range=(-1, 1))[0].min() > 0.95 * n / 20
+        assert abs(np.corrcoef(d[:-1], d[1:])[0, 1]) < 0.02
+    assert abs(np.corrcoef(draws[0], draws[1])[0, 1]) < 0.02 and abs(np.corrcoef(draws[0], draws[2])[0, 1]) < 0.02
+
+
 @given(st.integers(0, 2**63 - 1), st.integers(0, 2**40))
 def test_counter_rng_matches_reference(key, counter):
     out = np.zeros(100)

@@ -81,14 +81,37 @@ def mean_field(phase: np.ndarray) -> complex:
     return complex(np.exp(2j * np.pi * live).mean())
 
 
-def uniform01(key: np.uint64, counters: np.ndarray) -> np.ndarray:
+def splitmix64(key: np.uint64, counters: np.ndarray) -> np.ndarray:
     """splitmix64 of key + counter·golden, vectorised over uint64 counters."""
     with np.errstate(over="ignore"):
         z = np.uint64(key) + counters.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / 9007199254740992.0
+        return z ^ (z >> np.uint64(31))
+
+
+def uniform01(key: np.uint64, counters: np.ndarray) -> np.ndarray:
+    return (splitmix64(key, counters) >> np.uint64(11)).astype(np.float64) / 9007199254740992.0
+
+
+def mix32(x: np.ndarray) -> np.ndarray:
+    """lowbias32 over uint32 values (as uint64)."""
+    mask = np.uint64(0xFFFFFFFF)
+    x = x ^ (x >> np.uint64(16))
+    x = (x * np.uint64(0x7FEB352D)) & mask
+    x = x ^ (x >> np.uint64(15))
+    x = (x * np.uint64(0x846CA68B)) & mask
+    return x ^ (x >> np.uint64(16))
+
+
+def add_noise(phase: np.ndarray, sigma: float, key: np.uint64, counter: int) -> np.ndarray:
+    """The phases after one tick's noise (kernels.add_noise; its counter moves on by one)."""
+    seed = splitmix64(key, np.array([counter], dtype=np.uint64))[0]
+    low, high = seed & np.uint64(0xFFFFFFFF), seed >> np.uint64(32)
+    ids = np.arange(phase.size, dtype=np.uint64)
+    bits = mix32(mix32((ids + low) & np.uint64(0xFFFFFFFF)) ^ high)
+    u = (bits >> np.uint64(1)).astype(np.float64) / 2147483648.0
+    return np.clip(phase + sigma * np.sqrt(3.0) * (2.0 * u - 1.0), 0.0, 1.0)
 
 
 def queue_flashes(table, ids, times, start, delay_ticks, pending, key, counter, index):
