@@ -223,8 +223,9 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
             final = settled(path, sender.sent, replies)
             watcher.stopping.set()
         except (ControlError, OSError) as exc:  # say what the daemon was doing
-            why = f"the daemon's log ends:\n{log_path.read_text()[-4000:]}\njackd's log ends:\n{server_log(env)}"
-            raise RuntimeError(f"{exc}; {why}") from exc
+            # jackd's log first: its xrun lines would otherwise bury the daemon's last words
+            why = f"jackd's log ends:\n{server_log(env)[-1500:]}\nthe daemon's log ends:\n{log_path.read_text()[-4000:]}"
+            raise RuntimeError(f"{why}\n{type(exc).__name__}: {exc}") from exc
         finally:
             daemon.send_signal(signal.SIGTERM)
             try:

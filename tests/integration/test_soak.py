@@ -35,7 +35,7 @@ def test_a_minute_of_soak_leaks_nothing_and_leaves_no_note_hanging(tmp_path, com
         text=True,
         timeout=300,
     )
-    assert out.exists(), done.stdout[-2000:] + done.stderr[-3000:]
+    assert out.exists(), done.stdout[-2000:] + done.stderr[-6000:]
     result = json.loads(out.read_text())
     assert result["exit_code"] == 0 and result["errors"] == 0, result.get("daemon_log_tail", "")[-3000:]
     assert result["hanging_notes"] == 0
