@@ -443,7 +443,8 @@ def test_reconnects_when_the_daemon_comes_back():
         await show(pilot, daemon, frame(2, 2.0, spread(10)))
         assert daemon.connects == 2 and len(daemon.commands("subscribe")) == 2
 
-    run(test, FakeDaemon(up=False))
+    # 0.5 s between tries: with 20 ms, a loaded machine's pilot saw the next try's "refused" first
+    run(test, FakeDaemon(up=False), backoff=(0.5, 1.0))
 
 
 # ------------------------------------------------------------------------------------------ the real daemon

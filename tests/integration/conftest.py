@@ -102,7 +102,12 @@ def forget_dead_servers() -> bool:
 def compiled_kernels():
     """Compile the numba kernels once, before any daemon starts: on a fresh checkout that takes a
     while, and daemons started in parallel would each compile them inside their start-up timeout."""
-    warm = "from firefly_midi import presets; from firefly_midi.daemon import Daemon; Daemon(presets.resolve('pulse-sine'))._warm_up()"
+    # the instant path (pulse-sine) and the delayed one with rewiring (ermentrout-800, the default
+    # and the soak's): a daemon compiling the latter itself outlived the soak's 120 s port wait
+    warm = (
+        "from firefly_midi import presets; from firefly_midi.daemon import Daemon\n"
+        "for name in ('pulse-sine', 'ermentrout-800'): Daemon(presets.resolve(name))._warm_up()"
+    )
     subprocess.run([sys.executable, "-c", warm], check=True, timeout=600, capture_output=True)
 
 
