@@ -45,12 +45,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numba import njit
 
+from firefly_midi import midi
 from firefly_midi import params as P
+from firefly_midi.midi import ALL_NOTES_OFF, NOTE_OFF, NOTE_ON
 from firefly_midi.swarm import topology
 from firefly_midi.swarm.tempo import LiveTempo
 
@@ -70,16 +73,12 @@ SCALE_STEPS: dict[str, tuple[int, ...]] = {
     "chromatic": tuple(range(12)),
 }
 
-NOTE_ON, NOTE_OFF, CONTROL = 0x90, 0x80, 0xB0
-CLOCK, START, STOP = 0xF8, 0xFA, 0xFC
-ALL_NOTES_OFF = 123
+CONTROL, CLOCK, START, STOP = midi.CONTROL_CHANGE, midi.TIMING_CLOCK, midi.SONG_START, midi.SONG_STOP
 SLOTS = 16 * 128  # one pending note-off per (channel, note)
 EVENT_CAPACITY = 4096  # above the worst tick with the largest caps: 2048 offs + 3·128 + CC + clock
 CC_INTERVAL_S = 0.010
 CURVES = {"linear": 0, "soft": 1, "hard": 2, "fixed": 3}
-_LAYOUT_KEYS = tuple(f"mapping.{k}" for k in ("mode", "voices", "split", "scale", "root", "octaves", "channels")) + tuple(
-    f"swarm.{k}" for k in ("n", "seed", "freq_dist", "freq_spread_hz", "freq_min_hz", "freq_max_hz")
-)
+_LAYOUT_KEYS = P.keys_with_effect("relayout", "reshape")
 
 
 # ----------------------------------------------------------------------------------------------- notes
@@ -587,14 +586,22 @@ def _checked(values: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- input
+@dataclass
+class InputCounts:
+    """What became of the incoming messages: one counter per fate, shared by everything that hears."""
+
+    flashes: int = 0  # note-ons the swarm saw
+    ignored: int = 0  # messages that do nothing here (or arrived while paused)
+    other: int = 0  # clock messages and controllers bound by MIDI learn
+    dropped: int = 0  # over input.max_per_tick, or the swarm's queue of external flashes was full
+
+
 class InputMap:
     """What an incoming MIDI message does: note-ons become flashes the swarm sees."""
 
-    def __init__(self, values: dict[str, Any], mapper: Mapper):
+    def __init__(self, values: dict[str, Any], mapper: Mapper, counts: InputCounts | None = None):
         self.mapper = mapper
-        self.accepted = 0
-        self.ignored = 0
-        self.dropped = 0  # refused by the swarm: its queue of external flashes was full
+        self.counts = counts or InputCounts()
         self.update(values)
 
     def update(self, values: dict[str, Any]) -> None:
@@ -611,15 +618,15 @@ class InputMap:
         """Inject ``message`` if it is a note-on that counts; False for anything else, never raising."""
         note_on = self._note_on(message)
         if note_on is None:
-            self.ignored += 1
+            self.counts.ignored += 1
             return False
         note, velocity = note_on
         strength = self.strength * (velocity / 127.0 if self.velocity_scaled else 1.0)
         targets = self.mapper.members_near(note) if self.by_voice else None
         if not swarm.inject(time_frac, strength, targets):
-            self.dropped += 1
+            self.counts.dropped += 1  # refused by the swarm: its queue of external flashes was full
             return False
-        self.accepted += 1
+        self.counts.flashes += 1
         return True
 
     def _note_on(self, message: Any) -> tuple[int, int] | None:

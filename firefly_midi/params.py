@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from firefly_midi.errors import FireflyError
 
-class ParamError(ValueError):
+
+class ParamError(FireflyError, ValueError):
     """A parameter key or value is not acceptable.
 
     ``source`` (a file path) and ``line`` are filled in when the value came from a preset, so the
@@ -50,6 +52,11 @@ class Param:
     hi: float | None = None
     choices: tuple[str, ...] = ()
     search: tuple[float, float] | None = None  # the tuner's default --vary range, where "around the preset's value" fails
+    effect: str = "live"  # what a change costs while playing: one of EFFECTS
+
+    def __post_init__(self) -> None:
+        if self.effect not in EFFECTS:
+            raise ValueError(f"{self.key}: effect must be one of {EFFECTS}, got {self.effect!r}")
 
     def allowed(self) -> str:
         if self.kind == "choice":
@@ -65,6 +72,11 @@ class Param:
         if self.kind == "bindings":
             return "an array of tables [[learn]] with cc, key, lo, hi (and channel, 0 = any)"
         return f"{'an integer' if self.kind == 'int' else 'a number'} in {_fmt(self.lo)}..{_fmt(self.hi)}"
+
+
+# live: applied between two ticks; relayout: the mapping redraws its voices (notes sounding keep
+# their note-offs); reshape: the swarm is drawn afresh (built off the tick thread, then swapped in).
+EFFECTS = ("live", "relayout", "reshape")
 
 
 def _fmt(x: float | None) -> str:
@@ -95,8 +107,8 @@ FREQ_DISTS = ("constant", "uniform", "gaussian", "lorentzian", "period_uniform")
 
 _TABLE = (
     Param("swarm.model", "choice", "pulse", "which firefly model advances the swarm", choices=MODELS),
-    Param("swarm.n", "int", 100, "number of fireflies", lo=1, hi=10_000_000),
-    Param("swarm.seed", "int", 0, "random seed: same seed and parameters give the same flashes", lo=0, hi=2**63 - 1),
+    Param("swarm.n", "int", 100, "number of fireflies", lo=1, hi=10_000_000, effect="reshape"),
+    Param("swarm.seed", "int", 0, "random seed: same seed and parameters give the same flashes", lo=0, hi=2**63 - 1, effect="reshape"),
     Param("swarm.freq_hz", "float", 1.0, "natural flash frequency Ω (one beat per cycle)", "Hz", 0.01, 100.0),
     Param(
         "swarm.freq_spread_hz",
@@ -107,6 +119,7 @@ _TABLE = (
         0.0,
         50.0,
         search=(0.0, 0.5),
+        effect="reshape",
     ),
     Param(
         "swarm.freq_dist",
@@ -114,6 +127,7 @@ _TABLE = (
         "constant",
         "distribution of natural frequencies (period_uniform: periods uniform between the bounds)",
         choices=FREQ_DISTS,
+        effect="reshape",
     ),
     Param("swarm.freq_min_hz", "float", 0.0, "lower frequency bound Ω_l (0 = freq_hz / 1.15)", "Hz", 0.0, 100.0),
     Param("swarm.freq_max_hz", "float", 0.0, "upper frequency bound Ω_u (0 = freq_hz / 0.85)", "Hz", 0.0, 200.0),
@@ -133,8 +147,8 @@ _TABLE = (
     Param("swarm.prc", "choice", "sine", "phase-response curve (sawtooth: kuramoto only)", choices=PRCS),
     Param("swarm.mode", "choice", "sync", "pulse: synchronise or de-synchronise phases", choices=("sync", "desync")),
     Param("swarm.ms_b", "float", 3.0, "mirollo_strogatz: concavity b of x = ln(1 + (e^b - 1)φ)/b", "", 0.01, 20.0),
-    Param("swarm.topology", "choice", "global", "who sees whose flashes", choices=TOPOLOGIES),
-    Param("swarm.neighbors", "int", 8, "ring: k nearest; grid: radius in cells; random: peers per flash", "", 1, 1000),
+    Param("swarm.topology", "choice", "global", "who sees whose flashes", choices=TOPOLOGIES, effect="reshape"),
+    Param("swarm.neighbors", "int", 8, "ring: k nearest; grid: radius in cells; random: peers per flash", "", 1, 1000, effect="reshape"),
     Param(
         "swarm.rewire_s",
         "float",
@@ -164,7 +178,7 @@ _TABLE = (
         10.0,
         search=(0.0, 0.05),
     ),
-    Param("clock.tick_ms", "float", 1.0, "length of one swarm tick", "ms", 0.05, 100.0),
+    Param("clock.tick_ms", "float", 1.0, "length of one swarm tick", "ms", 0.05, 100.0, effect="reshape"),
     # What a flash plays.
     Param(
         "mapping.mode",
@@ -172,19 +186,21 @@ _TABLE = (
         "voices",
         "voices: groups of fireflies share a note; per_firefly: one note each; density: one note, loud when many flash",
         choices=("voices", "per_firefly", "density"),
+        effect="relayout",
     ),
-    Param("mapping.voices", "int", 4, "voices mode: number of voices the swarm is split into", "", 1, 128),
+    Param("mapping.voices", "int", 4, "voices mode: number of voices the swarm is split into", "", 1, 128, effect="relayout"),
     Param(
         "mapping.split",
         "choice",
         "id",
         "voices mode: split fireflies by id, by natural frequency (slow ones low) or by grid region",
         choices=("id", "frequency", "region"),
+        effect="relayout",
     ),
-    Param("mapping.scale", "choice", "pentatonic", "scale the notes are drawn from", choices=SCALES),
-    Param("mapping.root", "note", 48, "lowest note of the scale (C4 = 60)"),
-    Param("mapping.octaves", "int", 2, "how many octaves above the root the notes span", "", 1, 8),
-    Param("mapping.channels", "intlist", (1,), "MIDI channels (1..16); voices take them in turn", "", 1, 16),
+    Param("mapping.scale", "choice", "pentatonic", "scale the notes are drawn from", choices=SCALES, effect="relayout"),
+    Param("mapping.root", "note", 48, "lowest note of the scale (C4 = 60)", effect="relayout"),
+    Param("mapping.octaves", "int", 2, "how many octaves above the root the notes span", "", 1, 8, effect="relayout"),
+    Param("mapping.channels", "intlist", (1,), "MIDI channels (1..16); voices take them in turn", "", 1, 16, effect="relayout"),
     Param("mapping.velocity_min", "int", 30, "velocity when one firefly of a voice flashes", "", 1, 127),
     Param("mapping.velocity_max", "int", 120, "velocity when the whole voice flashes at once", "", 1, 127),
     Param(
@@ -223,6 +239,11 @@ _TABLE = (
 )
 
 PARAMS: dict[str, Param] = {p.key: p for p in _TABLE}
+
+
+def keys_with_effect(*effects: str) -> tuple[str, ...]:
+    """The keys whose change costs one of ``effects`` (see EFFECTS), in table order."""
+    return tuple(p.key for p in _TABLE if p.effect in effects)
 
 
 def _check_int(p: Param, value: Any) -> int:
@@ -392,6 +413,11 @@ def plain(value: Any) -> Any:
     return value
 
 
+def jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """Parameter values as JSON carries them."""
+    return {key: plain(value) for key, value in values.items()}
+
+
 def show(value: Any, digits: int = 4) -> str:
     """A value as people read it on a terminal: floats to ``digits`` significant digits, "-" for none."""
     if isinstance(value, float):
@@ -403,10 +429,10 @@ def show(value: Any, digits: int = 4) -> str:
 
 def params_markdown() -> str:
     """Every parameter as a Markdown table, grouped by preset table (docs/presets.md holds this)."""
-    rows = ["| key | allowed | default | unit | what it does |", "|---|---|---|---|---|"]
+    rows = ["| key | allowed | default | unit | while playing | what it does |", "|---|---|---|---|---|---|"]
     for p in _TABLE:
         default = _fmt(p.default) if p.kind in ("int", "float") else repr(p.default).replace("|", "\\|")
-        rows.append(f"| `{p.key}` | {p.allowed()} | {default} | {p.unit} | {p.doc} |")
+        rows.append(f"| `{p.key}` | {p.allowed()} | {default} | {p.unit} | {p.effect} | {p.doc} |")
     return "\n".join(rows)
 
 

@@ -1,13 +1,13 @@
-"""Offline render to a MIDI file, through the same swarm and mapper code as the live daemon.
+"""Offline render to a MIDI file, through the same ``Player`` as the live daemon.
 
-The swarm is stepped tick by tick (``Swarm.step``), each step's flashes go through ``Mapper.tick``,
-and every event lands in a type-0 file at its exact time: 960 ticks per beat at the nominal tempo
-(``swarm.freq_hz`` · 60 BPM, one beat per swarm cycle), file ticks = round(time_s × freq_hz × 960),
-delta times taken between rounded absolute times so nothing drifts.  A final ``panic`` ends every
-note.  MIDI clock (real-time messages) cannot live in a file and is left out.
+The player is ticked as the daemon ticks it, and every event lands in a type-0 file at its exact
+time: 960 ticks per beat at the nominal tempo (``swarm.freq_hz`` · 60 BPM, one beat per swarm
+cycle), file ticks = round(time_s × freq_hz × 960), delta times taken between rounded absolute times
+so nothing drifts.  A final ``silence`` ends every note.  MIDI clock (real-time messages) cannot
+live in a file and is left out.
 
-An input file's note messages (read with mido, which honours its tempo map) are injected through
-``InputMap`` before the step of the tick they fall in, at their sub-tick fraction.  Same values,
+An input file's messages (read with mido, which honours its tempo map) are heard in the tick they
+fall in, at their sub-tick fraction, exactly as the daemon hears its input port.  Same values,
 seconds and input give the same bytes.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 
 import mido
 
-from firefly_midi.mapping import InputMap, Mapper
-from firefly_midi.swarm import Swarm
+from firefly_midi.midi import REALTIME
+from firefly_midi.player import Player
 
 TICKS_PER_BEAT = 960
 
@@ -35,52 +35,59 @@ def read_input(path: Path) -> list[tuple[float, list[int]]]:
     return notes
 
 
+class TimedInput:
+    """Messages at known times, handed to the player tick by tick (an ``InputSource``)."""
+
+    def __init__(self, timed: list[tuple[float, list[int]]], dt: float):
+        self.timed, self.dt = timed, dt
+        self.next = 0
+        self.k = 0  # the tick being played: messages before its end are due
+
+    def poll(self) -> tuple[list[int], float] | None:
+        if self.next >= len(self.timed) or self.timed[self.next][0] >= (self.k + 1) * self.dt:
+            return None
+        at, message = self.timed[self.next]
+        self.next += 1
+        return message, min(max(at / self.dt - self.k, 0.0), 1.0)
+
+
+def play_offline(player: Player, ticks: int, source: TimedInput | None = None) -> list[tuple[float, list[int]]]:
+    """Tick ``player`` ``ticks`` times, then silence it: every event as (time_s, bytes), in order."""
+    source = source or TimedInput([], player.swarm.dt)
+    played: list[tuple[float, list[int]]] = []
+    for k in range(ticks):
+        source.k = k
+        _collect(player, player.tick(k, source), played)
+    _collect(player, player.silence(), played)
+    return played
+
+
+def _collect(player: Player, count: int, out: list[tuple[float, list[int]]]) -> None:
+    events = player.events
+    out.extend((float(events.time_s[i]), list(events.message(i))) for i in range(count))
+
+
 def _render(values: dict[str, Any], seconds: float, input_path: Path | None) -> tuple[mido.MidiFile, dict[str, Any]]:
     started = time.perf_counter()
-    swarm = Swarm(values)
-    mapper = Mapper(swarm.values, swarm)
-    inputs = InputMap(swarm.values, mapper)
-    incoming = read_input(input_path) if input_path else []
-    beats_per_s = swarm.values["swarm.freq_hz"]
-    needs_order = swarm.values["mapping.mode"] == "per_firefly" or swarm.values["mapping.cc_order"] >= 0
+    player = Player(values)
+    swarm = player.swarm
     ticks = max(1, round(seconds / swarm.dt))
-    stamped: list[tuple[int, list[int]]] = []
-    per_tick = swarm.values["input.max_per_tick"]  # as the daemon bounds what it polls per tick
-    next_in = 0
-    for k in range(ticks):
-        handled = 0
-        while next_in < len(incoming) and incoming[next_in][0] < (k + 1) * swarm.dt:
-            at, message = incoming[next_in]
-            if handled < per_tick:
-                inputs.apply(message, min(max(at / swarm.dt - k, 0.0), 1.0), swarm)
-                handled += 1
-            next_in += 1
-        swarm.step()
-        ids, times = swarm.flashes()
-        r = swarm.order_parameter() if needs_order else 0.0
-        _stamp(mapper, mapper.tick(k, ids, times, r), beats_per_s, stamped)
-    _stamp(mapper, mapper.panic(ticks), beats_per_s, stamped)
-    midi = _midi_file(stamped, beats_per_s, swarm.values)
+    timed = read_input(input_path) if input_path else []
+    played = play_offline(player, ticks, TimedInput(timed, swarm.dt))
+    beats_per_s = player.values["swarm.freq_hz"]
+    stamped = [(round(t * beats_per_s * TICKS_PER_BEAT), m) for t, m in played if m[0] < REALTIME]
+    midi = _midi_file(stamped, beats_per_s, player.values)
     summary = {
-        "notes": mapper.notes_out,
-        "dropped_notes": mapper.dropped_notes,
+        "notes": player.mapper.notes_out,
+        "dropped_notes": player.mapper.dropped_notes,
         "flashes": swarm.flashes_total,
         "events": len(stamped),
-        "input_notes": inputs.accepted,
+        "input_notes": player.counts.flashes,
         "seconds": ticks * swarm.dt,
         "bpm": beats_per_s * 60.0,
         "wall_s": time.perf_counter() - started,
     }
     return midi, summary
-
-
-def _stamp(mapper: Mapper, count: int, beats_per_s: float, out: list[tuple[int, list[int]]]) -> None:
-    """Append the mapper's events as (absolute file tick, bytes), leaving out real-time messages."""
-    events = mapper.events
-    for i in range(count):
-        message = events.message(i)
-        if message[0] < 0xF8:
-            out.append((round(float(events.time_s[i]) * beats_per_s * TICKS_PER_BEAT), list(message)))
 
 
 def _midi_file(stamped: list[tuple[int, list[int]]], beats_per_s: float, values: dict[str, Any]) -> mido.MidiFile:

@@ -1,4 +1,4 @@
-"""Headless runs of the swarm, as fast as the CPU allows: metrics, damage and recovery, a raster picture."""
+"""Headless runs of the player, as fast as the CPU allows (no notes): metrics, damage and recovery, a raster picture."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from firefly_midi.player import Player
 from firefly_midi.swarm import Swarm
 from firefly_midi.swarm.damage import Damage, select
 from firefly_midi.swarm.metrics import Recorder, decimate, recovery_time
@@ -26,7 +27,8 @@ def simulate(
 
     ``threads``: see ``Swarm``; the tuner keeps 1, as it runs candidates side by side.
     """
-    swarm = Swarm(values, threads=threads)
+    player = Player(values, threads=threads)
+    swarm = player.swarm
     ticks = max(1, round(seconds / swarm.dt))
     recorder = Recorder.for_run(ticks, swarm.n, swarm.dt, raster=raster)
     events = sorted(damage, key=lambda d: d.at_s)
@@ -34,7 +36,7 @@ def simulate(
         raise ValueError(f"every damage must come within the run (0 ≤ at_s < {seconds} s)")
     hits = [select(d, swarm.n, swarm.values["swarm.seed"]) for d in events]
     started = time.perf_counter()
-    _run_with_damage(swarm, recorder, ticks, _timeline(events, hits, swarm.dt, ticks))
+    _run_with_damage(player, recorder, ticks, _timeline(events, hits, swarm.dt, ticks))
     wall = time.perf_counter() - started
     result = {
         **recorder.summary(swarm.dt, swarm.state.phase),
@@ -61,12 +63,13 @@ def _timeline(events: list[Damage], hits: list[np.ndarray], dt: float, ticks: in
     return sorted((step for step in steps if step[0] <= ticks), key=lambda step: step[0])
 
 
-def _run_with_damage(swarm: Swarm, recorder: Recorder, ticks: int, timeline: list[tuple[int, np.ndarray, str]]) -> None:
-    """One kernel call per stretch between damages, all into the same recorder (no damage: one call)."""
+def _run_with_damage(player: Player, recorder: Recorder, ticks: int, timeline: list[tuple[int, np.ndarray, str]]) -> None:
+    """The player's offline run, stretch by stretch between damages, all into the same recorder."""
+    swarm = player.swarm
     for tick, ids, kind in timeline:
-        swarm.run(tick - swarm.ticks, recorder)
+        player.run(tick - swarm.ticks, recorder)
         swarm.damage(ids, kind)
-    swarm.run(ticks - swarm.ticks, recorder)
+    player.run(ticks - swarm.ticks, recorder)
 
 
 def _damage_reports(events: list[Damage], hits: list[np.ndarray], recorder: Recorder, dt: float, ticks: int) -> list[dict[str, Any]]:

@@ -9,10 +9,14 @@ picture drawn at 30 fps cannot show.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+from typing import Any
 
 import numpy as np
 
+from firefly_midi import params as P
 from firefly_midi.swarm import topology
 
 RING = 1 << 16
@@ -83,3 +87,70 @@ def phase_snapshot(phase: np.ndarray, points: int, grid: bool) -> dict[str, obje
         picked, shape = phase[::stride], None
     quantised = np.where(np.isnan(picked), -1, np.floor(np.nan_to_num(picked) * 65536.0).clip(0, 65535)).astype(np.int64)
     return {"stride": stride, "grid": shape, "phase": quantised.tolist()}
+
+
+def status(daemon: Any) -> dict[str, Any]:
+    """A daemon's snapshot for ``ctl status``, logs and tests (read from any thread)."""
+    player, clock = daemon.player, daemon.clock.stats()
+    swarm, mapper, values, counts = player.swarm, player.mapper, player.values, player.counts
+    return {
+        "preset": daemon.preset,
+        "params": P.jsonable(values),
+        "n": swarm.n,
+        "model": values["swarm.model"],
+        "time_s": swarm.time_s,
+        "order_parameter": player.r,
+        "tempo_bpm": 60.0 * mapper.tempo.hz,
+        "nominal_tempo_bpm": 60.0 * values["swarm.freq_hz"],
+        "notes_out": mapper.notes_out,
+        "dropped_notes": mapper.dropped_notes,
+        "flashes_in": counts.flashes,
+        "ignored_in": counts.ignored,
+        "other_in": counts.other,
+        "dropped_in": counts.dropped,
+        "dropped_external": swarm.dropped_external,
+        "errors": daemon.errors,
+        "longest_commands_us": daemon.longest_commands_s * 1e6,
+        "caught_up_ticks": player.caught_up_ticks,
+        "lost_ticks": player.lost_ticks,
+        "behind_ticks": player.behind_ticks,
+        "paused": player.paused,
+        **clock,
+        "ports": daemon.ports.status(),
+    }
+
+
+def frame(daemon: Any, cursor: int, points: int) -> tuple[dict[str, Any], int]:
+    """A picture of a daemon's swarm now, and the flashes since ``cursor`` (-1: from now on)."""
+    flashes, cursor, lost = daemon.flash_ring.since(cursor)
+    player, clock = daemon.player, daemon.clock.stats()
+    swarm, values = player.swarm, player.values
+    tempo_hz, nominal_hz = player.mapper.tempo.hz, values["swarm.freq_hz"]
+    picture = {
+        "time_s": swarm.time_s,
+        "preset": daemon.preset,
+        "paused": player.paused,
+        "n": swarm.n,
+        **phase_snapshot(swarm.state.phase, points, values["swarm.topology"] == "grid"),
+        "flashes": flashes,
+        "flashes_lost": lost,
+        "order_parameter": player.r,
+        "tempo_bpm": 60.0 * tempo_hz,
+        "nominal_tempo_bpm": 60.0 * nominal_hz,
+        "drift_bpm": 60.0 * (tempo_hz - nominal_hz),
+        "notes_out": player.mapper.notes_out,
+        "flashes_in": player.counts.flashes,
+        "dropped_in": player.counts.dropped,
+        "lateness_us": clock["lateness_us"],
+        "lateness_recent_us": clock["lateness_recent_us"],
+        "skipped_ticks": clock["skipped_ticks"],
+        "ports": daemon.ports.status(),
+    }
+    return picture, cursor
+
+
+def log_status(snapshot: dict[str, Any], lateness_window_us: dict[str, float]) -> None:
+    """One status line in the log, as JSON, without the parameters."""
+    line = {k: v for k, v in snapshot.items() if k != "params"}
+    line["lateness_window_us"] = lateness_window_us
+    logging.getLogger("firefly_midi.daemon").info("status %s", json.dumps(line))

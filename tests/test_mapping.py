@@ -166,8 +166,8 @@ def test_input_never_raises_and_accepts_only_matching_note_ons(messages, target)
             and 0 < message[2] <= 127
         )
         assert inputs.apply(message, 0.5, swarm) is expected
-    assert inputs.accepted == len(swarm.calls)
-    assert inputs.accepted + inputs.ignored == len(messages) + 8
+    assert inputs.counts.flashes == len(swarm.calls)
+    assert inputs.counts.flashes + inputs.counts.ignored == len(messages) + 8
 
 
 # ----------------------------------------------------------------------------------------------- musical rules
@@ -392,7 +392,7 @@ def test_input_counts_what_the_swarm_refuses():
 
     inputs = InputMap(make(8).values, make(8))
     assert not inputs.apply([0x90, 60, 100], 0.0, FullSwarm())
-    assert inputs.dropped == 1 and inputs.accepted == 0
+    assert inputs.counts.dropped == 1 and inputs.counts.flashes == 0
 
 
 def test_clock_in_measures_the_tempo_and_resets():

@@ -51,7 +51,7 @@ _HELP_MIN_WORK = 1 << 22
 
 _EMPTY = np.empty(0, dtype=np.int64)
 _NO_TABLE = np.empty((0, 1), dtype=np.int32)  # global coupling: one aggregate count, no table
-_RESHAPING = ("swarm.n", "swarm.seed", "swarm.topology", "swarm.neighbors", "swarm.freq_dist", "swarm.freq_spread_hz", "clock.tick_ms")
+_RESHAPING = P.keys_with_effect("reshape")
 
 
 class Swarm:

@@ -1,0 +1,67 @@
+"""Start-up and shut-down chores of the daemon that are not the music: loading the kernels before the
+first deadline, signals while libjack may block, and saying how the tick thread is scheduled."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from firefly_midi.player import Player
+
+log = logging.getLogger("firefly_midi.daemon")
+
+
+def warm_up(values: dict[str, Any]) -> None:
+    """Load (or compile) every kernel ``values`` plays with before the first deadline, on a small
+    throwaway player: the tick thread must never compile."""
+    started = time.perf_counter()
+    log.info("loading the swarm kernels (the very first start compiles them: a minute or two, once)")
+    spare = Player({**values, "swarm.n": min(values["swarm.n"], 64)})
+    spare.hear([0x90, 60, 100], 0.5)
+    for k in range(3):
+        spare.tick(k)
+    spare.tick(6)  # the catch-up path after skipped ticks
+    spare.all_notes_off()
+    log.info("kernels ready in %.2f s", time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def dying_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM kill the process outright while the ports open, then handlers come back.
+
+    Opening JACK ports can block inside libjack for good (a race in jack2 with clients that just
+    left: docs/reliability.md), and a Python handler never runs while the main thread is stuck in C.
+    Nothing has played yet, so there is nothing to silence; the default action ends it and the
+    server drops its half-made clients.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in kept:
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)
+
+
+def tell_scheduling(clock: Any, told: dict[str, bool]) -> None:
+    """Say once how the tick thread is scheduled, and when overload made it give real time back."""
+    if not told["started"] and clock.ticks:
+        told["started"] = True
+        if clock.realtime:
+            log.info("tick thread: real-time scheduling (SCHED_FIFO, priority 1: under JACK's threads)")
+        elif not clock.wants_realtime:
+            log.info("tick thread: ordinary scheduling, as JACK runs without real-time priority (start it with -R)")
+        else:
+            log.info("tick thread: ordinary scheduling (no real-time right; on Debian, join the audio group)")
+    if clock.overloaded and not told["overloaded"]:
+        told["overloaded"] = True
+        log.warning("the tick is busy over 90%% of the time: real-time scheduling given back (a smaller swarm plays on time)")
