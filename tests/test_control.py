@@ -4,14 +4,20 @@ The daemon runs portless (JACK_DEFAULT_SERVER names no server, so no MIDI backen
 real tick thread; the server runs on its own thread, as in ``firefly-midi daemon``.  Clients here are
 raw sockets (to send what no client library would), the blocking ``request()``, ``ControlClient`` and
 ``firefly-midi ctl`` itself.
+
+Every test passes alone and in any order: tests on the shared daemon (``path``) set what they assert
+and leave its preset, pause state and bindings alone; a test that switches presets, pauses, resets,
+learns or stops gets a daemon of its own (``own``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -26,10 +32,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firefly_midi import control, presets
+from firefly_midi import __version__, control, presets
 from firefly_midi.control import ControlClient, ControlError, SocketBusyError, claim_socket, request
-from firefly_midi.ctl import add_ctl_parser, run_ctl
+from firefly_midi.ctl import add_ctl_parser, ctl_markdown, run_ctl
 from firefly_midi.daemon import Daemon
+from firefly_midi.errors import FireflyError
 from firefly_midi.ports import PortConfig
 
 N = 4096  # enough fireflies that a frame is ~12 KB and a subscriber that never reads falls behind fast
@@ -56,6 +63,7 @@ SPEC_FRAME_FIELDS = {
     "ports",
 }
 ERROR_CODES = {"bad_json", "unknown_command", "bad_argument", "bad_param", "not_found", "too_large", "internal"}
+OWN_N = 256  # a daemon of a test's own: small, so it starts in a moment
 
 
 @pytest.fixture(scope="module")
@@ -66,20 +74,29 @@ def folder():
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def daemon():
+@contextlib.contextmanager
+def portless_daemon(*assignments: str):
+    """A playing pulse-sine daemon with no MIDI backend (its ports count what they would send)."""
     saved = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = f"firefly-no-such-server-{os.getpid()}"
     try:
-        d = Daemon(presets.resolve("pulse-sine", [f"swarm.n={N}"]), "pulse-sine", PortConfig(backend="jack", use_input=False))
+        d = Daemon(presets.resolve("pulse-sine", list(assignments)), "pulse-sine", PortConfig(backend="jack", use_input=False))
         d.start()
-        yield d
-        d.stop()
+        try:
+            yield d
+        finally:
+            d.stop()
     finally:
         if saved is None:
             os.environ.pop("JACK_DEFAULT_SERVER", None)
         else:
             os.environ["JACK_DEFAULT_SERVER"] = saved
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    with portless_daemon(f"swarm.n={N}") as d:
+        yield d
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +110,17 @@ def server(daemon, folder):
 @pytest.fixture(scope="module")
 def path(server):
     return server.path
+
+
+@pytest.fixture
+def own(folder):
+    """A daemon and server of this test's own, playing on one channel: (daemon, socket path)."""
+    with portless_daemon(f"swarm.n={OWN_N}", "mapping.channels=3") as d:
+        srv = control.serve(d, Path(tempfile.mkdtemp(prefix="own-", dir=folder)) / "c.sock").start()
+        try:
+            yield d, srv.path
+        finally:
+            srv.close()
 
 
 class Raw:
@@ -147,7 +175,7 @@ def ctl(path: Path, *argv: str) -> int:
 # ------------------------------------------------------------------------------------------- basics
 def test_hello_then_status(path):
     raw = Raw(path)
-    assert raw.hello == {"hello": "firefly-midi", "protocol": 1, "version": control.__version__}
+    assert raw.hello == {"hello": "firefly-midi", "protocol": 1, "version": __version__}
     reply = raw.ask(id="s1", cmd="status")
     assert reply["id"] == "s1" and reply["ok"] is True
     status = reply["result"]
@@ -200,7 +228,9 @@ def test_get_set_round_trip_is_visible_in_status(path, daemon):
         ({"cmd": ["status"]}, "unknown_command", ["commands: status"]),
         ({"id": 1}, "bad_argument", ['"cmd"']),
         ({"cmd": "set", "key": "swarm.coupling"}, "bad_argument", ["'value'"]),
-        ({"cmd": "set", "key": 3, "value": 1}, "bad_argument", ["key must be a string"]),
+        ({"cmd": "set", "key": 3, "value": 1}, "bad_argument", ["key must be a non-empty string"]),
+        ({"cmd": "get", "key": ""}, "bad_argument", ["key must be a non-empty string"]),
+        ({"cmd": "subscribe", "points": 100.5}, "bad_argument", ["points must be an integer"]),
         ({"cmd": "status", "verbose": True}, "bad_argument", ["'verbose'"]),
         ({"cmd": "forward", "seconds": 0}, "bad_argument", ["0 < seconds <= 600"]),
         ({"cmd": "forward", "seconds": 601}, "bad_argument", ["0 < seconds <= 600"]),
@@ -299,41 +329,100 @@ def test_fifty_clients_at_once(path, server, daemon):
 
 
 def test_disconnects_are_quiet(path, server, caplog):
+    before = set(server._connections)
     for _ in range(20):
         raw = Raw(path)
         raw.send(b'{"id": 1, "cmd": "subscribe"}\n{"id": 2, "cmd": "status"}\n{"id": 3, "cmd"')  # and hang up mid-line
         raw.sock.shutdown(socket.SHUT_RDWR)
         raw.close()
-    eventually(lambda: server.clients == 0)
+    eventually(lambda: set(server._connections) <= before)
     assert request(path, "get", key="swarm.n") == N
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 
 
 # ------------------------------------------------------------------------------------------ commands
-def test_save_then_load_the_saved_preset(path, daemon):
-    saved = request(path, "save", name="ctl-test")
-    assert Path(saved["path"]) == presets.user_dir() / "ctl-test.toml" and Path(saved["path"]).is_file()
-    assert request(path, "presets")["ctl-test"] == saved["path"]
-    assert request(path, "preset", name="ctl-test") == {"preset": "ctl-test"}
-    status = eventually(lambda: (s := request(path, "status"))["preset"] == "ctl-test" and s)
-    assert status["n"] == N and status["params"]["swarm.coupling"] == 0.2
+def status(path: Path) -> dict:
+    return request(path, "status")
 
 
-def test_pause_resume_forward_reset_panic_stop(path, daemon):
+def unsent(path: Path) -> int:
+    """MIDI messages the portless daemon played: its ports count them."""
+    return status(path)["ports"]["unsent"]
+
+
+def first_frame(path: Path, points: int = OWN_N) -> dict:
+    async def main():
+        async with ControlClient(path) as client:
+            async for frame in client.subscribe(fps=60, points=points):
+                return frame
+
+    return asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def paused(path: Path) -> None:
     assert request(path, "pause") == {}
-    eventually(lambda: request(path, "status")["paused"])
-    t0 = request(path, "status")["time_s"]
-    time.sleep(0.1)
-    assert request(path, "status")["time_s"] == t0
+    eventually(lambda: status(path)["paused"])
+
+
+def test_save_then_load_the_saved_preset(own):
+    _, path = own
+    request(path, "set", key="swarm.coupling", value=0.2)
+    eventually(lambda: request(path, "get", key="swarm.coupling") == 0.2)
+    saved = request(path, "save", name="ctl-saved")
+    assert Path(saved["path"]) == presets.user_dir() / "ctl-saved.toml" and Path(saved["path"]).is_file()
+    assert request(path, "presets")["ctl-saved"] == saved["path"]
+    request(path, "set", key="swarm.coupling", value=0.3)
+    eventually(lambda: request(path, "get", key="swarm.coupling") == 0.3)
+    assert request(path, "preset", name="ctl-saved") == {"preset": "ctl-saved"}
+    now = eventually(lambda: (s := status(path))["preset"] == "ctl-saved" and s)
+    assert now["n"] == OWN_N and now["params"]["swarm.coupling"] == 0.2
+
+
+def test_pause_holds_the_swarm_forward_runs_it_ahead_resume_plays_on(own):
+    _, path = own
+    paused(path)
+    held = status(path)
+    later = eventually(lambda: (s := status(path))["ticks"] > held["ticks"] + 10 and s)
+    assert later["time_s"] == held["time_s"], "the clock ticks, the swarm does not step"
     assert request(path, "forward", seconds=10) == {"seconds": 10}
-    eventually(lambda: request(path, "status")["time_s"] >= t0 + 10)
+    eventually(lambda: status(path)["time_s"] >= held["time_s"] + 10)
     assert request(path, "resume") == {}
-    eventually(lambda: not request(path, "status")["paused"])
+    ahead = eventually(lambda: not (s := status(path))["paused"] and s)
+    eventually(lambda: status(path)["time_s"] > ahead["time_s"])
+
+
+def test_panic_sends_all_notes_off_on_every_channel_used(own):
+    _, path = own
+    eventually(lambda: status(path)["notes_out"] > 0, timeout=10)  # channel 3, its only one, has played
+    paused(path)  # nothing sounds now, and nothing new will: the count holds still
+    before = unsent(path)
     assert request(path, "panic") == {}
+    eventually(lambda: unsent(path) > before)
+    ticks = status(path)["ticks"]
+    eventually(lambda: status(path)["ticks"] > ticks + 10)
+    assert unsent(path) == before + 1, "no note to end: one All Notes Off, on channel 3"
+
+
+def test_reset_draws_the_same_start_again(own):
+    _, path = own
+    paused(path)
+    request(path, "forward", seconds=10)
+    eventually(lambda: status(path)["time_s"] >= 10)
+    moved = first_frame(path)["phase"]
     assert request(path, "reset") == {}
+    eventually(lambda: status(path)["time_s"] == 0)
+    start = first_frame(path)["phase"]
+    request(path, "forward", seconds=5)
+    eventually(lambda: status(path)["time_s"] >= 5)
+    request(path, "reset")
+    eventually(lambda: status(path)["time_s"] == 0)
+    assert first_frame(path)["phase"] == start != moved
+
+
+def test_stop_asks_the_daemon_to_exit(own):
+    daemon, path = own
     assert request(path, "stop") == {}
     assert daemon.stopped.is_set()  # run_forever would now silence everything and return 0
-    daemon.stopped.clear()
 
 
 # ----------------------------------------------------------------------------------------- telemetry
@@ -364,8 +453,15 @@ def test_subscribe_delivers_frames_with_the_spec_fields(path):
     assert [f["frame"] for f in frames] == list(range(frames[0]["frame"], frames[0]["frame"] + len(frames)))
 
 
+def new_connection(server, before: set):
+    """The server's side of the one connection made since ``before`` was taken."""
+    return eventually(lambda: len(new := set(server._connections) - before) == 1 and new.pop())
+
+
 def test_a_subscriber_that_never_reads_holds_up_no_one(path, server, daemon):
+    before = set(server._connections)
     stuck = Raw(path)
+    stuck_conn = new_connection(server, before)
     stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stuck.send(json.dumps({"id": 1, "cmd": "subscribe", "fps": 60, "points": 65536}) + "\n")
     dropped_before = server.frames_dropped
@@ -387,14 +483,16 @@ def test_a_subscriber_that_never_reads_holds_up_no_one(path, server, daemon):
     assert rate >= 29.5, f"{rate:.1f} frames/s for the reading subscriber"
     assert server.frames_dropped > dropped_before, "the stuck subscriber's frames were dropped"
     assert daemon.clock.ticks - ticks >= 0.7 * elapsed / daemon.clock.tick_s  # the daemon kept ticking
-    stuck_conn = next(c for c in server._connections if c.dropped)
+    assert stuck_conn.dropped
     assert stuck_conn.writer.transport.get_write_buffer_size() <= control.FRAME_BACKLOG + 64 * 1024
     assert request(path, "get", key="swarm.n") == N
     stuck.close()
 
 
 def test_a_client_that_never_reads_its_replies_is_no_longer_read(path, server):
+    before = set(server._connections)
     flood = Raw(path)
+    conn = new_connection(server, before)
     flood.sock.setblocking(False)
     line = b'{"cmd": "status"}\n' * 1000
     sent, deadline = 0, time.monotonic() + 5
@@ -409,7 +507,6 @@ def test_a_client_that_never_reads_its_replies_is_no_longer_read(path, server):
                 break  # the server stopped reading it: backpressure, not memory
     else:
         pytest.fail("the server read a flood of requests whose replies nobody read, without end")
-    conn = max(server._connections, key=lambda c: c.writer.transport.get_write_buffer_size())
     assert conn.writer.transport.get_write_buffer_size() <= control.FRAME_BACKLOG + 64 * 1024
     assert request(path, "get", key="swarm.n") == N  # everyone else is served
     flood.close()
@@ -424,6 +521,25 @@ def test_unsubscribe_stops_frames(path):
     time.sleep(0.1)
     assert raw.ask(id=4, cmd="get", key="swarm.n")["id"] == 3  # nothing but the replies: no frame came in between
     assert raw.reply()["id"] == 4
+    raw.close()
+
+
+def test_subscribing_again_changes_points_and_rate_on_the_same_feed(path):
+    raw = Raw(path)
+    assert raw.ask(id=1, cmd="subscribe", fps=30, points=16)["ok"]
+    first = [raw.line() for _ in range(3)]
+    assert all(len(f["phase"]) == 16 and f["stride"] == N // 16 for f in first)
+    raw.send('{"id": 2, "cmd": "subscribe", "fps": 60, "points": 256}\n')
+    last = first[-1]["frame"]
+    while "frame" in (message := raw.line()):  # frames of the old rate may come before the reply
+        last = message["frame"]
+    assert message == {"id": 2, "ok": True, "result": {}}
+    started = time.monotonic()
+    after = [raw.line() for _ in range(30)]
+    elapsed = time.monotonic() - started
+    assert all(len(f["phase"]) == 256 and f["stride"] == N // 256 for f in after)
+    assert [f["frame"] for f in after] == list(range(last + 1, last + 31)), "one feed, numbered on"
+    assert elapsed < 0.9, f"30 frames in {elapsed:.2f} s: the new rate, 60 fps"
     raw.close()
 
 
@@ -445,7 +561,7 @@ _lines = st.one_of(
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def conversation(path):
     raw = Raw(path)
     yield raw
@@ -523,8 +639,6 @@ def test_ctl_exit_codes(path, folder, capsys):
     assert capsys.readouterr().out.strip() == "swarm.coupling = 0.2"
     assert ctl(path, "get", "swarm.n") == 0
     assert capsys.readouterr().out.strip() == str(N)
-    assert ctl(path, "forward", "10") == 0
-    capsys.readouterr()
 
     assert ctl(path, "set", "swarm.coupling", "1000") == 2
     captured = capsys.readouterr()
@@ -534,8 +648,83 @@ def test_ctl_exit_codes(path, folder, capsys):
 
     nowhere = folder / "nobody-here.sock"
     assert ctl(nowhere, "status") == 3
+    assert f"no firefly-midi daemon on {nowhere}" in capsys.readouterr().err
+
+
+def test_the_no_daemon_hint_names_the_command_not_a_guessed_path(folder, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [str(folder / "venv" / "bin" / "firefly-midi"), "ctl", "status"])
+    monkeypatch.chdir(folder)
+    assert ctl(folder / "nobody-here.sock", "status") == 3
     err = capsys.readouterr().err
-    assert f"no firefly-midi daemon on {nowhere}" in err and "firefly-midi run`" in err
+    assert err.startswith("firefly-midi ctl: no firefly-midi daemon on ") and err.rstrip().endswith("start one with `firefly-midi run`")
+    assert "venv" not in err
+
+
+def test_ctl_presets_save_and_preset(own, capsys):
+    _, path = own
+    assert ctl(path, "presets") == 0
+    listed = dict(line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines())
+    assert listed == request(path, "presets") and "pulse-sine" in listed
+    assert ctl(path, "save", "ctl-kept") == 0
+    assert capsys.readouterr().out.strip() == f"saved {presets.user_dir() / 'ctl-kept.toml'}"
+    assert ctl(path, "--json", "presets") == 0
+    assert json.loads(capsys.readouterr().out)["ctl-kept"] == str(presets.user_dir() / "ctl-kept.toml")
+    assert ctl(path, "preset", "ctl-kept") == 0
+    assert capsys.readouterr().out.strip() == "switching to preset ctl-kept"
+    eventually(lambda: status(path)["preset"] == "ctl-kept")
+    assert ctl(path, "save", "../escape") == 2
+    assert "preset name" in capsys.readouterr().err
+
+
+def test_ctl_pause_panic_reset_resume(own, capsys):
+    _, path = own
+    eventually(lambda: status(path)["notes_out"] > 0, timeout=10)
+    assert ctl(path, "pause") == 0
+    assert capsys.readouterr().out.strip() == "paused"
+    eventually(lambda: status(path)["paused"])
+    before = unsent(path)
+    assert ctl(path, "panic") == 0
+    assert capsys.readouterr().out.strip() == "every note ended"
+    eventually(lambda: unsent(path) == before + 1)  # All Notes Off on channel 3
+    assert ctl(path, "forward", "5") == 0
+    assert capsys.readouterr().out.strip() == "forwarding 5 s"
+    eventually(lambda: status(path)["time_s"] >= 5)
+    assert ctl(path, "reset") == 0
+    assert capsys.readouterr().out.strip() == "the swarm was drawn afresh"
+    eventually(lambda: status(path)["time_s"] == 0)
+    assert ctl(path, "resume") == 0
+    assert capsys.readouterr().out.strip() == "playing"
+    eventually(lambda: not status(path)["paused"] and status(path)["time_s"] > 0)
+
+
+def test_ctl_learn_and_unlearn(own, capsys):
+    _, path = own
+    assert ctl(path, "learn", "swarm.coupling", "0", "0.5") == 0
+    assert capsys.readouterr().out.strip() == "move a controller on the input to bind it to swarm.coupling (0.0..0.5)"
+    assert ctl(path, "learn", "swarm.model") == 2
+    assert "swarm.model" in capsys.readouterr().err
+    binding = {"cc": 74, "channel": 0, "key": "swarm.coupling", "lo": 0.0, "hi": 0.5}
+    assert ctl(path, "set", "learn", json.dumps([binding])) == 0
+    capsys.readouterr()
+    eventually(lambda: request(path, "get", key="learn") == [binding])
+    assert ctl(path, "unlearn", "swarm.coupling") == 0
+    assert capsys.readouterr().out.strip() == "forgot 1 controller(s) bound to swarm.coupling"
+    eventually(lambda: request(path, "get", key="learn") == [])
+    assert ctl(path, "--json", "unlearn", "swarm.coupling") == 0
+    assert json.loads(capsys.readouterr().out) == {"removed": 0}
+
+
+def test_ctl_timeout_bounds_the_wait_for_a_silent_daemon(daemon, folder, capsys):
+    silent = control.serve(daemon, folder / "silent.sock")  # claimed, not started: it accepts, nobody replies
+    try:
+        for argv in (("--timeout", "0.5", "status"), ("watch", "--timeout", "0.5", "--count", "1")):
+            started = time.monotonic()
+            assert ctl(silent.path, *argv) == 3
+            assert time.monotonic() - started < 3.0
+            err = capsys.readouterr().err
+            assert f"firefly-midi daemon on {silent.path}" in err and ("0.5 s" in err or "did not greet" in err)
+    finally:
+        silent.close()
 
 
 def test_ctl_status_json_and_human(path, capsys):
@@ -554,6 +743,16 @@ def test_ctl_watch_prints_frames(path, capsys):
     assert ctl(path, "watch", "--fps", "60", "--count", "3", "--json") == 0
     frames = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(frames) == 3 and all(set(f) >= SPEC_FRAME_FIELDS for f in frames)
+
+
+def test_ctl_watch_prints_a_summary_line_a_frame(path, capsys):
+    assert ctl(path, "watch", "--fps", "60", "--count", "4") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4
+    summary = re.compile(r"t +\d+\.\d\d s  r [01]\.\d{3}  tempo +\d+\.\d bpm  flashes +\d+  notes \d+  dropped frames \d+")
+    assert all(summary.fullmatch(line) for line in lines), lines
+    times = [float(line.split()[1]) for line in lines]
+    assert times == sorted(times)
 
 
 def test_ctl_is_wired_into_the_command_line(path, capsys):
@@ -624,10 +823,45 @@ def test_a_daemon_still_starting_is_waited_for_not_doubled(daemon, folder, capsy
     that took that for an error crashed `firefly-midi run` on every fresh install)."""
     path = folder / "starting.sock"
     srv = control.serve(daemon, path)  # claimed, not started: connections wait, nobody replies
-    threading.Timer(3.0, srv.start).start()
+    starter = threading.Timer(3.0, srv.start)  # after the launcher's first probe (2 s) went unanswered
+    starter.start()
     try:
         assert control.start_daemon_in_background(path, ["--never-used"], wait_s=30) is False
         assert control.request(path, "status")["preset"]
     finally:
+        starter.cancel()  # a failed assert above must not leave the timer's thread behind
+        starter.join(10)
         srv.close()
     assert "is starting" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- one spec
+def test_the_tables_in_docs_are_the_command_spec():
+    from firefly_midi.osc import osc_markdown
+
+    docs = (Path(__file__).parent.parent / "docs" / "control.md").read_text()
+    for name, table in (("commands", control.commands_markdown()), ("ctl", ctl_markdown()), ("OSC", osc_markdown())):
+        assert table in docs, f"docs/control.md's {name} table differs from the spec; it should read:\n{table}"
+
+
+def test_ctl_and_osc_offer_the_commands_of_the_spec():
+    from firefly_midi.osc import OSC_COMMANDS
+
+    parser = argparse.ArgumentParser(prog="firefly-midi")
+    ctl_parser = add_ctl_parser(parser.add_subparsers(dest="command"))
+    subcommands = next(a for a in ctl_parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(subcommands) == {c.name for c in control.COMMANDS.values() if c.ctl} | {"watch"}
+    assert set(OSC_COMMANDS) == {f"/firefly/{c.name}" for c in control.COMMANDS.values() if c.osc}
+    assert {"subscribe", "unsubscribe"}.isdisjoint(subcommands) and "/firefly/subscribe" not in OSC_COMMANDS
+
+
+def test_errors_are_firefly_errors_and_the_built_ins_they_mean(path, folder):
+    with pytest.raises(control.BadRequest) as refused:
+        request(path, "set", key="swarm.coupling", value="lots")
+    assert refused.value.code == "bad_param"
+    assert isinstance(refused.value, ValueError) and isinstance(refused.value, FireflyError)
+    with pytest.raises(ConnectionError) as nobody:
+        request(folder / "nobody-here.sock", "status")
+    assert isinstance(nobody.value, control.NoDaemonError) and isinstance(nobody.value, FireflyError)
+    assert issubclass(control.NoReply, TimeoutError) and issubclass(control.Disconnected, ConnectionError)
+    assert issubclass(control.BadArgument, ValueError) and issubclass(control.ControlError, FireflyError)
