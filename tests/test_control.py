@@ -812,6 +812,11 @@ def test_osc_mirrors_the_commands(path, daemon):
         assert code == "unknown_command" and "pause" in message
         send("/firefly/forward")
         assert answer()[1][0] == "bad_argument"
+        send("/firefly/learn", "swarm.model")  # every command OSC offers is an address: learn too
+        address, (code, message) = answer()
+        assert address == "/firefly/error" and code == "bad_param" and "swarm.model" in message
+        send("/firefly/status")
+        assert answer()[1][0] == "unknown_command", "status does not fit an OSC message: the socket only"
         peer.sendto(b"not OSC at all", osc.address)
         send("/firefly/get", "swarm.n")
         assert answer() == ("/firefly/value", ["swarm.n", N])  # the garbage was ignored

@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from firefly_midi import params as P
 from firefly_midi import presets
@@ -43,6 +43,7 @@ class Subscriber(Protocol):
 
 
 # ------------------------------------------------------------------------------------------ arguments
+Kind = Literal["text", "number", "int", "value"]
 _KIND_WORDS = {"text": "a non-empty string", "number": "a number", "int": "an integer", "value": "a JSON value or its text"}
 
 
@@ -53,7 +54,7 @@ class Arg:
     ``lo < x <= hi`` with ``lo_open``.  An optional argument given as null counts as left out."""
 
     name: str
-    kind: str
+    kind: Kind
     doc: str = ""
     required: bool = True
     default: Any = None
@@ -65,7 +66,7 @@ class Arg:
         if self.lo is None or self.hi is None:
             return ""
         if self.lo_open:
-            return f"0 < {self.name} <= {self.hi:g}" if self.lo == 0 else f"{self.lo:g} < {self.name} <= {self.hi:g}"
+            return f"{self.lo:g} < {self.name} <= {self.hi:g}"
         return f"{self.lo:g}..{self.hi:g}"
 
     def check(self, value: Any) -> Any:
