@@ -60,14 +60,15 @@ def add_ctl_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     _add_ctl_common(common, argparse.SUPPRESS)
     for command in COMMANDS.values():
         if command.ctl:
-            sub = commands.add_parser(command.name, help=command.help, description=command.help, parents=[common])
+            text = command.help.replace("`", "")
+            sub = commands.add_parser(command.name, help=text, description=text, parents=[common])
             for arg in command.args:
                 sub.add_argument(
                     "arg_" + arg.name,
                     metavar=arg.name.upper(),
                     nargs=None if arg.required else "?",
                     type=_ARG_TYPES[arg.kind],
-                    help=arg.describe().replace("`", ""),
+                    help=arg.meaning().replace("`", ""),
                 )
     watch = commands.add_parser("watch", help=WATCH, description=WATCH, parents=[common])
     watch.add_argument("--fps", type=float, default=5.0, help="frames per second (1..60, default: %(default)s)")

@@ -88,13 +88,17 @@ class Arg:
         above = self.lo is None or (x > self.lo if self.lo_open else x >= self.lo)
         return above and (self.hi is None or x <= self.hi)
 
-    def describe(self) -> str:
-        """For people: ``fps`` (optional, default 30): frames per second, a number in 1..60."""
+    def meaning(self) -> str:
+        """What it is, ranges included: ``frames per second, a number in 1..60``."""
         what = [self.doc] if self.doc else []
         if self.kind in ("number", "int"):
             what.append(f"{_KIND_WORDS[self.kind]} in {self.span()}" if self.span() else _KIND_WORDS[self.kind])
+        return ", ".join(what)
+
+    def describe(self) -> str:
+        """For the docs: ``fps`` (optional, default 30): frames per second, a number in 1..60."""
         optional = "" if self.required else " (optional)" if self.default is None else f" (optional, default {self.default})"
-        return f"`{self.name}`{optional}" + (": " + ", ".join(what) if what else "")
+        return f"`{self.name}`{optional}" + (f": {self.meaning()}" if self.meaning() else "")
 
 
 def _number(value: Any) -> Any:
