@@ -66,7 +66,10 @@ class ControlClient:
         try:
             line = await asyncio.wait_for(self._reader.readline(), timeout)
             self.hello = json.loads(line)
-        except (TimeoutError, ValueError, OSError) as exc:
+        except TimeoutError:  # it accepts and says nothing: a daemon still starting (compiling), or hung
+            self._writer.close()
+            raise NoReply(f"the firefly-midi daemon on {self.socket_path} did not answer within {timeout:g} s") from None
+        except (ValueError, OSError) as exc:
             self._writer.close()
             raise NoDaemonError(self.socket_path, "it did not greet") from exc
         if not isinstance(self.hello, dict) or self.hello.get("hello") != "firefly-midi" or self.hello.get("protocol") != PROTOCOL:
