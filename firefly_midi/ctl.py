@@ -1,7 +1,8 @@
 """``firefly-midi ctl``: one request to a running daemon over its control socket, for people and scripts.
 
-Exit codes: 0 ok, 2 an error reply (its message on stderr), 3 no daemon reachable.  The wiring is
-``add_ctl_parser(subparsers)`` in the CLI's parser and ``run_ctl(args)`` for ``args.command == "ctl"``.
+Its subcommands are the protocol's commands (firefly_midi.control.commands.COMMANDS), plus ``watch``
+for telemetry.  Exit codes: 0 ok, 2 an error reply (its message on stderr), 3 no daemon reachable.
+The wiring is ``add_ctl_parser(subparsers)`` in the CLI's parser and ``run_ctl(args)``.
 """
 
 from __future__ import annotations
@@ -15,17 +16,35 @@ from pathlib import Path
 from typing import Any
 
 from firefly_midi.control import (
+    COMMANDS,
     MIN_POINTS,
+    PROGRAM,
+    Arg,
+    Command,
     ControlClient,
     ControlError,
     Disconnected,
     NoDaemonError,
+    NoReply,
     default_socket_path,
     request,
 )
 from firefly_midi.params import show
 
 EXIT_OK, EXIT_ERROR, EXIT_NO_DAEMON = 0, 2, 3
+DEFAULT_TIMEOUT_S = 5.0
+WATCH = "print telemetry frames (a summary line each; every frame as JSON with --json)"
+
+
+def _value(text: str) -> Any:
+    """A value as typed: a JSON array or table is sent as JSON, anything else as text the daemon checks."""
+    if text.lstrip().startswith(("[", "{")):
+        with contextlib.suppress(ValueError):
+            return json.loads(text)
+    return text
+
+
+_ARG_TYPES = {"text": str, "number": float, "int": int, "value": _value}
 
 
 def add_ctl_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,30 +58,19 @@ def add_ctl_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     commands = ctl.add_subparsers(dest="ctl_command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     _add_ctl_common(common, argparse.SUPPRESS)
-
-    def sub(name: str, text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=text, description=text, parents=[common])
-
-    sub("status", "the daemon's status: preset, fireflies, order parameter, tempo, counters, lateness, ports")
-    sub("get", "print one parameter, or every parameter").add_argument("key", nargs="?", help="a parameter key, e.g. swarm.n")
-    setter = sub("set", "set a parameter (checked like a preset value), applied at the next tick")
-    setter.add_argument("key", help="a parameter key, e.g. swarm.coupling")
-    setter.add_argument("value", help="the value, as on the command line (a JSON array or table for lists and automation)")
-    sub("preset", "switch to a preset (name or path) at the next tick").add_argument("name")
-    sub("presets", "list the presets the daemon finds")
-    sub("save", "save the current parameters as a user preset").add_argument("name")
-    sub("pause", "stop stepping the swarm (notes silenced)")
-    sub("resume", "step the swarm again")
-    sub("reset", "draw the swarm afresh from its parameters")
-    sub("forward", "run the swarm ahead, silently, by SECONDS of swarm time").add_argument("seconds", type=float)
-    sub("panic", "end every sounding note now")
-    sub("stop", "silence every note and make the daemon exit")
-    learn = sub("learn", "MIDI learn: the next controller moved on the input will move KEY between LO and HI")
-    learn.add_argument("key", help="a numeric parameter key, e.g. swarm.coupling")
-    learn.add_argument("lo", nargs="?", help="value at controller 0 (default: the key's lowest)")
-    learn.add_argument("hi", nargs="?", help="value at controller 127 (default: the key's highest)")
-    sub("unlearn", "forget the controllers bound to KEY").add_argument("key")
-    watch = sub("watch", "print telemetry frames (a summary line each; every frame as JSON with --json)")
+    for command in COMMANDS.values():
+        if command.ctl:
+            text = command.help.replace("`", "")
+            sub = commands.add_parser(command.name, help=text, description=text, parents=[common])
+            for arg in command.args:
+                sub.add_argument(
+                    "arg_" + arg.name,
+                    metavar=arg.name.upper(),
+                    nargs=None if arg.required else "?",
+                    type=_ARG_TYPES[arg.kind],
+                    help=arg.meaning().replace("`", ""),
+                )
+    watch = commands.add_parser("watch", help=WATCH, description=WATCH, parents=[common])
     watch.add_argument("--fps", type=float, default=5.0, help="frames per second (1..60, default: %(default)s)")
     watch.add_argument("--points", type=int, default=MIN_POINTS, help="phases per frame (16..65536, default: %(default)s)")
     watch.add_argument("--count", type=int, default=0, metavar="N", help="stop after N frames (default: until interrupted)")
@@ -79,86 +87,62 @@ def _add_ctl_common(parser: argparse.ArgumentParser, default: Any) -> None:
         help="the daemon's socket (default: $XDG_RUNTIME_DIR/firefly-midi/control.sock)",
     )
     parser.add_argument("--json", action="store_true", default=default, help="print the result as JSON, for scripts")
-    parser.add_argument("--timeout", type=float, default=default, metavar="S", help="seconds to wait for a reply (default: 5)")
+    parser.add_argument(
+        "--timeout", type=float, default=default, metavar="S", help=f"seconds to wait for a reply (default: {DEFAULT_TIMEOUT_S:g})"
+    )
+
+
+def ctl_markdown() -> str:
+    """The table of ``ctl``'s commands in docs/control.md."""
+    rows = ["| command | what it does |", "|---|---|"]
+    for command in COMMANDS.values():
+        if command.ctl:
+            usage = " ".join([command.name, *(_usage(arg) for arg in command.args)])
+            rows.append(f"| `{usage}` | {command.help} |")
+    rows.append(f"| `watch [--fps F] [--points P] [--count N]` | {WATCH} |")
+    return "\n".join(rows)
+
+
+def _usage(arg: Arg) -> str:
+    return arg.name.upper() if arg.required else f"[{arg.name.upper()}]"
 
 
 def run_ctl(args: argparse.Namespace) -> int:
     """Carry out a parsed ``ctl`` command; print the result; return the exit code."""
     path = getattr(args, "socket", None) or default_socket_path()
     as_json = bool(getattr(args, "json", False))
-    timeout = getattr(args, "timeout", None) or 5.0
-    command = args.ctl_command
+    timeout = getattr(args, "timeout", None) or DEFAULT_TIMEOUT_S
     try:
-        if command == "watch":
-            return _watch(path, args, as_json)
-        request_args = _ctl_arguments(args)
-        result = request(path, command, timeout=timeout, **request_args)
+        if args.ctl_command == "watch":
+            return _watch(path, args, as_json, timeout)
+        command = COMMANDS[args.ctl_command]
+        arguments = {arg.name: value for arg in command.args if (value := getattr(args, "arg_" + arg.name)) is not None}
+        result = request(path, command.name, timeout=timeout, **arguments)
     except NoDaemonError as exc:
-        print(f"firefly-midi ctl: {exc.message}", file=sys.stderr)
+        print(f"{PROGRAM} ctl: {exc.message}", file=sys.stderr)
         return EXIT_NO_DAEMON
     except ControlError as exc:
-        print(f"firefly-midi ctl: {exc.message}", file=sys.stderr)
+        print(f"{PROGRAM} ctl: {exc.message}", file=sys.stderr)
         return EXIT_NO_DAEMON if exc.code in ("timeout", "disconnected", "protocol") else EXIT_ERROR
     except KeyboardInterrupt:
         return 130
     if as_json:
-        print(json.dumps(result, indent=None if command != "status" else 2))
-    else:
-        text = _human(command, args, result)
-        if text:
-            print(text)
+        print(json.dumps(result, indent=2 if command.name == "status" else None))
+    elif text := _human(command, arguments, result):
+        print(text)
     return EXIT_OK
 
 
-def _ctl_arguments(args: argparse.Namespace) -> dict[str, Any]:
-    command = args.ctl_command
-    if command == "get":
-        return {"key": args.key} if args.key else {}
-    if command == "set":
-        value: Any = args.value
-        if value.lstrip().startswith(("[", "{")):
-            with contextlib.suppress(ValueError):
-                value = json.loads(value)
-        return {"key": args.key, "value": value}
-    if command in ("preset", "save"):
-        return {"name": args.name}
-    if command == "learn":
-        return {"key": args.key, **({"lo": args.lo} if args.lo is not None else {}), **({"hi": args.hi} if args.hi is not None else {})}
-    if command == "unlearn":
-        return {"key": args.key}
-    if command == "forward":
-        return {"seconds": args.seconds}
-    return {}
-
-
-def _human(command: str, args: argparse.Namespace, result: Any) -> str:
-    if command == "status":
+def _human(command: Command, arguments: dict[str, Any], result: Any) -> str:
+    """The result for people: the big ones laid out here, the rest by the command's ``said``."""
+    if command.name == "status":
         return format_status(result)
-    if command == "get":
-        if args.key:
-            return show(result, 6)
+    if command.name == "get" and "key" not in arguments:
         return "\n".join(f"{key:<26} {show(value, 6)}" for key, value in result.items())
-    if command == "set":
-        return f"{args.key} = {show(result, 6)}"
-    if command == "preset":
-        return f"switching to preset {result['preset']}"
-    if command == "presets":
+    if command.name == "presets":
         return "\n".join(f"{name:<20} {path}" for name, path in result.items())
-    if command == "save":
-        return f"saved {result['path']}"
-    if command == "forward":
-        return f"forwarding {result['seconds']:g} s"
-    return _DONE.get(command, "")
-
-
-# What the commands without a result did, said in words (silence after a command reads as nothing happened).
-_DONE = {
-    "stop": "stopping: every note ended, the daemon exits",
-    "pause": "paused",
-    "resume": "playing",
-    "reset": "the swarm was drawn afresh",
-    "panic": "every note ended",
-}
+    shown = result if isinstance(result, dict) else show(result, 6)
+    return command.said.format(**arguments, result=shown) if command.said else str(shown)
 
 
 def format_status(s: dict[str, Any]) -> str:
@@ -192,26 +176,34 @@ def format_status(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _watch(path: Path, args: argparse.Namespace, as_json: bool) -> int:
+def format_frame(frame: dict[str, Any]) -> str:
+    """One telemetry frame as a summary line (``ctl watch``)."""
+    return (
+        f"t {frame.get('time_s', 0):9.2f} s  r {frame.get('order_parameter', 0):.3f}  "
+        f"tempo {frame.get('tempo_bpm', 0):6.1f} bpm  flashes {len(frame.get('flashes', ())):4d}  "
+        f"notes {frame.get('notes_out', 0)}  dropped frames {frame.get('dropped_frames', 0)}"
+    )
+
+
+def _watch(path: Path, args: argparse.Namespace, as_json: bool, timeout: float) -> int:
     async def main() -> None:
-        async with ControlClient(path) as client:
+        client = await ControlClient(path).connect(timeout)
+        try:
+            frames = client.subscribe(args.fps, args.points)
+            await asyncio.wait_for(frames, timeout)  # the daemon's yes (or its refusal of the fps or points)
             count = 0
-            async for frame in client.subscribe(args.fps, args.points):
-                if as_json:
-                    print(json.dumps(frame), flush=True)
-                else:
-                    print(
-                        f"t {frame.get('time_s', 0):9.2f} s  r {frame.get('order_parameter', 0):.3f}  "
-                        f"tempo {frame.get('tempo_bpm', 0):6.1f} bpm  flashes {len(frame.get('flashes', ())):4d}  "
-                        f"notes {frame.get('notes_out', 0)}  dropped frames {frame.get('dropped_frames', 0)}",
-                        flush=True,
-                    )
+            async for frame in frames:
+                print(json.dumps(frame) if as_json else format_frame(frame), flush=True)
                 count += 1
                 if args.count and count >= args.count:
                     break
+        finally:
+            await client.close()
 
     try:
         asyncio.run(main())
     except Disconnected:
         return EXIT_OK  # the daemon stopped: the end of the stream
+    except TimeoutError:
+        raise NoReply(f"the firefly-midi daemon on {path} did not answer within {timeout:g} s") from None
     return EXIT_OK

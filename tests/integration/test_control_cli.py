@@ -74,6 +74,17 @@ def test_ctl_drives_a_running_daemon_and_stops_it(folder, env, start):
     refused = ctl(env, sock, "set", "swarm.coupling", "lots")
     assert refused.returncode == 2 and "swarm.coupling" in refused.stderr
     assert ctl(env, sock, "forward", "10").returncode == 0
+    assert ctl(env, sock, "pause").stdout.strip() == "paused"
+    assert ctl(env, sock, "resume").stdout.strip() == "playing"
+    assert ctl(env, sock, "panic").stdout.strip() == "every note ended"
+    assert ctl(env, sock, "reset").stdout.strip() == "the swarm was drawn afresh"
+    watched = ctl(env, sock, "watch", "--fps", "30", "--count", "2")
+    assert watched.returncode == 0 and [line.split()[0] for line in watched.stdout.splitlines()] == ["t", "t"]
+    assert "pulse-sine" in ctl(env, sock, "presets").stdout.split()
+    assert ctl(env, sock, "save", "cli-kept").stdout.startswith("saved ")
+    learned = ctl(env, sock, "learn", "swarm.coupling", "0", "1")
+    assert learned.returncode == 0 and "swarm.coupling (0.0..1.0)" in learned.stdout
+    assert ctl(env, sock, "unlearn", "swarm.coupling").stdout.strip() == "forgot 0 controller(s) bound to swarm.coupling"
     assert ctl(env, sock, "preset", "grid-waves").returncode == 0
 
     second = start(sock, wait=False)
@@ -112,3 +123,13 @@ def test_run_starts_a_daemon_in_the_background_once_and_it_outlives_the_caller(e
     while sock.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not sock.exists(), "a stopped daemon removes its socket"
+
+
+def test_the_installed_command_names_itself_in_the_hint_not_its_path(folder):
+    """A venv that is not activated runs as .venv/bin/firefly-midi: the hint still says what to type."""
+    script = Path(sys.executable).parent / "firefly-midi"
+    assert script.is_file(), "the package is installed (pip install -e .), so its console script is there"
+    nowhere = folder / "nobody.sock"
+    done = subprocess.run([str(script), "ctl", "--socket", str(nowhere), "status"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and not done.stdout
+    assert done.stderr.strip() == f"firefly-midi ctl: no firefly-midi daemon on {nowhere}; start one with `firefly-midi run`"
