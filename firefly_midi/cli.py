@@ -4,19 +4,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from firefly_midi import __version__, presets
 from firefly_midi.control import ControlError, serve
-from firefly_midi.ctl import add_ctl_parser, run_ctl
+from firefly_midi.ctl import EXIT_ERROR, EXIT_NO_DAEMON, EXIT_OK, add_ctl_parser, run_ctl
 from firefly_midi.params import PARAMS, ParamError, check_consistency, params_markdown, parse_assignment, show
 from firefly_midi.ports import BACKENDS, PortConfig
 from firefly_midi.tune.fitness import METRICS as TUNE_METRICS
 
+# One meaning per code across every command (ctl's own three included); docs/control.md lists them too.
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a program Ctrl-C ended
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, as a shell reports a program its reader left (`| head`)
+EXIT_CODES = f"""exit status, the same for every command:
+  {EXIT_OK:<4} done
+  {EXIT_FAILED:<4} failed while running: a daemon could not start, stopped on an error, or found another on its socket
+  {EXIT_ERROR:<4} refused: a bad option, parameter, preset or file; for ctl, a request the daemon refused
+  {EXIT_NO_DAEMON:<4} ctl: no daemon answered on the control socket, or none replied within --timeout
+  {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); tune has written the best preset so far
+  {EXIT_OUTPUT_CLOSED:<4} the output was closed before it was all written (piped into head): ends quietly"""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="firefly-midi", description="A swarm of fireflies that plays MIDI.")
+    parser = argparse.ArgumentParser(
+        prog="firefly-midi",
+        description="A swarm of fireflies that plays MIDI.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"firefly-midi {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -157,7 +175,20 @@ def _add_preset_args(parser: argparse.ArgumentParser, default: str | None = pres
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; return its exit status (EXIT_CODES)."""
+    try:
+        try:
+            return _dispatch(build_parser().parse_args(argv))
+        finally:
+            sys.stdout.flush()  # so that a closed pipe shows here, not as a traceback at interpreter exit
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _drop_stdout()
+        return EXIT_OUTPUT_CLOSED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     commands = {
         "simulate": _simulate,
         "daemon": _daemon,
@@ -173,7 +204,20 @@ def main(argv: list[str] | None = None) -> int:
         return commands[args.command](args)
     except (ParamError, FileNotFoundError) as exc:
         print(f"firefly-midi: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    except ControlError as exc:  # run: the daemon it started exited, or never answered
+        print(f"firefly-midi: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _drop_stdout() -> None:
+    """Point stdout at the null device: the interpreter flushes it on the way out, and what is left in
+    its buffer would raise BrokenPipeError again there (the recipe of the `signal` module's docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file behind sys.stdout (a test's capture): nothing to flush
+        pass
 
 
 def _simulate(args: argparse.Namespace) -> int:
