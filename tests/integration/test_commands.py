@@ -8,13 +8,18 @@ replies, the log and the files the daemon leaves.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -264,3 +269,40 @@ def test_an_unusable_kept_state_is_set_aside_and_the_default_plays(spawn, jack_s
     assert f"playing preset {presets.DEFAULT_PRESET}:" in proc.log()
     proc.stop()
     assert proc.finish()[2] == 0
+
+
+def test_run_starts_a_daemon_opens_the_ui_and_q_leaves_the_daemon_playing(jack_server, tmp_path, short_dir, compiled_kernels):
+    """``run`` in a terminal (a pseudo-terminal here): a daemon starts in the background, the UI
+    draws, ``q`` quits the UI, and the daemon plays on until it is stopped."""
+    sock = short_dir / "run.sock"
+    env = {**jack_server, "TERM": "xterm-256color"}
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
+        env[name] = str(tmp_path / name.lower())
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    argv = [*COMMAND, "run", "--preset", "pulse-sine", "--backend", "jack", "--socket", str(sock)]
+    ui = subprocess.Popen(argv, stdin=follower, stdout=follower, stderr=follower, env=env, start_new_session=True)
+    os.close(follower)
+    screen = bytearray()
+
+    def read() -> None:  # a terminal nobody reads blocks the program that writes to it
+        with contextlib.suppress(OSError):
+            while chunk := os.read(leader, 65536):
+                screen.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: sock.exists() and request(sock, "status")["preset"] == "pulse-sine", "the daemon answers", timeout=120)
+        wait_until(lambda: b"pulse-sine" in screen, "the UI shows the preset", timeout=60)
+        os.write(leader, b"q")
+        assert ui.wait(timeout=30) == 0, bytes(screen[-2000:]).decode(errors="replace")
+        assert request(sock, "status")["ticks"] > 0, "the daemon plays on after the UI quits"
+    finally:
+        if ui.poll() is None:
+            os.killpg(ui.pid, 9)
+            ui.wait()
+        with contextlib.suppress(Exception):
+            request(sock, "stop")
+        os.close(leader)
+    wait_until(lambda: not sock.exists(), "the daemon stopped", timeout=30)
