@@ -57,8 +57,7 @@ REACTION_SET = {
     "swarm.noise": 0.0,
     "input.strength": 100,
     "input.velocity_scaled": "false",
-    # Daemon bug worked around: InputMap counts input.max_per_tick over its whole life, not per tick
-    # (daemon.py never calls inputs.new_tick()), so after 64 note-ons every later one is ignored.
+    # the most a tick takes in: far above the probes' one note, so the limit is no part of the measurement
     "input.max_per_tick": 4096,
     "mapping.mode": "density",
     "mapping.note_ms": 10,
@@ -247,11 +246,8 @@ def first_after(sent: list[float], received: list[float], limit_s: float) -> lis
 
 
 def find_port(env: dict[str, str], client: str, suffix: str, timeout: float = 10.0) -> str:
-    """The JACK port of ``client`` ending in ``suffix``.
-
-    rtmidi opens one JACK client per port object, so the daemon's second client (its input) is
-    renamed by JACK to ``<client>-01``: its port is ``<client>-01:in``, not ``<client>:in``.
-    """
+    """The JACK port of ``client`` ending in ``suffix``: the daemon's input is a client of its own,
+    ``<client>-in``, so its port is ``<client>-in:in``."""
     deadline = time.monotonic() + timeout
     while True:
         found = [p for p in jack_ports(env) if p.startswith(client) and p.endswith(suffix)]

@@ -8,7 +8,6 @@ and the counters must add up.  Presets: random TOML documents and broken text al
 
 from __future__ import annotations
 
-import contextlib
 import math
 import string
 from collections import deque
@@ -76,6 +75,7 @@ messages = st.one_of(
 )
 
 
+@pytest.mark.slow  # hundreds of examples: 6-23 s each here
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(batch=st.lists(st.tuples(messages, st.floats(allow_nan=True, allow_infinity=True)), max_size=30))
 def test_handle_never_raises_and_every_message_is_counted(daemon, batch):
@@ -91,6 +91,7 @@ def test_handle_never_raises_and_every_message_is_counted(daemon, batch):
     assert counted(daemon) - before == kinds["other"]
 
 
+@pytest.mark.slow  # hundreds of examples: 6-23 s each here
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     queue=st.lists(st.tuples(messages, st.floats(allow_nan=True, allow_infinity=True)), max_size=200),
@@ -167,6 +168,7 @@ def assert_names_file_and_key(exc: P.ParamError, text: str) -> None:
     assert keys or exc.key, f"the error names no key: {message}"
 
 
+@pytest.mark.slow  # hundreds of examples: 6-23 s each here
 @settings(max_examples=500, deadline=None)
 @given(documents)
 def test_any_toml_document_is_a_preset_or_a_param_error(document):
@@ -199,9 +201,12 @@ def test_a_mangled_preset_is_a_preset_or_a_param_error(edits):
     for where, cut, insert in edits:
         text = text[:where] + insert + text[where + cut :]
     try:
-        presets.parse(text, "fuzz.toml")
+        values = presets.parse(text, "fuzz.toml")
     except P.ParamError as exc:
         assert_names_file_and_key(exc, text)
+        return
+    for key, value in values.items():  # accepted: every value is checked and in range
+        assert P.check(key, value) == value or (isinstance(value, float) and math.isnan(value)), key
 
 
 @pytest.mark.parametrize(
@@ -243,10 +248,21 @@ def test_known_nasty_presets_are_param_errors(text):
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(st.text(max_size=300), documents.map(lambda d: _dumps_or_empty(d)), st.just("preset = 5\n"), st.just("preset = 'nope'\n")))
 def test_a_corrupt_state_file_is_refused_with_param_error_or_not_found(tmp_path_factory, text):
+    """Refused with a ParamError naming the file, or FileNotFoundError naming the missing preset; or
+    accepted, and then every value is checked and the preset is a known one."""
     path = tmp_path_factory.mktemp("state") / "state.toml"
     path.write_text(text, encoding="utf-8")
-    with contextlib.suppress(P.ParamError, FileNotFoundError):
-        presets.load_state(path)
+    try:
+        preset, values = presets.load_state(path)
+    except P.ParamError as exc:
+        assert str(path) in str(exc), str(exc)
+        return
+    except FileNotFoundError as exc:
+        assert "no preset named" in str(exc), str(exc)
+        return
+    assert preset in presets.available()
+    for key, value in values.items():
+        assert P.check(key, value) == value or (isinstance(value, float) and math.isnan(value)), key
 
 
 def _dumps_or_empty(document) -> str:

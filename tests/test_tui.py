@@ -448,6 +448,7 @@ def test_reconnects_when_the_daemon_comes_back():
 
 
 # ------------------------------------------------------------------------------------------ the real daemon
+@pytest.mark.slow  # a real daemon and its tick thread: 15 s here
 def test_against_a_real_daemon(monkeypatch):
     """The app with ControlClient and a portless daemon in this process: frames show, keys and edits act."""
     control = pytest.importorskip("firefly_midi.control")

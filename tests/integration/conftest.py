@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +21,15 @@ from pathlib import Path
 
 import pytest
 
+from firefly_midi.testing.jackserver import (  # noqa: F401  (jack_ports, stop_jackd, wait_for_port: for the tests)
+    JackUnavailable,
+    jack_env,
+    jack_ports,
+    start_jackd,
+    stop_jackd,
+    wait_for_port,
+)
+
 HERE = Path(__file__).parent
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -31,71 +38,6 @@ def unavailable(why: str) -> None:
     if ON_CI:
         pytest.fail(f"{why} (CI=true: MIDI tests must not skip)")
     pytest.skip(why)
-
-
-def jack_env(server: str) -> dict[str, str]:
-    return {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1", "PYTHONUNBUFFERED": "1"}
-
-
-def jack_ports(env: dict[str, str]) -> list[str]:
-    done = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10)
-    return done.stdout.split("\n") if done.returncode == 0 else []
-
-
-def wait_for_port(env: dict[str, str], name: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while name not in jack_ports(env):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"JACK port {name} did not appear within {timeout} s; ports: {jack_ports(env)}")
-        time.sleep(0.05)
-
-
-# A private server: dummy driver, 64 frames at 48 kHz, synchronous (start_jackd says why) with a 200 ms
-# client timeout (a client killed mid-cycle stalled a synchronous server for 5 s a cycle by default).
-JACKD = ["jackd", "--no-realtime", "--sync", "--timeout", "200", "-d", "dummy", "-r", "48000", "-p", "64"]
-JACKD_ASYNC = [arg for arg in JACKD if arg != "--sync"]
-
-
-def start_jackd(env: dict[str, str], sync: bool = True) -> subprocess.Popen:
-    """jackd with the dummy driver; waits until it serves, raises RuntimeError with its log if not.
-
-    Its output goes to a file, never to a pipe nobody reads: jackd logs every xrun, and once a pipe
-    is full it blocks, and every client of the server with it.
-
-    ``--sync``: in jack2's default asynchronous mode a client reads what its sources wrote in the
-    cycle before, so when a source misses a cycle under load the reader gets that buffer twice or
-    never: MIDI events duplicated (a note-on heard twice) or lost, between any two clients.  Measured
-    with 3 CPU hogs on 2 vCPUs, 30,000 events rtmidi to rtmidi in 10 s: asynchronous lost 12-61 and
-    duplicated up to 26 (three runs), synchronous none (two runs; docs/reliability.md).  The tests
-    measure the daemon, not that.
-    """
-    log_path = Path(tempfile.mkstemp(prefix=f"{env['JACK_DEFAULT_SERVER']}-", suffix=".log")[1])
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(JACKD if sync else JACKD_ASYNC, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(env, "system:playback_1", timeout=15)
-    except TimeoutError:
-        server.kill()
-        server.wait()
-        raise RuntimeError(log_path.read_text()[-2000:]) from None
-    return server
-
-
-def forget_dead_servers() -> bool:
-    """Drop JACK's shared-memory registry when no jackd runs at all.
-
-    JACK keeps 8 server slots in /dev/shm and frees a dead server's slot only for a server of the same
-    name, so servers that were killed (not stopped) under unique names fill it ("Too many servers
-    already active").  With no jackd alive, nothing in the registry is in use.
-    """
-    if subprocess.run(["pgrep", "-x", "jackd"], capture_output=True).returncode == 0:
-        return False
-    for stale in Path("/dev/shm").glob("jack*"):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            stale.unlink(missing_ok=True)
-    return True
 
 
 @pytest.fixture(scope="session")
@@ -112,18 +54,12 @@ def compiled_kernels():
 
 
 def private_jackd(env: dict[str, str], sync: bool = True) -> subprocess.Popen:
-    """Start a private dummy server under ``env``'s name (skip, or fail on CI, when that cannot be)."""
-    if not shutil.which("jackd") or not shutil.which("jack_lsp"):
-        unavailable("jackd is not installed (Debian: apt-get install jackd2)")
+    """Start a private dummy server under ``env``'s name, or a dead server's (start_jackd renames
+    ``env`` then); skip, or fail on CI, when that cannot be."""
     try:
         return start_jackd(env, sync)
-    except RuntimeError as first:
-        if "Too many servers" not in str(first) or not forget_dead_servers():
-            unavailable(f"the private JACK server did not start: {first}")
-    try:
-        return start_jackd(env, sync)
-    except RuntimeError as second:
-        unavailable(f"the private JACK server did not start: {second}")
+    except JackUnavailable as why:
+        unavailable(str(why))
         raise
 
 
@@ -131,12 +67,14 @@ def private_jackd(env: dict[str, str], sync: bool = True) -> subprocess.Popen:
 def jack_server(compiled_kernels, request):
     """The environment of a private, running JACK dummy server (64 frames at 48 kHz), one per test:
     a test never meets the clients (or zombies of killed ones) another test left on a server.
-    Synchronous (start_jackd says why), unless the test is marked ``async_jack``."""
+    Synchronous (jackd_command says why), unless the test is marked ``async_jack``."""
     env = jack_env(f"ffm-test-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     sync = request.node.get_closest_marker("async_jack") is None
-    RUNNING[env["JACK_DEFAULT_SERVER"]] = private_jackd(env, sync)
+    server = private_jackd(env, sync)
+    RUNNING[env["JACK_DEFAULT_SERVER"]] = server  # the name it runs under, perhaps a dead server's
     yield env
-    stop_jackd(RUNNING.pop(env["JACK_DEFAULT_SERVER"]))
+    stop_jackd(RUNNING.pop(env["JACK_DEFAULT_SERVER"], server))
+    server.log.close()
 
 
 RUNNING: dict[str, subprocess.Popen] = {}  # jack_server's jackd, by server name: see jackd_of
@@ -145,18 +83,6 @@ RUNNING: dict[str, subprocess.Popen] = {}  # jack_server's jackd, by server name
 def jackd_of(env: dict[str, str]) -> subprocess.Popen:
     """The jackd process of the ``jack_server`` fixture whose environment is ``env``."""
     return RUNNING[env["JACK_DEFAULT_SERVER"]]
-
-
-def stop_jackd(server: subprocess.Popen) -> None:
-    """SIGTERM (a clean stop frees its registry slot), SIGKILL if it does not go within 5 s."""
-    if server.poll() is not None:
-        return
-    server.terminate()
-    try:
-        server.wait(5)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 @dataclass

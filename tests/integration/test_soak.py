@@ -18,7 +18,7 @@ import pytest
 
 from .conftest import unavailable
 
-pytestmark = pytest.mark.jack
+pytestmark = [pytest.mark.jack, pytest.mark.slow]  # a minute of soak
 
 ROOT = Path(__file__).resolve().parents[2]
 
