@@ -11,7 +11,7 @@ sent stray 0xF7s).  This one follows the MIDI 1.0 rules instead:
 - real-time bytes (0xF8-0xFF) are complete on their own and pass through anywhere, even inside a
   sysex or between a message's data bytes;
 - running status: data bytes after a complete channel message start another with the same status;
-  system common messages and sysex cancel it;
+  system common messages, sysex and a stray 0xF7 cancel it (and a message half read);
 - stray data bytes (no status to give them meaning) are dropped.
 
 The state lives in the state array (layout.PARSE_*), so a message split over two events or two
@@ -51,8 +51,11 @@ def feed(st, byte):
         st[layout.PARSE_STATUS] = 0
         st[layout.SYSEX_DROPPED] += 1
         return NOTHING
-    if byte == 0xF7:  # the end of a sysex, or a stray end: either way nothing to hand on
+    if byte == 0xF7:  # the end of a sysex, or a stray end (system common: cancels running status)
         st[layout.PARSE_IN_SYSEX] = 0
+        st[layout.PARSE_STATUS] = 0
+        st[layout.PARSE_HAVE] = 0
+        st[layout.PARSE_DATA] = 0
         return NOTHING
     if byte >= 0x80:
         if st[layout.PARSE_IN_SYSEX] != 0:

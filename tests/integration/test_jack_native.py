@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from numba import carray
 
-from firefly_midi.jack import process, rtcheck
-from firefly_midi.jack.client import NativeJackClient
+from firefly_midi.jack import layout, process, rtcheck
+from firefly_midi.jack.client import NativeJackClient, NotActive
 
 from .conftest import jack_env, private_jackd, stop_jackd, unavailable, wait_for_port
 
@@ -40,13 +40,16 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
         time.sleep(0.005)
 
 
+RUNNING: dict[str, subprocess.Popen] = {}  # this file's private jackd processes, by server name
+
+
 def _server(monkeypatch: pytest.MonkeyPatch, sync: bool) -> Iterator[dict[str, str]]:
     env = jack_env(f"ffm-native-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    server = private_jackd(env, sync)
+    RUNNING[env["JACK_DEFAULT_SERVER"]] = private_jackd(env, sync)
     for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER"):
         monkeypatch.setenv(key, env[key])  # libjack reads them when a client of this process opens
     yield env
-    stop_jackd(server)
+    stop_jackd(RUNNING.pop(env["JACK_DEFAULT_SERVER"]))
 
 
 @pytest.fixture
@@ -79,14 +82,20 @@ def collect(client: NativeJackClient, count: int, timeout: float) -> list[tuple[
     return received
 
 
-def play_exact(source: NativeJackClient, sink: NativeJackClient, notes: int = 60) -> tuple[list[int], list[int]]:
-    """Schedule ``notes`` note-ons at irregular frames from ``source``; the frames wanted and heard."""
+def schedule_irregular(source: NativeJackClient, sink: NativeJackClient, notes: int) -> list[int]:
+    """Connect, then schedule ``notes`` note-ons (note k: key k) at irregular frames; the frames."""
     source.connect(source.out_port, sink.in_port)
     time.sleep(0.1)  # JACK applies a connection at a later cycle
     start = source.clock.now_frame() + 9600  # 200 ms ahead: every one reaches the callback in time
     wanted = [start + k * 997 + (k * k) % 64 for k in range(notes)]
     for k, frame in enumerate(wanted):
         assert source.schedule([NOTE_ON, k % 128, 100], frame)
+    return wanted
+
+
+def play_exact(source: NativeJackClient, sink: NativeJackClient, notes: int = 60) -> tuple[list[int], list[int]]:
+    """Schedule ``notes`` note-ons at irregular frames from ``source``; the frames wanted and heard."""
+    wanted = schedule_irregular(source, sink, notes)
     heard = collect(sink, notes, timeout=30)
     assert [message for message, _ in heard] == [[NOTE_ON, k % 128, 100] for k in range(notes)]
     return wanted, [frame for _, frame in heard]
@@ -221,12 +230,67 @@ def test_an_unterminated_sysex_does_not_deafen_the_input(server):
         sink.close()
 
 
-@pytest.mark.async_jack
-def test_exact_frames_on_an_asynchronous_server(async_server):
+def test_floods_are_counted_never_blocking(server):
+    """Full rings refuse and count: the TX ring and the pending table hold 2,048 events between them,
+    and an RX ring nobody reads keeps the first 1,024 messages and counts the rest."""
     source, sink = running("ffm-src"), running("ffm-sink")
     try:
-        wanted, heard = play_exact(source, sink, notes=30)
-        assert heard == wanted
+        far = source.clock.now_frame() + 48_000 * 600  # ten minutes ahead: none becomes due
+        accepted = sum(source.schedule([NOTE_ON, 1, 1], far + k) for k in range(3000))
+        assert layout.TX_CAPACITY <= accepted <= layout.TX_CAPACITY + layout.PENDING_CAPACITY
+        assert source.counters().tx_full == 3000 - accepted
+        wait_until(lambda: source.counters().pending == layout.PENDING_CAPACITY, 10, "the pending table to fill")
+        source.close()
+
+        source = running("ffm-src2")
+        source.connect(source.out_port, sink.in_port)
+        time.sleep(0.1)
+        soon = source.clock.now_frame() + 4_800
+        for k in range(1500):  # 30 frames apart: under a second of notes, nothing polled meanwhile
+            note = [NOTE_ON, k % 128, 1]
+            wait_until(lambda note=note, k=k: source.schedule(note, soon + 30 * k), 10, "room on the TX ring")
+        wait_until(lambda: sink.counters().received + sink.counters().rx_overflow >= 1500, 20, "1500 notes to arrive")
+        assert (sink.counters().received, sink.counters().rx_overflow) == (layout.RX_CAPACITY, 1500 - layout.RX_CAPACITY)
+        assert len(collect(sink, layout.RX_CAPACITY, timeout=5)) == layout.RX_CAPACITY
+    finally:
+        source.close()
+        sink.close()
+
+
+def test_server_loss_is_seen_and_the_client_closes(server):
+    client = running("ffm-lost")
+    try:
+        stop_jackd(RUNNING[server["JACK_DEFAULT_SERVER"]])
+        wait_until(lambda: client.shut_down, 20, "JACK's shutdown callback")
+        assert not client.active
+        with pytest.raises(NotActive):
+            client.send([NOTE_ON, 60, 100])
+    finally:
+        client.close()
+
+
+@pytest.mark.async_jack
+def test_exact_offsets_on_an_asynchronous_server(async_server):
+    """Asynchronous jack2 hands a client the buffer its source wrote in an earlier cycle when either
+    missed one (conftest.start_jackd): the receiver then stamps it whole cycles late, or twice; and a
+    cycle the source itself missed sends its events late.  What the native output controls still
+    holds: every note arrives, at its own offset within the cycle unless counted late."""
+    source, sink = running("ffm-src"), running("ffm-sink")
+    try:
+        wanted = schedule_irregular(source, sink, 30)
+        first: dict[int, int] = {}
+
+        def all_heard() -> bool:
+            while (item := sink.poll_frame()) is not None:
+                first.setdefault(item[0][1], item[1])
+            return len(first) == len(wanted)
+
+        wait_until(all_heard, 30, "every note")
+        cycles_late = [(first[k] - frame) / 64 for k, frame in enumerate(wanted)]
+        assert all(0 <= late <= 16 for late in cycles_late), str(cycles_late)
+        # a cycle the source missed makes its events late: sent at the next cycle's start, and counted
+        assert sum(not late.is_integer() for late in cycles_late) <= source.counters().late, str(cycles_late)
+        assert cycles_late.count(0) >= len(wanted) * 0.8, str(cycles_late)
     finally:
         source.close()
         sink.close()
