@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,7 @@ def run(seconds: float, frames: int, realtime: bool, lookahead_ms: float) -> dic
                 stop.set()
                 tick.join()
                 frame_at_end = player.clock.position()
-                counters = {"player": player.counters().__dict__, "sink": sink.counters().__dict__}
+                counters = {"player": asdict(player.counters()), "sink": asdict(sink.counters())}
         finally:
             time.sleep(0.2)
             dump.terminate()
