@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
+import jack  # JACK-Client (a dependency): a source that writes any bytes, sysex included
 import numpy as np
 import pytest
 from numba import carray
@@ -194,7 +195,6 @@ def test_input_frames_from_an_independent_sequencer(server):
 
 
 def test_an_unterminated_sysex_does_not_deafen_the_input(server):
-    jack = pytest.importorskip("jack")  # JACK-Client: a source that writes any bytes, sysex included
     events = [
         b"\xf0\x7e\x7f\x09\x01",  # a sysex that never ends
         b"\x90\x3c\x64",  # heard: the status byte ends the sysex
