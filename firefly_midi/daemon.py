@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from firefly_midi import __version__, presets, telemetry
 from firefly_midi import params as P
 from firefly_midi.clock import Clock
+from firefly_midi.control.protocol import MAX_FORWARD_S
 from firefly_midi.lifecycle import dying_on_signals, tell_scheduling, warm_up
 from firefly_midi.player import Player, build_parts
 from firefly_midi.ports import PortConfig, Ports
@@ -47,7 +48,6 @@ log = logging.getLogger("firefly_midi.daemon")
 GUARD_EVERY_S = 0.01  # how often the JACK input's silence is looked at (Ports.end_stray_sysex)
 MAX_ERRORS_IN_A_ROW = 100
 SWITCH_INTERVAL_S = 1e-4
-MAX_FORWARD_S = 600.0
 
 
 class PortInput:

@@ -1,8 +1,7 @@
 """Fuzzing the two doors anything outside can push bytes through: MIDI input and preset files.
 
-MIDI input: random lists of ints (empty, huge, out of 0..255) go to ``Daemon._handle`` of an
-in-process, portless daemon, and through ``_read_input`` from a fake input port.  Nothing may escape
-and the counters must add up.  Presets: random TOML documents and broken text always end in a
+MIDI input: random lists of ints (empty, huge, out of 0..255) go to ``Player.hear``, and through whole
+ticks from a queue.  Nothing may escape and the counters must add up.  Presets: random TOML documents and broken text always end in a
 ``ParamError`` that names the file (and the key, when a key is at fault), never in another exception.
 """
 
@@ -17,48 +16,39 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from firefly_midi import midi, presets
 from firefly_midi import params as P
-from firefly_midi import presets
-from firefly_midi.daemon import MIDI_CLOCK, MIDI_START, MIDI_STOP, Daemon
-from firefly_midi.ports import PortConfig, Ports
+from firefly_midi.player import Player
 
-LEARNED_CC = 21  # bound to swarm.coupling on every channel in the daemon below
+LEARNED_CC = 21  # bound to swarm.coupling on every channel in the player below
 
 
-class FakeInput(Ports):
-    """A portless port whose input is a queue the test fills, and whose output is counted."""
+class Queue:
+    """An input source the test fills: (bytes, tick fraction)."""
 
     def __init__(self):
-        super().__init__(PortConfig())
-        self.queue: deque[tuple[list[int], float]] = deque()
-
-    def open(self) -> None:
-        self.state = "none"
+        self.items: deque[tuple[list[int], float]] = deque()
 
     def poll(self):
-        return self.queue.popleft() if self.queue else None
-
-    def send(self, message) -> None:
-        self.sent += 1
+        return self.items.popleft() if self.items else None
 
 
 @pytest.fixture(scope="module")
-def daemon() -> Daemon:
+def player() -> Player:
     values = presets.resolve("pulse-sine")
     values["learn"] = P.check_bindings([{"cc": LEARNED_CC, "key": "swarm.coupling", "lo": 0.0, "hi": 0.5}])
     values["input.clock_in"] = True
-    d = Daemon(values, "pulse-sine")
-    d.ports = FakeInput()
-    return d
+    return Player(values)
 
 
-def counted(d: Daemon) -> int:
-    return d.flashes_in + d.ignored_in + d.dropped_in
+def counted(player: Player) -> int:
+    c = player.counts
+    return c.flashes + c.ignored + c.dropped
 
 
 def kind(message: list[int]) -> str:
-    """What the daemon should make of ``message``: "clock", "cc" (a bound controller) or "other"."""
-    if message and message[0] in (MIDI_CLOCK, MIDI_START, MIDI_STOP):
+    """What the player should make of ``message``: "clock", "cc" (a bound controller) or "other"."""
+    if message and message[0] in (midi.TIMING_CLOCK, midi.SONG_START, midi.SONG_STOP):
         return "clock"
     if len(message) == 3 and message[0] & 0xF0 == 0xB0 and message[1] == LEARNED_CC and 0 <= message[2] <= 127:
         return "cc"
@@ -78,17 +68,17 @@ messages = st.one_of(
 @pytest.mark.slow  # hundreds of examples: 6-23 s each here
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(batch=st.lists(st.tuples(messages, st.floats(allow_nan=True, allow_infinity=True)), max_size=30))
-def test_handle_never_raises_and_every_message_is_counted(daemon, batch):
+def test_hear_never_raises_and_every_message_is_counted(player, batch):
     kinds = {"clock": 0, "cc": 0, "other": 0}
-    before = counted(daemon)
+    before, other = counted(player), player.counts.other
     for message, frac in batch:
-        daemon._handle(message, frac)
+        player.hear(message, frac)
         kinds[kind(message)] += 1
-    daemon.swarm.step()  # empties the queue of external flashes
-    daemon._knobs.clear()
-    # MIDI clock/start/stop messages are taken by the tempo follower and counted nowhere; bound
-    # controllers move their key and are counted nowhere either: everything else is a flash or ignored.
-    assert counted(daemon) - before == kinds["other"]
+    player.swarm.step()  # empties the queue of external flashes
+    # MIDI clock/start/stop messages and bound controllers count as "other"; everything else is a
+    # flash, ignored, or dropped by a full queue.
+    assert counted(player) - before == kinds["other"]
+    assert player.counts.other - other == kinds["clock"] + kinds["cc"]
 
 
 @pytest.mark.slow  # hundreds of examples: 6-23 s each here
@@ -97,32 +87,32 @@ def test_handle_never_raises_and_every_message_is_counted(daemon, batch):
     queue=st.lists(st.tuples(messages, st.floats(allow_nan=True, allow_infinity=True)), max_size=200),
     limit=st.integers(1, 80),
 )
-def test_read_input_bounds_each_tick_and_counts_the_rest(daemon, queue, limit):
-    daemon.values["input.max_per_tick"] = limit
+def test_a_tick_bounds_its_input_and_counts_the_rest(player, queue, limit):
+    player.values["input.max_per_tick"] = limit
     try:
-        daemon.ports.queue.extend(queue)
-        before, dropped = counted(daemon), daemon.dropped_in
-        daemon._read_input()
+        source = Queue()
+        source.items.extend(queue)
+        before, dropped = counted(player), player.counts.dropped
+        player.tick(player.next_k, source)
         others = sum(kind(m) == "other" for m, _ in queue[:limit])
-        assert not daemon.ports.queue
-        assert daemon.dropped_in - dropped == max(0, len(queue) - limit)
-        assert counted(daemon) - before == others + max(0, len(queue) - limit)
-        daemon.swarm.step()
+        assert not source.items
+        assert player.counts.dropped - dropped >= max(0, len(queue) - limit)
+        assert counted(player) - before == others + max(0, len(queue) - limit)
     finally:
-        daemon.values["input.max_per_tick"] = 64
+        player.values["input.max_per_tick"] = 64
 
 
-def test_a_fuzzed_tick_keeps_playing_and_silences_cleanly(daemon):
-    """Whole ticks with garbage in the queue: no error is recorded and every note started ends."""
+def test_a_fuzzed_tick_keeps_playing_and_silences_cleanly(player):
+    """Whole ticks with garbage in the queue: nothing raises and every note started ends."""
     import random
 
     rng = random.Random(3)
-    for k in range(2000):
-        daemon.ports.queue.extend(([rng.randrange(-5, 300) for _ in range(rng.randrange(5))], rng.random()) for _ in range(10))
-        daemon._tick(k)
-    assert daemon.errors == 0
-    daemon._silence()
-    assert daemon.mapper.sounding == 0
+    source = Queue()
+    for _ in range(2000):
+        source.items.extend(([rng.randrange(-5, 300) for _ in range(rng.randrange(5))], rng.random()) for _ in range(10))
+        player.tick(player.next_k, source)
+    player.silence()
+    assert player.mapper.sounding == 0
 
 
 # ------------------------------------------------------------------------------------------- presets

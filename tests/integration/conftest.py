@@ -47,8 +47,8 @@ def compiled_kernels():
     # the instant path (pulse-sine) and the delayed one with rewiring (ermentrout-800, the default
     # and the soak's): a daemon compiling the latter itself outlived the soak's 120 s port wait
     warm = (
-        "from firefly_midi import presets; from firefly_midi.daemon import Daemon\n"
-        "for name in ('pulse-sine', 'ermentrout-800'): Daemon(presets.resolve(name))._warm_up()"
+        "from firefly_midi import presets; from firefly_midi.lifecycle import warm_up\n"
+        "for name in ('pulse-sine', 'ermentrout-800'): warm_up(presets.resolve(name))"
     )
     subprocess.run([sys.executable, "-c", warm], check=True, timeout=600, capture_output=True)
 
