@@ -255,7 +255,7 @@ def test_delayed_delivery_matches_reference(n, setting, topology, eps, delay_tic
             run["fired"][:] = 0
             run["fired"][outside] = 1
             ids[: outside.size], times[: outside.size] = outside, flashed
-            got = K._pulse_couple_delayed(
+            got = K.pulse_couple_delayed(
                 codes, coef, run["phase"], run["freq"], run["fired"], table, ids, times, outside.size, lately, run["rng"],
                 meta, link, dq_t, sines, index,
             )  # fmt: skip
