@@ -12,8 +12,8 @@ from firefly_midi.swarm import reference as R
 phases = st.integers(1, 3000).flatmap(lambda n: arrays(np.float64, n, elements=st.floats(0.0, 0.999999)))
 
 
-# advance() also meets phases at exactly 1 (add_noise clamps there: they flash at the tick's start;
-# before 2026-12-02 the kernel wrapped them without a flash) and NaN ones (silenced: they never flash)
+# advance() also meets phases at exactly 1 (add_noise clamps there: they flash at the tick's start)
+# and NaN ones (silenced: they never flash)
 edge_phases = st.integers(1, 3000).flatmap(
     lambda n: arrays(np.float64, n, elements=st.one_of(st.floats(0.0, 0.999999), st.sampled_from([1.0, np.nan])))
 )
@@ -230,14 +230,15 @@ def test_delayed_delivery_matches_reference(n, setting, topology, eps, delay_tic
     phase, freq = rng.random(n), rng.uniform(0.87, 1.18, n)
     table = np.empty((0, 1), np.int32) if topology == "global" else rng.integers(0, n, (n, 5)).astype(np.int32)
     coupling = (1.0 / 5, eps, 0.05, 3.0, 1.0, 0.87, 1.18)
-    codes = np.array([model, prc, 0, table.shape[0] == 0, 0], np.int64)
-    coef = np.zeros(12)
-    coef[[K.F_W, K.F_EPS, K.F_KAPPA, K.F_MS_B, K.F_F0, K.F_FMIN, K.F_FMAX]] = coupling
-    coef[K.F_DELAY_TICKS] = delay_ticks
+    settings = K.blank(K.SETTINGS)
+    settings["model"], settings["prc"], settings["everyone"], settings["delay_ticks"] = model, prc, table.shape[0] == 0, delay_ticks
+    for name, value in zip(("w", "eps", "kappa", "ms_b", "f0", "fmin", "fmax"), coupling, strict=True):
+        settings[name] = value
     key, counter = np.uint64(seed | 1), 7
     runs = []
-    for recent in (0.0, 1e300):  # state[M_RECENT]: no table / a table whenever anything is due
-        lately = np.array([0.0, 0.0, 0.0, 1.0, 0.0, recent])
+    for recent in (0.0, 1e300):  # carried.recent: no table / a table whenever anything is due
+        lately = K.blank(K.CARRIED)
+        lately["recent"] = recent
         run = {"phase": phase.copy(), "freq": freq.copy(), "fired": np.zeros(n, np.uint8), "rng": np.array([key, counter], np.uint64)}
         rows = _delay_queue(int(np.ceil(delay_ticks)) + 2, 4 * n * 5 * 2, timed=model != K.ERMENTROUT)
         runs.append((run, lately, rows, np.empty(n)))
@@ -256,7 +257,7 @@ def test_delayed_delivery_matches_reference(n, setting, topology, eps, delay_tic
             run["fired"][outside] = 1
             ids[: outside.size], times[: outside.size] = outside, flashed
             got = K.pulse_couple_delayed(
-                codes, coef, run["phase"], run["freq"], run["fired"], table, ids, times, outside.size, lately, run["rng"],
+                settings, run["phase"], run["freq"], run["fired"], table, ids, times, outside.size, lately, run["rng"],
                 meta, link, dq_t, sines, index,
             )  # fmt: skip
             np.testing.assert_array_equal(ids[:got], want_ids)

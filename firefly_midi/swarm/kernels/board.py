@@ -21,9 +21,10 @@ SWEEP_SIZE = SW_ARGS + 5
 def idle_sweep() -> np.ndarray:
     """A sweep board with no chunk to claim until kuramoto_sine publishes one.
 
-    SW_NEXT starts past any chunk count: with 0 there, a helper started before the first sweep
-    claimed chunk 0 with the board's empty arguments while the stepping thread ran it too.
-    Between sweeps it stays past the count by itself (every claim adds 1).
+    SW_NEXT starts past any chunk count, so a helper started before the first sweep claims
+    nothing (at 0 it would run chunk 0 on the board's empty arguments while the stepping thread
+    runs it too: docs/reliability.md).  Between sweeps it stays past the count by itself (every
+    claim adds 1).
     """
     sweep = np.zeros(SWEEP_SIZE, dtype=np.int64)
     sweep[SW_NEXT] = 1 << 62

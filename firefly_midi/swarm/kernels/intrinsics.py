@@ -16,8 +16,8 @@ def borrowed(typingctx, *arrays):
     """Views of ``arrays`` that numba does not reference-count: same data, shape and strides, no meminfo.
 
     Every array handed to an ``inline="always"`` helper is bound to a fresh variable, which numba
-    increfs and decrefs: lock-prefixed atomics, ~20 cycles each here, which ``perf`` showed were a
-    fifth of ermentrout-800's time even after the delivery queue's helpers stopped being inlined.
+    increfs and decrefs: lock-prefixed atomics, ~20 cycles each here, which ``perf`` showed to be
+    a fifth of ermentrout-800's time with the delivery queue's helpers not inlined.
     The run loops and the ticks rebind their arrays to these views once; for them NRT_incref and
     NRT_decref see no meminfo and return at once.  Safe while the arrays live: the caller of a
     kernel holds them for the whole call.  One array gives one view, several a tuple.
