@@ -230,15 +230,14 @@ def test_delayed_delivery_matches_reference(n, setting, topology, eps, delay_tic
     phase, freq = rng.random(n), rng.uniform(0.87, 1.18, n)
     table = np.empty((0, 1), np.int32) if topology == "global" else rng.integers(0, n, (n, 5)).astype(np.int32)
     coupling = (1.0 / 5, eps, 0.05, 3.0, 1.0, 0.87, 1.18)
-    settings = K.blank(K.SETTINGS)
-    settings["model"], settings["prc"], settings["everyone"], settings["delay_ticks"] = model, prc, table.shape[0] == 0, delay_ticks
-    for name, value in zip(("w", "eps", "kappa", "ms_b", "f0", "fmin", "fmax"), coupling, strict=True):
-        settings[name] = value
+    codes = np.array([model, prc, 0, table.shape[0] == 0, 0], np.int64)
+    coef = np.zeros(12)
+    coef[[K.F_W, K.F_EPS, K.F_KAPPA, K.F_MS_B, K.F_F0, K.F_FMIN, K.F_FMAX]] = coupling
+    coef[K.F_DELAY_TICKS] = delay_ticks
     key, counter = np.uint64(seed | 1), 7
     runs = []
-    for recent in (0.0, 1e300):  # carried.recent: no table / a table whenever anything is due
-        lately = K.blank(K.CARRIED)
-        lately["recent"] = recent
+    for recent in (0.0, 1e300):  # state[M_RECENT]: no table / a table whenever anything is due
+        lately = np.array([0.0, 0.0, 0.0, 1.0, 0.0, recent])
         run = {"phase": phase.copy(), "freq": freq.copy(), "fired": np.zeros(n, np.uint8), "rng": np.array([key, counter], np.uint64)}
         rows = _delay_queue(int(np.ceil(delay_ticks)) + 2, 4 * n * 5 * 2, timed=model != K.ERMENTROUT)
         runs.append((run, lately, rows, np.empty(n)))
@@ -257,7 +256,7 @@ def test_delayed_delivery_matches_reference(n, setting, topology, eps, delay_tic
             run["fired"][outside] = 1
             ids[: outside.size], times[: outside.size] = outside, flashed
             got = K.pulse_couple_delayed(
-                settings, run["phase"], run["freq"], run["fired"], table, ids, times, outside.size, lately, run["rng"],
+                codes, coef, run["phase"], run["freq"], run["fired"], table, ids, times, outside.size, lately, run["rng"],
                 meta, link, dq_t, sines, index,
             )  # fmt: skip
             np.testing.assert_array_equal(ids[:got], want_ids)
@@ -287,3 +286,16 @@ def test_a_borrowed_view_is_the_same_memory_shape_and_strides(rows, cols, value,
     size, stride = _write_through_borrowed(target, value)
     assert size == rows * cols and stride == target.strides[0]
     np.testing.assert_array_equal(target, value * np.arange(rows)[:, None] + np.arange(cols)[None, :])
+
+
+def test_settings_unpack_by_name_from_the_packed_arrays():
+    """``settings_of`` reads each field from its slot: the engine packs a Settings into codes/coef by the same order."""
+    values = K.Settings(*range(1, 1 + len(K.CODE_FIELDS)), *(0.5 + np.arange(len(K.COEF_FIELDS))))
+    codes = np.array(values[: len(K.CODE_FIELDS)], np.int64)
+    coef = np.array(values[len(K.CODE_FIELDS) :], np.float64)
+    got = K.settings_of(codes, coef)
+    assert got._fields == K.Settings._fields
+    for name in K.Settings._fields:
+        want = getattr(values, name)
+        assert getattr(got, name) == (want != 0 if name in ("desync", "everyone") else want), name
+    assert got.dt == coef[K.F_DT] and got.model == codes[K.C_MODEL] and got.delay_ticks == coef[K.F_DELAY_TICKS]

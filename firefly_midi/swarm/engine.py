@@ -99,42 +99,40 @@ class Swarm:
         self._scratch = np.empty(max(self.n, K.BLOCK), dtype=np.float64)
         self._hist = np.zeros(_HIST_BINS, dtype=np.int64)
         self._below = np.zeros(_HIST_BINS, dtype=np.int64)
-        self._carried = K.blank(K.CARRIED)  # what a tick leaves for the next (mean field, cascade, recent flashes)
+        self._mf = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0])  # mean field carried between ticks; stale; carry; recent flashes
         self._sweep = K.idle_sweep()  # Kuramoto's chunks, shared with helper threads
         self._dq_shape = None  # a fresh swarm starts with no delivery in flight
         self._configure()
 
     def _configure(self) -> None:
-        """Write the loop-invariant settings into the record every tick kernel reads."""
+        """Pack the loop-invariant settings into the arrays every tick kernel reads."""
         v = self.values
         self.dt = v["clock.tick_ms"] / 1000.0
         fmin, fmax = P.frequency_bounds(v)
-        fields = {
-            "model": MODEL_CODES[v["swarm.model"]],
-            "prc": PRC_CODES[v["swarm.prc"]],
-            "desync": v["swarm.mode"] == "desync",
-            "everyone": self.table.shape[0] == 0,
-            "rewire_ticks": round(v["swarm.rewire_s"] / self.dt) if v["swarm.topology"] == "random" else 0,
-            "w": 1.0 / self.in_degree if v["swarm.normalize"] else 1.0,
-            "eps": v["swarm.coupling"],
-            "kappa": v["swarm.interval_coupling"],
-            "ms_b": v["swarm.ms_b"],
-            "f0": v["swarm.freq_hz"],
-            "fmin": fmin,
-            "fmax": fmax,
-            "dt": self.dt,
-            "noise": v["swarm.noise"],
-            "k_hz": v["swarm.coupling"] / (2 * math.pi),
-            "l_hz": v["swarm.freq_coupling"] / (2 * math.pi),
-            "delay_ticks": v["swarm.delay_ms"] / v["clock.tick_ms"] if v["swarm.model"] != "kuramoto" else 0.0,
-        }
-        self.settings = K.blank(K.SETTINGS)
-        for name, value in fields.items():
-            self.settings[name] = value
-        self._setting = self.settings[0]  # a view: reads go to the record the kernels see
-        self._delayed = bool(self._setting["delay_ticks"] > 0.0)  # picks tick/run or tick_delayed/run_delayed
+        settings = K.Settings(
+            model=MODEL_CODES[v["swarm.model"]],
+            prc=PRC_CODES[v["swarm.prc"]],
+            desync=v["swarm.mode"] == "desync",
+            everyone=self.table.shape[0] == 0,
+            rewire_ticks=round(v["swarm.rewire_s"] / self.dt) if v["swarm.topology"] == "random" else 0,
+            w=1.0 / self.in_degree if v["swarm.normalize"] else 1.0,
+            eps=v["swarm.coupling"],
+            kappa=v["swarm.interval_coupling"],
+            ms_b=v["swarm.ms_b"],
+            f0=v["swarm.freq_hz"],
+            fmin=fmin,
+            fmax=fmax,
+            dt=self.dt,
+            noise=v["swarm.noise"],
+            k_hz=v["swarm.coupling"] / (2 * math.pi),
+            l_hz=v["swarm.freq_coupling"] / (2 * math.pi),
+            delay_ticks=v["swarm.delay_ms"] / v["clock.tick_ms"] if v["swarm.model"] != "kuramoto" else 0.0,
+        )
+        self.codes = np.array(settings[: len(K.CODE_FIELDS)], dtype=np.int64)
+        self.coef = np.array(settings[len(K.CODE_FIELDS) :], dtype=np.float64)
+        self._delayed = bool(self.coef[K.F_DELAY_TICKS] > 0.0)  # picks tick/run or tick_delayed/run_delayed
         self._size_delivery_queue()
-        self._receive_coupling = tuple(float(self._setting[name]) for name in ("w", "eps", "kappa", "ms_b", "f0", "fmin", "fmax"))
+        self._receive_coupling = tuple(float(self.coef[i]) for i in (K.F_W, K.F_EPS, K.F_KAPPA, K.F_MS_B, K.F_F0, K.F_FMIN, K.F_FMAX))
 
     def _size_delivery_queue(self) -> None:
         """(Re)allocate the delayed-delivery slots when their needed size changes (pending ones are lost).
@@ -145,11 +143,11 @@ class Swarm:
         spread over the delay's ticks, with a quarter more for the luck of the draws.  A full slot
         drops deliveries and counts them (``dropped_deliveries``).
         """
-        delay_ticks = float(self._setting["delay_ticks"])
+        delay_ticks = float(self.coef[K.F_DELAY_TICKS])
         if delay_ticks <= 0.0:
             shape = (1, 1)
         else:
-            fastest = max(float(self._setting["fmax"]), float(np.nanmax(self.state.freq, initial=0.0)))
+            fastest = max(float(self.coef[K.F_FMAX]), float(np.nanmax(self.state.freq, initial=0.0)))
             per_window = max(math.ceil(delay_ticks * self.dt * fastest), 1)
             per_flash = self.table.shape[1] if self.table.shape[0] else 1
             slots = math.ceil(delay_ticks) + 2
@@ -190,14 +188,14 @@ class Swarm:
     def _state_buffers(self) -> tuple:
         """What every tick kernel reads and writes, instant or delayed, in their shared order."""
         st = self.state
-        return (self.settings, st.phase, st.freq, self.fired, self.table, self.flash_ids, self.flash_times)
+        return (self.codes, self.coef, st.phase, st.freq, self.fired, self.table, self.flash_ids, self.flash_times)
 
     def _buffers(self) -> tuple:
-        return (*self._state_buffers(), self._hist, self._below, self._scratch, self._carried, self._rng, self._sweep)
+        return (*self._state_buffers(), self._hist, self._below, self._scratch, self._mf, self._rng, self._sweep)
 
     def _delayed_buffers(self) -> tuple:
         # _scratch, Kuramoto's elsewhere, holds the delayed path's table of a tick's sines (Ermentrout)
-        return (*self._state_buffers(), self._carried, self._rng, self._dq_meta, self._dq_to, self._dq_t, self._scratch)
+        return (*self._state_buffers(), self._mf, self._rng, self._dq_meta, self._dq_to, self._dq_t, self._scratch)
 
     def step(self) -> int:
         """Advance one tick of ``clock.tick_ms``; return the flash count (see ``flashes()``)."""
@@ -243,8 +241,7 @@ class Swarm:
     @contextmanager
     def _sweep_helpers(self, ticks: int) -> Iterator[None]:
         """Helper threads for the Kuramoto sweeps of one run, when there is enough to share."""
-        setting = self._setting
-        shared = setting["model"] == K.KURAMOTO and setting["everyone"] and setting["prc"] != K.SAWTOOTH
+        shared = self.codes[K.C_MODEL] == K.KURAMOTO and self.codes[K.C_GLOBAL] and self.codes[K.C_PRC] != K.SAWTOOTH
         count = min(self.threads, usable_cpus()) - 1
         if not shared or count < 1 or self.n <= K.CHUNK or ticks * self.n < _HELP_MIN_WORK:
             yield
@@ -270,23 +267,22 @@ class Swarm:
 
     def _apply_external(self) -> int:
         """Apply the queued external flashes now; return how many flashes they set off."""
-        st, n, setting = self.state, 0, self._setting
-        model, prc = int(setting["model"]), int(setting["prc"])
-        args = (model, prc, bool(setting["desync"]), st.phase, st.freq, self.fired)
+        st, n = self.state, 0
+        args = (self.codes[K.C_MODEL], self.codes[K.C_PRC], bool(self.codes[K.C_DESYNC]), st.phase, st.freq, self.fired)
         coupling = self._receive_coupling
         for i in range(self._ext_count):
             t, strength, targets = self._ext_time[i], self._ext_strength[i], self._ext_targets[i]
             self._ext_targets[i] = None
-            if model == K.KURAMOTO:
-                amount = strength * setting["k_hz"] / setting["f0"]
+            if self.codes[K.C_MODEL] == K.KURAMOTO:
+                amount = strength * self.coef[K.F_K_HZ] / self.coef[K.F_F0]
                 everyone = targets is None
-                K.kuramoto_kick(st.phase, _EMPTY if everyone else targets, everyone, amount, prc == K.SAWTOOTH)
+                K.kuramoto_kick(st.phase, _EMPTY if everyone else targets, everyone, amount, self.codes[K.C_PRC] == K.SAWTOOTH)
             elif targets is None:
                 n = K.receive_all(*args, strength * self.in_degree, *coupling, t, self.flash_ids, self.flash_times, n)
             else:
                 n = K.receive_subset(*args, targets, strength * self.in_degree, *coupling, t, self.flash_ids, self.flash_times, n)
         self._ext_count = 0
-        self._carried["stale"] = 1.0
+        self._mf[K.M_STALE] = 1.0
         return n
 
     # ----------------------------------------------------------------------- outside influence
@@ -323,7 +319,7 @@ class Swarm:
                 st.freq[ids] = st.natural[ids]
         else:
             raise ValueError(f"damage kind must be scramble, silence or revive, got {kind!r}")
-        self._carried["stale"] = 1.0
+        self._mf[K.M_STALE] = 1.0
 
     # --------------------------------------------------------------------------------- metrics
     def flashes(self) -> tuple[np.ndarray, np.ndarray]:

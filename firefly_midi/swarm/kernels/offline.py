@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from firefly_midi.swarm.kernels.intrinsics import borrowed, prefer_512_bit_vectors
-from firefly_midi.swarm.kernels.ticks import tick, tick_delayed
+from firefly_midi.swarm.kernels.ticks import settings_of, tick, tick_delayed
 from firefly_midi.swarm.kernels.trig import mean_field
 
 
@@ -15,7 +15,8 @@ def run(
     ticks,
     first_index,
     prev_n,
-    settings,
+    codes,
+    coef,
     phase,
     freq,
     fired,
@@ -25,7 +26,7 @@ def run(
     hist,
     below,
     scratch,
-    carried,
+    state,
     rng,
     sweep,
     sample_every,
@@ -48,14 +49,14 @@ def run(
     Instant coupling only: with delays the engine calls ``run_delayed``.
     """
     phase, freq, fired, table, ids, times = borrowed(phase, freq, fired, table, ids, times)
-    settings, carried, rng, hist, below, scratch, sweep = borrowed(settings, carried, rng, hist, below, scratch, sweep)
+    codes, coef, state, rng, hist, below, scratch, sweep = borrowed(codes, coef, state, rng, hist, below, scratch, sweep)
     n = prev_n
     total = 0
-    dt = settings[0].dt
+    dt = settings_of(codes, coef).dt
     row = 0
     for k in range(ticks):
         index = first_index + k
-        n = tick(settings, phase, freq, fired, table, ids, times, hist, below, scratch, carried, rng, sweep, index, n, 0)
+        n = tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, sweep, index, n, 0)
         counts[k] = n
         total += n
         if raster_stride > 0:
@@ -79,14 +80,15 @@ def run_delayed(
     ticks,
     first_index,
     prev_n,
-    settings,
+    codes,
+    coef,
     phase,
     freq,
     fired,
     table,
     ids,
     times,
-    carried,
+    state,
     rng,
     dq_meta,
     dq_to,
@@ -109,14 +111,14 @@ def run_delayed(
     """
     prefer_512_bit_vectors()  # ermentrout-800: 0.415 -> 0.398 µs a tick (A/B, 3 rounds); run() stays 256-bit (pulse N = 800 lost)
     phase, freq, fired, table, ids, times = borrowed(phase, freq, fired, table, ids, times)
-    settings, carried, rng, dq_meta, dq_to, dq_t, sines = borrowed(settings, carried, rng, dq_meta, dq_to, dq_t, sines)
+    codes, coef, state, rng, dq_meta, dq_to, dq_t, sines = borrowed(codes, coef, state, rng, dq_meta, dq_to, dq_t, sines)
     n = prev_n
     total = 0
-    dt = settings[0].dt
+    dt = settings_of(codes, coef).dt
     row = 0
     for k in range(ticks):
         index = first_index + k
-        n = tick_delayed(settings, phase, freq, fired, table, ids, times, carried, rng, dq_meta, dq_to, dq_t, sines, index, n, 0)
+        n = tick_delayed(codes, coef, phase, freq, fired, table, ids, times, state, rng, dq_meta, dq_to, dq_t, sines, index, n, 0)
         counts[k] = n
         total += n
         if raster_stride > 0:
