@@ -12,8 +12,8 @@ from firefly_midi.swarm import reference as R
 phases = st.integers(1, 3000).flatmap(lambda n: arrays(np.float64, n, elements=st.floats(0.0, 0.999999)))
 
 
-# advance() also meets phases at exactly 1 (add_noise clamps there: they flash at the tick's start;
-# before 2026-12-02 the kernel wrapped them without a flash) and NaN ones (silenced: they never flash)
+# advance() also meets phases at exactly 1 (add_noise clamps there: they flash at the tick's start)
+# and NaN ones (silenced: they never flash)
 edge_phases = st.integers(1, 3000).flatmap(
     lambda n: arrays(np.float64, n, elements=st.one_of(st.floats(0.0, 0.999999), st.sampled_from([1.0, np.nan])))
 )
@@ -256,7 +256,7 @@ def test_delayed_delivery_matches_reference(n, setting, topology, eps, delay_tic
             run["fired"][:] = 0
             run["fired"][outside] = 1
             ids[: outside.size], times[: outside.size] = outside, flashed
-            got = K._pulse_couple_delayed(
+            got = K.pulse_couple_delayed(
                 codes, coef, run["phase"], run["freq"], run["fired"], table, ids, times, outside.size, lately, run["rng"],
                 meta, link, dq_t, sines, index,
             )  # fmt: skip
@@ -287,3 +287,16 @@ def test_a_borrowed_view_is_the_same_memory_shape_and_strides(rows, cols, value,
     size, stride = _write_through_borrowed(target, value)
     assert size == rows * cols and stride == target.strides[0]
     np.testing.assert_array_equal(target, value * np.arange(rows)[:, None] + np.arange(cols)[None, :])
+
+
+def test_settings_unpack_by_name_from_the_packed_arrays():
+    """``settings_of`` reads each field from its slot: the engine packs a Settings into codes/coef by the same order."""
+    values = K.Settings(*range(1, 1 + len(K.CODE_FIELDS)), *(0.5 + np.arange(len(K.COEF_FIELDS))))
+    codes = np.array(values[: len(K.CODE_FIELDS)], np.int64)
+    coef = np.array(values[len(K.CODE_FIELDS) :], np.float64)
+    got = K.settings_of(codes, coef)
+    assert got._fields == K.Settings._fields
+    for name in K.Settings._fields:
+        want = getattr(values, name)
+        assert getattr(got, name) == (want != 0 if name in ("desync", "everyone") else want), name
+    assert got.dt == coef[K.F_DT] and got.model == codes[K.C_MODEL] and got.delay_ticks == coef[K.F_DELAY_TICKS]

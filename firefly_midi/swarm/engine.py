@@ -109,32 +109,27 @@ class Swarm:
         v = self.values
         self.dt = v["clock.tick_ms"] / 1000.0
         fmin, fmax = P.frequency_bounds(v)
-        self.codes = np.array(
-            [
-                MODEL_CODES[v["swarm.model"]],
-                PRC_CODES[v["swarm.prc"]],
-                v["swarm.mode"] == "desync",
-                self.table.shape[0] == 0,
-                round(v["swarm.rewire_s"] / self.dt) if v["swarm.topology"] == "random" else 0,
-            ],
-            dtype=np.int64,
+        settings = K.Settings(
+            model=MODEL_CODES[v["swarm.model"]],
+            prc=PRC_CODES[v["swarm.prc"]],
+            desync=v["swarm.mode"] == "desync",
+            everyone=self.table.shape[0] == 0,
+            rewire_ticks=round(v["swarm.rewire_s"] / self.dt) if v["swarm.topology"] == "random" else 0,
+            w=1.0 / self.in_degree if v["swarm.normalize"] else 1.0,
+            eps=v["swarm.coupling"],
+            kappa=v["swarm.interval_coupling"],
+            ms_b=v["swarm.ms_b"],
+            f0=v["swarm.freq_hz"],
+            fmin=fmin,
+            fmax=fmax,
+            dt=self.dt,
+            noise=v["swarm.noise"],
+            k_hz=v["swarm.coupling"] / (2 * math.pi),
+            l_hz=v["swarm.freq_coupling"] / (2 * math.pi),
+            delay_ticks=v["swarm.delay_ms"] / v["clock.tick_ms"] if v["swarm.model"] != "kuramoto" else 0.0,
         )
-        self.coef = np.array(
-            [
-                1.0 / self.in_degree if v["swarm.normalize"] else 1.0,
-                v["swarm.coupling"],
-                v["swarm.interval_coupling"],
-                v["swarm.ms_b"],
-                v["swarm.freq_hz"],
-                fmin,
-                fmax,
-                self.dt,
-                v["swarm.noise"],
-                v["swarm.coupling"] / (2 * math.pi),
-                v["swarm.freq_coupling"] / (2 * math.pi),
-                v["swarm.delay_ms"] / v["clock.tick_ms"] if v["swarm.model"] != "kuramoto" else 0.0,
-            ]
-        )
+        self.codes = np.array(settings[: len(K.CODE_FIELDS)], dtype=np.int64)
+        self.coef = np.array(settings[len(K.CODE_FIELDS) :], dtype=np.float64)
         self._delayed = bool(self.coef[K.F_DELAY_TICKS] > 0.0)  # picks tick/run or tick_delayed/run_delayed
         self._size_delivery_queue()
         self._receive_coupling = tuple(float(self.coef[i]) for i in (K.F_W, K.F_EPS, K.F_KAPPA, K.F_MS_B, K.F_F0, K.F_FMIN, K.F_FMAX))

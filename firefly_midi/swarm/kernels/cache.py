@@ -1,0 +1,109 @@
+"""Where numba keeps the kernels' machine code: the user cache folder, in a subfolder keyed on everything
+that shapes that code.
+
+numba's own locators keep a function's cache beside its source (or under ``NUMBA_CACHE_DIR``, in a
+subfolder named after the source's path) and check only the source file of the function itself.  A
+kernel inlines kernels from the other modules of this package, so an edit there would leave a stale
+kernel to load; and a new venv or checkout would compile everything again.  Here the folder is
+``<user cache>/numba/<key>``, the key a hash of every module of this package, the numba, llvmlite,
+numpy and Python versions, and the host CPU's name and features: a stale or foreign kernel is never
+looked for, and the same sources on the same machine share one cache wherever they are installed.
+
+``FIREFLY_MIDI_CACHE_DIR`` replaces the user cache folder (tests, a fresh-start benchmark).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import llvmlite
+import numba
+import numpy as np
+import platformdirs
+from llvmlite import binding as llvm
+from numba.core import caching
+
+ENV_VAR = "FIREFLY_MIDI_CACHE_DIR"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def cache_root() -> Path:
+    """The folder of firefly-midi's caches: ``$FIREFLY_MIDI_CACHE_DIR`` or the user cache folder."""
+    return Path(os.environ.get(ENV_VAR) or platformdirs.user_cache_dir("firefly-midi"))
+
+
+def host_cpu() -> tuple[str, str]:
+    """(name, features) of the CPU numba compiles for: the host's, unless numba is told otherwise."""
+    name = numba.config.CPU_NAME or llvm.get_host_cpu_name()
+    features = numba.config.CPU_FEATURES or llvm.get_host_cpu_features().flatten()
+    return name, features
+
+
+def source_key(package_dir: Path = PACKAGE_DIR) -> str:
+    """``<cpu>-<hash>``: the hash of every module in ``package_dir``, the toolchain's versions and the CPU."""
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    name, features = host_cpu()
+    for part in (sys.version, numba.__version__, llvmlite.__version__, np.__version__, name, features):
+        digest.update(part.encode() + b"\0")
+    return f"{name}-{digest.hexdigest()[:20]}"
+
+
+@functools.cache
+def cache_dir() -> Path:
+    """This process's kernel cache folder, ``<cache root>/numba/<source key>`` (fixed at first use)."""
+    return cache_root() / "numba" / source_key()
+
+
+class KernelCacheLocator(caching._CacheLocator):
+    """numba's locator for the functions defined in this package: the keyed folder, stamped with its key.
+
+    The folder's key already covers the sources, so the stamp numba checks is the key itself, not
+    the defining file's own hash (which would miss edits to the kernels it inlines).
+    """
+
+    def __init__(self, py_func, path: Path):
+        self._lineno = py_func.__code__.co_firstlineno
+        self._path = path
+
+    def get_cache_path(self) -> str:
+        return str(self._path)
+
+    def get_source_stamp(self) -> str:
+        return self._path.name
+
+    def get_disambiguator(self) -> str:
+        return str(self._lineno)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if Path(py_file).resolve().parent != PACKAGE_DIR:
+            return None  # not a kernel: numba's own locators decide
+        locator = cls(py_func, cache_dir())
+        try:
+            locator.ensure_cache_path()
+        except OSError:  # no writable cache folder: a private one for this process, never a stale one
+            locator = cls(py_func, _private_dir() / cache_dir().name)
+        return locator
+
+
+@functools.cache
+def _private_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="firefly-midi-numba-"))
+
+
+def use_keyed_cache() -> None:
+    """Put KernelCacheLocator first in numba's locator list (once); it declines every other function.
+
+    Must run before the kernels are decorated: numba picks a function's locator when ``cache=True``
+    is applied.
+    """
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # _CacheImpl in older numba
+    if KernelCacheLocator not in impl._locator_classes:
+        impl._locator_classes.insert(0, KernelCacheLocator)
