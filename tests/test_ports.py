@@ -170,17 +170,28 @@ def test_ports_with_a_given_backend_open_on_it_and_count_through_it():
     ports = Ports(PortConfig(), backend=recording)
     ports.open()
     assert ports.state == PortState.OPEN == "open" and ports.backend == "recording"
+    ports.send([0xB0, 123, 0])  # what the daemon sends first: see the test below
     ports.send([0x90, 60, 100], time_s=1.5)
     recording.feed([0x80, 61, 0], 0.01)
     assert ports.poll() == ([0x80, 61, 0], 0.01) and ports.poll() is None
     status = json.loads(json.dumps(ports.status()))
-    assert status["state"] == "open" and status["sent"] == 1 and status["received"] == 1
+    assert status["state"] == "open" and status["sent"] == 2 and status["received"] == 1
     assert status["ports"] == ["recording:out", "recording:in"]
-    assert recording.sent_log == [(1.5, [0x90, 60, 100])]
+    assert recording.sent_log[1] == (1.5, [0x90, 60, 100])
     ports.close()
     assert ports.state == "closed" and recording.closed
     ports.send([0x90, 60, 100])  # after close the null backend takes it: counted, never raised
     assert ports.unsent == 1
+
+
+def test_after_opening_note_ons_wait_for_all_notes_off_and_all_else_goes_out():
+    recording = RecordingBackend()
+    ports = Ports(PortConfig(), backend=recording)
+    ports.open()
+    for message in ([0x90, 60, 100], [0x80, 60, 0], [0x90, 61, 0], [0xF8], [0xB1, 7, 100], [0xB1, 123, 0], [0x90, 62, 100]):
+        ports.send(message)
+    assert recording.messages == [[0x80, 60, 0], [0x90, 61, 0], [0xF8], [0xB1, 7, 100], [0xB1, 123, 0], [0x90, 62, 100]]
+    assert ports.held == 1 and ports.status()["held"] == 1
 
 
 def test_ports_that_lose_their_backend_play_on_into_the_null_one():
@@ -215,8 +226,9 @@ def test_a_daemon_driven_through_the_recording_backend_plays_and_hears():
         assert wait_for(lambda: daemon.flashes_in == 5), f"heard {daemon.flashes_in} of 5 notes"
     finally:
         daemon.stop()
-    silenced = [m for m in recording.messages if m[0] & 0xF0 == 0xB0 and m[1] == 123]
-    assert silenced, "All Notes Off on stop"
+    first_note = next(i for i, m in enumerate(recording.messages) if m[0] & 0xF0 == 0x90 and m[2] > 0)
+    assert [0xB0, 123, 0] in recording.messages[:first_note], "All Notes Off before the first note"
+    assert recording.messages[-1][:2] == [0xB0 | recording.messages[-1][0] & 15, 123], "All Notes Off on stop"
     assert daemon.ports.status()["received"] == 5
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
+from firefly_midi.midi import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_ON
 from firefly_midi.ports.base import Backend, Incoming, PortConfig, PortError, ServerGone
 from firefly_midi.ports.jack_rtmidi import DeafCounts, JackRtMidiBackend
 from firefly_midi.ports.null import NullBackend
@@ -24,6 +26,8 @@ from firefly_midi.ports.watch import JackWatch, jack_server_socket
 log = logging.getLogger("firefly_midi.ports")
 
 SETTLE_S = 0.2  # longest wait for two JACK cycles after connecting (2 x 2048 frames at 44.1 kHz: 93 ms)
+HOLD_S = 2.0  # after a new listener, note-ons wait at most this long for the daemon's All Notes Off
+RESTORE_FOR_S = 30.0  # after a restore, a connection whose other port is not there yet is tried this long
 
 
 class PortState(StrEnum):
@@ -52,6 +56,8 @@ class Ports:
         self.problem = ""
         self.sent = 0
         self.unsent = 0  # messages the swarm played while no port was open
+        self.held = 0  # note-ons dropped while a new listener waited for All Notes Off (_holds)
+        self._hold_until = 0.0  # while set: note-ons are dropped until All Notes Off passes, or until then
         self.received = 0
         self.losses = 0
         self.stalls = 0  # times the JACK server stopped running its cycles (server_stalled)
@@ -60,6 +66,8 @@ class Ports:
         self.watch: JackWatch | None = None
         self._dead: list[Any] = []  # backends and clients of a server that died: never touched again
         self.awaits_jack = False  # no backend opened, but a JACK server started later would do (open_late)
+        self._pending: list[list[str]] = []  # connections to restore once their other port appears
+        self._pending_until = 0.0
 
     # --------------------------------------------------------------------------------- opening
     def open(self, quiet: bool = False) -> None:
@@ -122,6 +130,7 @@ class Ports:
         return RtMidiBackend.open(kind, self.config)
 
     def _use(self, midi: Backend, server: str | None) -> None:
+        self._hold_until = time.monotonic() + HOLD_S  # a synth may hold notes from before: see _holds
         self.midi, self.backend, self.state, self.problem = midi, midi.kind, PortState.OPEN, ""
         output = (midi.names() or [None])[0]
         self.watch = JackWatch.start(self.config.client, server, output) if midi.on_jack else None
@@ -151,7 +160,7 @@ class Ports:
         """Stop using the ports of a server that went away (never closing them: that can block);
         the tick plays into the null backend at once.  ``reopen()`` tries again."""
         self._dead.extend(x for x in (self.midi, self.watch) if x is not None and x is not self._null)
-        self.midi, self.watch = self._null, None
+        self.midi, self.watch, self._hold_until = self._null, None, 0.0  # nobody listens: nothing to hold
         self.state, self.problem = PortState.LOST, "the MIDI server went away"
         self.losses += 1
 
@@ -171,19 +180,31 @@ class Ports:
         return self.midi.names()
 
     def connections(self) -> list[list[str]] | None:
-        """The connections others (or we) made to our ports, where the backend can list them (JACK)."""
+        """The connections to keep: those others (or we) made to our ports, where the backend can list
+        them (JACK), and those still waiting for their other port to come back (``restore``)."""
         if self.state != PortState.OPEN or self.watch is None:
             return None
-        pairs, helpers = self.watch.connections(self.names()), self.midi.helper_ports()
-        return None if pairs is None else [pair for pair in pairs if pair[1] not in helpers]
+        pairs = self.watch.connections(self.names())
+        if pairs is None:
+            return None
+        if self._pending and time.monotonic() < self._pending_until and self.watch.connect(self._pending):
+            log.info("restored a port connection whose other port came back")
+            pairs = self.watch.connections(self.names()) or pairs
+        self._pending = [pair for pair in self._pending if pair not in pairs and time.monotonic() < self._pending_until]
+        helpers = self.midi.helper_ports()
+        return sorted([pair for pair in pairs if pair[1] not in helpers] + self._pending)
 
     def restore(self, pairs: list[list[str]]) -> int:
-        """Reconnect our ports as ``pairs`` say, where the other ports exist."""
+        """Reconnect our ports as ``pairs`` say, where the other ports exist; the others are tried
+        again for RESTORE_FOR_S, each time ``connections`` looks (a synth may come back after us)."""
         if self.state != PortState.OPEN or self.watch is None or not pairs:
             return 0
         made = self.watch.connect(pairs)
         if made:
             log.info("restored %d port connection(s)", made)
+        current = self.watch.connections(self.names()) or []
+        self._pending = [pair for pair in pairs if pair not in current]
+        self._pending_until = time.monotonic() + RESTORE_FOR_S
         return made
 
     def settle(self) -> None:
@@ -199,6 +220,7 @@ class Ports:
         if self.state != PortState.OPEN or watch is None or not watch.listener_joined.is_set():
             return False
         watch.listener_joined.clear()
+        self._hold_until = time.monotonic() + HOLD_S
         return True
 
     def server_realtime(self) -> bool | None:
@@ -208,12 +230,32 @@ class Ports:
     # ---------------------------------------------------------------------------------- traffic
     def send(self, message: Sequence[int], time_s: float | None = None) -> None:
         """Send now, or at ``time_s`` on the monotonic clock where the backend schedules."""
+        if self._hold_until and self._holds(message):
+            self.held += 1
+            return
         midi = self.midi
         midi.send(message, time_s)
         if midi is self._null:
             self.unsent += 1
         else:
             self.sent += 1
+
+    def _holds(self, message: Sequence[int]) -> bool:
+        """Whether to drop a note-on because a new listener has not had its All Notes Off yet.
+
+        After the ports open, or something connects to our output, the daemon silences the synths
+        (they may hold notes from before), but the tick plays on meanwhile: a note-on sent while the
+        connections are restored and settle would reach the synth before the All Notes Off.  So
+        note-ons wait for the first All Notes Off to pass (HOLD_S at most); all else goes out.
+        """
+        kind = message[0] & 0xF0 if message else 0
+        if kind == CONTROL_CHANGE and len(message) == 3 and message[1] == ALL_NOTES_OFF:
+            self._hold_until = 0.0
+        elif kind == NOTE_ON and len(message) == 3 and message[2] > 0:
+            if time.monotonic() < self._hold_until:
+                return True
+            self._hold_until = 0.0
+        return False
 
     def poll(self) -> Incoming | None:
         """The next waiting input message and its delta time (s) since the previous one, or None."""
@@ -272,6 +314,7 @@ class Ports:
             "problem": self.problem,
             "sent": self.sent,
             "unsent": self.unsent,
+            "held": self.held,
             "received": self.received,
             "losses": self.losses,
             "deaf_inputs": self.deaf.inputs,

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -16,7 +13,7 @@ import pytest
 from firefly_midi import presets
 
 from .conftest import HERE, jack_env, private_jackd, start_jackd, start_logged, start_peer, status_lines, stop_jackd, wait_for_port
-from .test_daemon_jack import NOTE_ON, all_notes_off_channels, hanging_at_the_end, note_traffic
+from .test_daemon_jack import all_notes_off_channels, hanging_at_the_end, heard, note_ons, note_traffic, wait_until
 
 PEER = HERE / "peer.py"
 
@@ -53,28 +50,6 @@ def own_server(compiled_kernels, tmp_path):
         stop_jackd(server)
 
 
-def heard(proc) -> list[dict]:
-    """The peer's JSON lines so far (a line still being written is left for the next look)."""
-    lines = []
-    for line in proc.out_path.read_text(errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            lines.append(json.loads(line))
-    return lines
-
-
-def note_ons(lines: list[dict]) -> list[dict]:
-    return [line for line in lines if line.get("m", [0])[0] & 0xF0 == NOTE_ON and len(line["m"]) == 3 and line["m"][2] > 0]
-
-
-def wait_until(condition, timeout: float, what: str, log=lambda: "") -> None:
-    """Poll ``condition`` until it holds; fail saying ``what`` did not happen, with ``log()``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout} s\n{log()[-3000:]}")
-        time.sleep(0.05)
-
-
 def start_synth(env: dict[str, str], tmp_path, daemon_client: str, name: str, *extra: str):
     """peer.py as a synth called ``name`` that hears the daemon (it connects itself unless ``--no-connect``)."""
     ready = tmp_path / f"ready-{uuid.uuid4().hex[:6]}"
@@ -83,6 +58,20 @@ def start_synth(env: dict[str, str], tmp_path, daemon_client: str, name: str, *e
     wait_until(lambda: ready.exists() or synth.popen.poll() is not None, 30, "the synth did not open its port", synth.log)
     assert synth.popen.poll() is None, synth.log()[-2000:]
     return synth
+
+
+def kill_the_server_under(daemon, synth, server, connection: list[str], tmp_path) -> None:
+    """Once ``synth`` hears notes and the daemon keeps ``connection`` in its state, SIGKILL the JACK
+    server; return once the daemon noticed, with the synth (whose client died with it) killed."""
+    state = tmp_path / "xdg_state_home" / "firefly-midi" / "state.toml"
+    wait_until(lambda: len(note_ons(heard(synth))) >= 3, 30, "the synth heard no notes", daemon.log)
+    wait_until(lambda: connection in presets.load_connections(state), 10, "the connection was not kept", daemon.log)
+    server.send_signal(signal.SIGKILL)  # the server dies without a word, the synth's port with it
+    server.wait(5)
+    wait_until(lambda: "the MIDI server went away" in daemon.log(), 15, "the daemon did not notice", daemon.log)
+    synth.popen.kill()  # its client died with the server: nothing to close
+    synth.popen.wait(10)
+    assert daemon.popen.poll() is None, f"the daemon must survive its MIDI server: {daemon.log()[-3000:]}"
 
 
 def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_back(own_server, tmp_path):
@@ -97,22 +86,13 @@ def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_ba
     client, synth_name = f"ffm-{uuid.uuid4().hex[:6]}", f"synth-{uuid.uuid4().hex[:6]}"
     values = presets.resolve("pulse-sine", ["swarm.freq_hz=6", "mapping.note_ms=80"])
     daemon = start_playing(env, tmp_path, client, "--backend", "jack")
-    state = tmp_path / "xdg_state_home" / "firefly-midi" / "state.toml"
     old = new = None
     try:
         wait_for_ports(env, client, daemon)
         old = start_synth(env, tmp_path, client, synth_name)
-        wait_until(lambda: len(note_ons(heard(old))) >= 3, 30, "the synth heard no notes", daemon.log)
         ours, theirs = f"{client}:out", f"{synth_name}:in"
-        wait_until(lambda: [ours, theirs] in presets.load_connections(state), 10, "the connection was not kept", daemon.log)
+        kill_the_server_under(daemon, old, servers[0], [ours, theirs], tmp_path)
         used = {line["m"][0] & 0x0F for line in note_ons(heard(old))} | {c - 1 for c in values["mapping.channels"]}
-
-        servers[0].send_signal(signal.SIGKILL)  # the server dies without a word, the synth's port with it
-        servers[0].wait(5)
-        wait_until(lambda: "the MIDI server went away" in daemon.log(), 15, "the daemon did not notice", daemon.log)
-        old.popen.kill()  # its client died with the server: nothing to close
-        old.popen.wait(10)
-        assert daemon.popen.poll() is None, f"the daemon must survive its MIDI server: {daemon.log()[-3000:]}"
         ticks_lost = [s["ticks"] for s in status_lines(daemon.log())]
 
         daemon.stop(signal.SIGSTOP)
@@ -141,6 +121,59 @@ def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_ba
     assert not hanging_at_the_end(lines), "every note the synth heard start must end"
     ticks = [s["ticks"] for s in status_lines(log)]
     assert ticks == sorted(ticks) and ticks[-1] > max(ticks_lost, default=0), "it kept ticking through the gap"
+
+
+def test_a_synth_back_after_the_daemon_reopened_is_connected_again(own_server, tmp_path):
+    """The other order: the daemon reopens first, the synth's port comes back later.  The daemon keeps
+    trying the connection it kept (for 30 s) and makes it once the port is there."""
+    env, servers = own_server
+    client, synth_name = f"ffm-{uuid.uuid4().hex[:6]}", f"synth-{uuid.uuid4().hex[:6]}"
+    daemon = start_playing(env, tmp_path, client, "--backend", "jack")
+    old = new = None
+    try:
+        wait_for_ports(env, client, daemon)
+        old = start_synth(env, tmp_path, client, synth_name)
+        ours, theirs = f"{client}:out", f"{synth_name}:in"
+        kill_the_server_under(daemon, old, servers[0], [ours, theirs], tmp_path)
+        servers.append(start_jackd(env))
+        wait_until(lambda: "MIDI ports open again" in daemon.log(), 30, "the ports did not reopen", daemon.log)
+        assert theirs not in connected_to(env, ours)
+        new = start_synth(env, tmp_path, client, synth_name, "--no-connect")
+        wait_until(lambda: theirs in connected_to(env, ours), 20, "the connection did not come back", daemon.log)
+        wait_until(lambda: len(note_ons(heard(new))) >= 2, 20, "no notes after the synth came back", daemon.log)
+    finally:
+        daemon.stop()
+        _, log, code = daemon.finish()
+        for synth in (old, new):
+            if synth is not None:
+                synth.stop()
+    lines, _, _ = new.finish(timeout=30)
+    assert code == 0, log[-3000:]
+    assert "whose other port came back" in log, log[-3000:]
+    assert not hanging_at_the_end(lines), "every note the synth heard start must end"
+
+
+def test_a_server_killed_while_the_ports_open_counts_as_lost_and_they_reopen(own_server, tmp_path):
+    """Killed as soon as the output appears, while the input is still being probed: the open fails on
+    a dead server, which is a loss to wait out, not "no MIDI" for good."""
+    env, servers = own_server
+    client = f"ffm-{uuid.uuid4().hex[:6]}"
+    daemon = start_playing(env, tmp_path, client, "--backend", "jack")
+    try:
+        wait_for_ports(env, client, daemon)
+        servers[0].send_signal(signal.SIGKILL)
+        servers[0].wait(5)
+        wait_until(lambda: "went away" in daemon.log() or daemon.popen.poll() is not None, 15, "no loss noticed", daemon.log)
+        servers.append(start_jackd(env))
+        wait_until(lambda: "MIDI ports open again" in daemon.log() or daemon.popen.poll() is not None, 30, "no reopen", daemon.log)
+        wait_for_ports(env, client, daemon)
+    finally:
+        daemon.stop()
+        _, log, code = daemon.finish()
+    assert code == 0, log[-3000:]
+    assert "no MIDI backend could be opened" not in log, log[-3000:]  # a loss, not "no MIDI" for good
+    states = [s["ports"]["state"] for s in status_lines(log)]  # (a reopen holds the status lines up: no "lost")
+    assert "none" not in states and states[-1] == "open", states
 
 
 def connected_to(env: dict[str, str], port: str) -> list[str]:
