@@ -27,7 +27,6 @@ log = logging.getLogger("firefly_midi.ports")
 
 SETTLE_S = 0.2  # longest wait for two JACK cycles after connecting (2 x 2048 frames at 44.1 kHz: 93 ms)
 HOLD_S = 2.0  # after a new listener, note-ons wait at most this long for the daemon's All Notes Off
-RESTORE_FOR_S = 30.0  # after a restore, a connection whose other port is not there yet is tried this long
 
 
 class PortState(StrEnum):
@@ -66,8 +65,6 @@ class Ports:
         self.watch: JackWatch | None = None
         self._dead: list[Any] = []  # backends and clients of a server that died: never touched again
         self.awaits_jack = False  # no backend opened, but a JACK server started later would do (open_late)
-        self._pending: list[list[str]] = []  # connections to restore once their other port appears
-        self._pending_until = 0.0
 
     # --------------------------------------------------------------------------------- opening
     def open(self, quiet: bool = False) -> None:
@@ -181,31 +178,17 @@ class Ports:
 
     def connections(self) -> list[list[str]] | None:
         """The connections to keep: those others (or we) made to our ports, where the backend can list
-        them (JACK), and those still waiting for their other port to come back (``restore``)."""
+        them (JACK), and those a restore still waits to make (``JackWatch.restore``)."""
         if self.state != PortState.OPEN or self.watch is None:
             return None
-        pairs = self.watch.connections(self.names())
-        if pairs is None:
-            return None
-        if self._pending and time.monotonic() < self._pending_until and self.watch.connect(self._pending):
-            log.info("restored a port connection whose other port came back")
-            pairs = self.watch.connections(self.names()) or pairs
-        self._pending = [pair for pair in self._pending if pair not in pairs and time.monotonic() < self._pending_until]
-        helpers = self.midi.helper_ports()
-        return sorted([pair for pair in pairs if pair[1] not in helpers] + self._pending)
+        pairs, helpers = self.watch.kept_connections(self.names()), self.midi.helper_ports()
+        return None if pairs is None else [pair for pair in pairs if pair[1] not in helpers]
 
     def restore(self, pairs: list[list[str]]) -> int:
-        """Reconnect our ports as ``pairs`` say, where the other ports exist; the others are tried
-        again for RESTORE_FOR_S, each time ``connections`` looks (a synth may come back after us)."""
+        """Reconnect our ports as ``pairs`` say, where the other ports exist (the others for a while)."""
         if self.state != PortState.OPEN or self.watch is None or not pairs:
             return 0
-        made = self.watch.connect(pairs)
-        if made:
-            log.info("restored %d port connection(s)", made)
-        current = self.watch.connections(self.names()) or []
-        self._pending = [pair for pair in pairs if pair not in current]
-        self._pending_until = time.monotonic() + RESTORE_FOR_S
-        return made
+        return self.watch.restore(pairs, self.names())
 
     def settle(self) -> None:
         """Wait (at most SETTLE_S) for connections just made to carry what is sent next: JACK applies
@@ -297,14 +280,6 @@ class Ports:
     def server_pace(self) -> float | None:
         """The JACK server's frames run over frames due, in the watch's last window (None: no watch)."""
         return self.watch.pace if self.watch is not None else None
-
-    @property
-    def deaf_inputs(self) -> int:
-        return self.deaf.inputs
-
-    @property
-    def deaf_guards(self) -> int:
-        return self.deaf.guards
 
     def status(self) -> dict[str, object]:
         return {

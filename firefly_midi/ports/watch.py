@@ -59,6 +59,7 @@ class JackWatch:
     LOOK_EVERY_S = 0.5
     PACE_WINDOW_S = 0.25  # the server's pace is measured over windows this long at least
     STALL_KEPT_S = 2.5  # a stall counts this long after: longer than the heartbeat takes to call an input deaf
+    RESTORE_FOR_S = 30.0  # a connection to restore whose other port is not there yet is tried this long
 
     def __init__(self, client: Any, server_socket: str | None = None):
         self.client = client
@@ -71,6 +72,8 @@ class JackWatch:
         # the server the ports opened on, seen before they opened: if it died since, alive() says so
         self.server_socket = server_socket or jack_server_socket()
         self._next_look = 0.0
+        self._pending: list[list[str]] = []  # connections to restore once their other port appears
+        self._pending_until = 0.0
 
     @classmethod
     def start(cls, name: str, server_socket: str | None = None, output: str | None = None) -> JackWatch:
@@ -166,6 +169,30 @@ class JackWatch:
         except jack.JackError:
             return None
         return None if self.gone.is_set() else sorted(pairs)
+
+    def restore(self, pairs: list[list[str]], ours: list[str]) -> int:
+        """Make the connections in ``pairs`` that are missing; those whose other port is not there
+        yet are tried again for RESTORE_FOR_S, whenever ``kept_connections`` looks (a synth started
+        with the server may come back after us).  Returns how many were made now."""
+        made = self.connect(pairs)
+        if made:
+            log.info("restored %d port connection(s)", made)
+        current = self.connections(ours) or []
+        self._pending = [pair for pair in pairs if pair not in current]
+        self._pending_until = time.monotonic() + self.RESTORE_FOR_S
+        return made
+
+    def kept_connections(self, ours: list[str]) -> list[list[str]] | None:
+        """``connections(ours)`` and the restores still waiting; a waiting one is tried first."""
+        pairs = self.connections(ours)
+        if pairs is None:
+            return None
+        waiting = time.monotonic() < self._pending_until
+        if self._pending and waiting and self.connect(self._pending):
+            log.info("restored a port connection whose other port came back")
+            pairs = self.connections(ours) or pairs
+        self._pending = [pair for pair in self._pending if pair not in pairs] if waiting else []
+        return sorted(pairs + self._pending)
 
     def connect(self, pairs: list[list[str]]) -> int:
         """Make the connections that are missing and possible; returns how many were made."""
