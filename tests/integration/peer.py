@@ -1,6 +1,7 @@
 """A MIDI peer in its own process, as a user's synth or drum machine would be: run as a script.
 
-It opens JACK ports through mido's rtmidi backend, connects them to the daemon's ports, optionally
+It opens JACK ports through mido's rtmidi backend, connects them to the daemon's ports (unless
+``--no-connect``: a synth that waits for the daemon to connect it), optionally
 plays a steady pulse of notes into the daemon, and prints every message it receives as one JSON line
 ``{"t": seconds since start, "m": [bytes]}``.  Once connected it touches ``--ready-file``.  It stops after ``--seconds`` or on SIGTERM, then
 prints ``{"done": true}``.
@@ -26,7 +27,7 @@ def connect(source: str, destination: str, timeout: float = 10.0) -> None:
 
 class PulseOut:
     """A JACK MIDI output port ``NAME:out`` through JACK-Client, not rtmidi: JACK clients that share one
-    libjack in a process can open deaf (firefly_midi.ports.Ports._hear_jack_input), and rtmidi's
+    libjack in a process can open deaf (firefly_midi.ports.jack_rtmidi), and rtmidi's
     input above is one; JACK-Client loads a libjack of its own, whose only client this is."""
 
     def __init__(self, name: str):
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--pulse-after", type=float, default=0.0, help="start the pulse this many seconds in")
     parser.add_argument("--pulse-note", type=int, default=60)
     parser.add_argument("--ready-file", help="touch this file once connected")
+    parser.add_argument("--no-connect", action="store_true", help="open the ports, connect nothing: the daemon must")
     args = parser.parse_args()
 
     import mido
@@ -70,8 +72,9 @@ def main() -> None:
     backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
     inport = backend.open_input("in", virtual=True, client_name=args.name)
     outport = PulseOut(f"{args.name}-out") if args.pulse_bpm else None
-    connect(f"{args.daemon}:out", f"{args.name}:in")
-    if outport is not None:
+    if not args.no_connect:
+        connect(f"{args.daemon}:out", f"{args.name}:in")
+    if outport is not None and not args.no_connect:
         connect(f"{args.name}-out:out", f"{args.daemon}-in:in")  # rtmidi: one JACK client per port
 
     stopping = []

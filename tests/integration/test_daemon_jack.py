@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import signal
 import tempfile
 import time
@@ -75,16 +77,40 @@ def all_notes_off_channels(lines: list[dict]) -> set[int]:
     return {line["m"][0] & 0x0F for line in lines if line.get("m", [0])[0] & 0xF0 == CONTROL and line["m"][1] == ALL_NOTES_OFF}
 
 
+def heard(proc) -> list[dict]:
+    """The peer's JSON lines so far (a line still being written is left for the next look)."""
+    lines = []
+    for line in proc.out_path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            lines.append(json.loads(line))
+    return lines
+
+
+def note_ons(lines: list[dict]) -> list[dict]:
+    return [line for line in lines if line.get("m", [0])[0] & 0xF0 == NOTE_ON and len(line["m"]) == 3 and line["m"][2] > 0]
+
+
+def wait_until(condition, timeout: float, what: str, log=lambda: "") -> None:
+    """Poll ``condition`` until it holds; fail saying ``what`` did not happen, with ``log()``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout} s\n{log()[-3000:]}")
+        time.sleep(0.05)
+
+
 def test_notes_arrive_paired_and_sigterm_silences_everything(daemon, peer):
     proc = daemon("--preset", "pulse-sine", "--set", "mapping.note_ms=400", "--set", "swarm.freq_hz=4")
-    listener = peer(proc.client, "--seconds", "4.5")
-    time.sleep(3.0)
+    listener = peer(proc.client, "--seconds", "30")
+    # 5 notes (a chord can bring them at once), and a status line to read the scheduling from
+    wait_until(lambda: len(note_ons(heard(listener))) >= 5 and status_lines(proc.log()), 20, "5 notes did not arrive", proc.log)
     proc.stop(signal.SIGTERM)
     _, log, code = proc.finish()
+    listener.stop()  # after the daemon's end: it has heard every note-off
     lines, _, _ = listener.finish()
     assert code == 0, log[-3000:]
     notes, channels = assert_every_note_ended(lines)
-    assert notes >= 5, f"only {notes} notes arrived in 3 s; daemon log:\n{log[-2000:]}"
+    assert notes >= 5, f"only {notes} notes arrived; daemon log:\n{log[-2000:]}"
     assert channels <= all_notes_off_channels(lines), "All Notes Off must follow on every channel used"
     assert "every one of them ended" in log
     # This server runs without real-time priority (conftest.JACKD): a real-time tick would outrank it.
@@ -96,11 +122,12 @@ def test_notes_arrive_paired_and_sigterm_silences_everything(daemon, peer):
 def test_sigterm_mid_chord_sends_the_pending_note_offs(daemon, peer):
     # Notes of 20 s: at SIGTERM every note played is still sounding, so only the daemon's shutdown can end it.
     proc = daemon("--preset", "pulse-sine", "--set", "mapping.note_ms=10000", "--set", "swarm.freq_hz=4")
-    listener = peer(proc.client, "--seconds", "4")
-    time.sleep(2.0)
+    listener = peer(proc.client, "--seconds", "30")
+    wait_until(lambda: len(note_ons(heard(listener))) >= 2, 20, "no notes arrived", proc.log)
     proc.stop(signal.SIGTERM)
     sigterm_at = time.monotonic() - listener.started
     _, log, code = proc.finish()
+    listener.stop()  # after the daemon's end: it has heard every note-off
     lines, _, _ = listener.finish()
     assert code == 0, log[-3000:]
     traffic = note_traffic(lines)
@@ -112,10 +139,11 @@ def test_sigterm_mid_chord_sends_the_pending_note_offs(daemon, peer):
 
 def test_sigint_also_stops_cleanly(daemon, peer):
     proc = daemon("--preset", "pulse-sine", "--set", "swarm.freq_hz=4", "--set", "mapping.note_ms=5000")
-    listener = peer(proc.client, "--seconds", "3")
-    time.sleep(1.5)
+    listener = peer(proc.client, "--seconds", "30")
+    wait_until(lambda: len(note_ons(heard(listener))) >= 1, 20, "no notes arrived", proc.log)
     proc.stop(signal.SIGINT)
     _, log, code = proc.finish()
+    listener.stop()  # after the daemon's end: it has heard every note-off
     lines, _, _ = listener.finish()
     assert code == 0, log[-3000:]
     assert_every_note_ended(lines)

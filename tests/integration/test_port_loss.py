@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
-import time
 import uuid
 
 import pytest
 
-from .conftest import jack_env, private_jackd, start_jackd, start_logged, start_peer, status_lines, stop_jackd, wait_for_port
-from .test_daemon_jack import hanging_at_the_end, note_traffic
+from firefly_midi import presets
+
+from .conftest import HERE, jack_env, private_jackd, start_jackd, start_logged, start_peer, status_lines, stop_jackd, wait_for_port
+from .test_daemon_jack import all_notes_off_channels, hanging_at_the_end, heard, note_ons, note_traffic, wait_until
+
+PEER = HERE / "peer.py"
 
 pytestmark = pytest.mark.jack
 
@@ -46,38 +50,136 @@ def own_server(compiled_kernels, tmp_path):
         stop_jackd(server)
 
 
+def start_synth(env: dict[str, str], tmp_path, daemon_client: str, name: str, *extra: str):
+    """peer.py as a synth called ``name`` that hears the daemon (it connects itself unless ``--no-connect``)."""
+    ready = tmp_path / f"ready-{uuid.uuid4().hex[:6]}"
+    args = [sys.executable, str(PEER), "--daemon", daemon_client, "--name", name, "--seconds", "60", "--ready-file", str(ready), *extra]
+    synth = start_logged(args, env, tmp_path)
+    wait_until(lambda: ready.exists() or synth.popen.poll() is not None, 30, "the synth did not open its port", synth.log)
+    assert synth.popen.poll() is None, synth.log()[-2000:]
+    return synth
+
+
+def kill_the_server_under(daemon, synth, server, connection: list[str], tmp_path) -> None:
+    """Once ``synth`` hears notes and the daemon keeps ``connection`` in its state, SIGKILL the JACK
+    server; return once the daemon noticed, with the synth (whose client died with it) killed."""
+    state = tmp_path / "xdg_state_home" / "firefly-midi" / "state.toml"
+    wait_until(lambda: len(note_ons(heard(synth))) >= 3, 30, "the synth heard no notes", daemon.log)
+    wait_until(lambda: connection in presets.load_connections(state), 10, "the connection was not kept", daemon.log)
+    server.send_signal(signal.SIGKILL)  # the server dies without a word, the synth's port with it
+    server.wait(5)
+    wait_until(lambda: "the MIDI server went away" in daemon.log(), 15, "the daemon did not notice", daemon.log)
+    synth.popen.kill()  # its client died with the server: nothing to close
+    synth.popen.wait(10)
+    assert daemon.popen.poll() is None, f"the daemon must survive its MIDI server: {daemon.log()[-3000:]}"
+
+
 def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_back(own_server, tmp_path):
+    """A synth connected to the daemon; the server dies (SIGKILL) and comes back, the synth with it.
+
+    The daemon keeps ticking, reopens its ports, makes the connection again (the synth waits to be
+    connected), and sends All Notes Off on every channel used before its first new note-on.  The
+    daemon is held (SIGSTOP) while the server and the synth come back, so that the synth's port is
+    there when the daemon reopens: what is tested is the reopen, not which of the two starts first.
+    """
     env, servers = own_server
-    client = f"ffm-{uuid.uuid4().hex[:6]}"
+    client, synth_name = f"ffm-{uuid.uuid4().hex[:6]}", f"synth-{uuid.uuid4().hex[:6]}"
+    values = presets.resolve("pulse-sine", ["swarm.freq_hz=6", "mapping.note_ms=80"])
     daemon = start_playing(env, tmp_path, client, "--backend", "jack")
-    peer = None
+    old = new = None
     try:
-        wait_for_port(env, f"{client}:out")
-        servers[0].send_signal(signal.SIGKILL)  # the server dies without a word
-        servers[0].wait(5)
-        time.sleep(1.5)
-        assert daemon.popen.poll() is None, f"the daemon must survive its MIDI server: {daemon.log()[-3000:]}"
-        servers.append(start_jackd(env))
         wait_for_ports(env, client, daemon)
-        # once connected, however long the loaded machine takes to start it: then 3 s of notes
-        peer = start_peer(lambda args: start_logged(args, env, tmp_path), client, tmp_path, "--seconds", "30")
-        time.sleep(3.0)
+        old = start_synth(env, tmp_path, client, synth_name)
+        ours, theirs = f"{client}:out", f"{synth_name}:in"
+        kill_the_server_under(daemon, old, servers[0], [ours, theirs], tmp_path)
+        used = {line["m"][0] & 0x0F for line in note_ons(heard(old))} | {c - 1 for c in values["mapping.channels"]}
+        ticks_lost = [s["ticks"] for s in status_lines(daemon.log())]
+
+        daemon.stop(signal.SIGSTOP)
+        try:
+            servers.append(start_jackd(env))
+            new = start_synth(env, tmp_path, client, synth_name, "--no-connect")
+        finally:
+            daemon.stop(signal.SIGCONT)
+        wait_until(lambda: theirs in connected_to(env, ours), 20, "the connection did not come back", daemon.log)
+        wait_until(lambda: len(note_ons(heard(new))) >= 3, 20, "no notes after the server came back", daemon.log)
     finally:
-        daemon.stop()  # the peer listens on past the daemon's end: it hears every note-off
+        daemon.stop()  # the synth listens on past the daemon's end: it hears every note-off
         _, log, code = daemon.finish()
-        if peer is not None:
-            peer.stop()
-    lines, err, _ = peer.finish(timeout=30)
+        for synth in (old, new):
+            if synth is not None:
+                synth.stop()
+    lines, _, _ = new.finish(timeout=30)
     assert code == 0, log[-3000:]
-    assert "the MIDI server went away" in log
     assert "MIDI ports open again" in log
     states = [s["ports"]["state"] for s in status_lines(log)]
     assert "lost" in states and states[-1] == "open"
-    notes = [t for t, kind, *_ in note_traffic(lines) if kind == 0x90]
-    assert len(notes) >= 3, f"no notes after the server came back: {err[-1000:]}\ndaemon log:\n{log[-3000:]}"
-    assert not hanging_at_the_end(lines), "every note the peer heard start must end"
+    messages = [line for line in lines if "m" in line]
+    first_note = messages.index(note_ons(messages)[0])
+    silenced = all_notes_off_channels(messages[:first_note])
+    assert used <= silenced, f"All Notes Off before the first note on {sorted(silenced)}; needed {sorted(used)}: {messages[:12]}"
+    assert not hanging_at_the_end(lines), "every note the synth heard start must end"
     ticks = [s["ticks"] for s in status_lines(log)]
-    assert ticks == sorted(ticks) and ticks[-1] > 1000, "it kept ticking through the gap"
+    assert ticks == sorted(ticks) and ticks[-1] > max(ticks_lost, default=0), "it kept ticking through the gap"
+
+
+def test_a_synth_back_after_the_daemon_reopened_is_connected_again(own_server, tmp_path):
+    """The other order: the daemon reopens first, the synth's port comes back later.  The daemon keeps
+    trying the connection it kept (for 30 s) and makes it once the port is there."""
+    env, servers = own_server
+    client, synth_name = f"ffm-{uuid.uuid4().hex[:6]}", f"synth-{uuid.uuid4().hex[:6]}"
+    daemon = start_playing(env, tmp_path, client, "--backend", "jack")
+    old = new = None
+    try:
+        wait_for_ports(env, client, daemon)
+        old = start_synth(env, tmp_path, client, synth_name)
+        ours, theirs = f"{client}:out", f"{synth_name}:in"
+        kill_the_server_under(daemon, old, servers[0], [ours, theirs], tmp_path)
+        servers.append(start_jackd(env))
+        wait_until(lambda: "MIDI ports open again" in daemon.log(), 30, "the ports did not reopen", daemon.log)
+        assert theirs not in connected_to(env, ours)
+        new = start_synth(env, tmp_path, client, synth_name, "--no-connect")
+        wait_until(lambda: theirs in connected_to(env, ours), 20, "the connection did not come back", daemon.log)
+        wait_until(lambda: len(note_ons(heard(new))) >= 2, 20, "no notes after the synth came back", daemon.log)
+    finally:
+        daemon.stop()
+        _, log, code = daemon.finish()
+        for synth in (old, new):
+            if synth is not None:
+                synth.stop()
+    lines, _, _ = new.finish(timeout=30)
+    assert code == 0, log[-3000:]
+    assert "whose other port came back" in log, log[-3000:]
+    assert not hanging_at_the_end(lines), "every note the synth heard start must end"
+
+
+def test_a_server_killed_while_the_ports_open_counts_as_lost_and_they_reopen(own_server, tmp_path):
+    """Killed as soon as the output appears, while the input is still being probed: the open fails on
+    a dead server, which is a loss to wait out, not "no MIDI" for good."""
+    env, servers = own_server
+    client = f"ffm-{uuid.uuid4().hex[:6]}"
+    daemon = start_playing(env, tmp_path, client, "--backend", "jack")
+    try:
+        wait_for_ports(env, client, daemon)
+        servers[0].send_signal(signal.SIGKILL)
+        servers[0].wait(5)
+        wait_until(lambda: "went away" in daemon.log() or daemon.popen.poll() is not None, 15, "no loss noticed", daemon.log)
+        servers.append(start_jackd(env))
+        wait_until(lambda: "MIDI ports open again" in daemon.log() or daemon.popen.poll() is not None, 30, "no reopen", daemon.log)
+        wait_for_ports(env, client, daemon)
+    finally:
+        daemon.stop()
+        _, log, code = daemon.finish()
+    assert code == 0, log[-3000:]
+    assert "no MIDI backend could be opened" not in log, log[-3000:]  # a loss, not "no MIDI" for good
+    states = [s["ports"]["state"] for s in status_lines(log)]  # (a reopen holds the status lines up: no "lost")
+    assert "none" not in states and states[-1] == "open", states
+
+
+def connected_to(env: dict[str, str], port: str) -> list[str]:
+    """The ports connected to ``port``, from ``jack_lsp -c``."""
+    done = subprocess.run(["jack_lsp", "-c", port], env=env, capture_output=True, text=True, timeout=10)
+    return [line.strip() for line in done.stdout.splitlines() if line.startswith(" ")]
 
 
 def test_a_daemon_started_before_the_jack_server_opens_its_ports_once_the_server_starts(compiled_kernels, tmp_path):
@@ -87,16 +189,16 @@ def test_a_daemon_started_before_the_jack_server_opens_its_ports_once_the_server
     daemon = start_playing(env, tmp_path, client)  # the default backend: the one a musician gets
     server = peer = None
     try:
-        deadline = time.monotonic() + 60
-        while "playing preset" not in daemon.log():
-            assert daemon.popen.poll() is None and time.monotonic() < deadline, daemon.log()[-3000:]
-            time.sleep(0.1)
-        time.sleep(1.5)  # a few of its once-a-second looks find no server
+        wait_until(lambda: "playing preset" in daemon.log() or daemon.popen.poll() is not None, 60, "no play", daemon.log)
+        # a few of its once-a-second looks find no server (a status line every 0.25 s)
+        portless = lambda: [s for s in status_lines(daemon.log()) if s["ports"]["state"] == "none"]  # noqa: E731
+        wait_until(lambda: len(portless()) >= 8 or daemon.popen.poll() is not None, 30, "no portless status", daemon.log)
+        assert daemon.popen.poll() is None, daemon.log()[-3000:]
         assert "no MIDI backend could be opened" in daemon.log() and "when a JACK server starts" in daemon.log()
         server = start_jackd(env)
         wait_for_ports(env, client, daemon)
         peer = start_peer(lambda args: start_logged(args, env, tmp_path), client, tmp_path, "--seconds", "30")
-        time.sleep(3.0)
+        wait_until(lambda: len(note_ons(heard(peer))) >= 3, 30, "no notes once the server started", daemon.log)
         lines, err = [], ""
     finally:
         daemon.stop()

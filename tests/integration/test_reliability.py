@@ -207,7 +207,7 @@ def test_notes_after_an_unterminated_sysex_still_arrive(daemon, spawn):
 
     rtmidi's JACK input, with sysex ignored, takes every later event for more of that sysex and
     drops it until some event ends in 0xF7; the daemon's sysex guard sends one once the input has
-    heard nothing for half a second (ports.Ports.end_stray_sysex), and its 0xF7s are never counted
+    heard nothing for half a second (ports.jack_rtmidi.JackRtMidiBackend.heartbeat), and its 0xF7s are never counted
     as input.  Each truncated sysex here comes after notes, so the input was not silent before it.
     """
     proc = daemon("--preset", "pulse-sine")
@@ -225,16 +225,15 @@ def test_notes_after_an_unterminated_sysex_still_arrive(daemon, spawn):
     assert last["ignored_in"] == 60 and last["ports"]["received"] == 120, last
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="provokes jack2's libjack client-number race on purpose (jack_lsp in a loop while the daemon starts): "
-    "the probe catches and reopens deaf inputs (21/84 dead starts under load before, 0/14 after), but in one clean CI "
-    "run (2026-11-23 19:46) the reopened input was deaf as well; kept to measure, not yet a guarantee",
-)
+HEARD_WITHIN_S = 20.0  # a deaf input is found by its heartbeat within 2 s and opened again every 5 s
+
+
 def test_the_input_hears_when_the_daemon_starts_amid_short_lived_clients(daemon, peer, jack_server):
-    """rtmidi's JACK input could open deaf when a short-lived client (jack_lsp here) had just left: it
-    then heard nothing, for good (ports.Ports._hear_jack_input).  The daemon now probes its input and
-    reopens a deaf one; every start here, with jack_lsp run in a loop beside it, must hear the peer."""
+    """rtmidi's JACK input can open deaf when a short-lived client (jack_lsp here) has just left: it
+    then hears nothing, for good (firefly_midi.ports.jack_rtmidi).  The daemon probes its input when it
+    opens it, and its heartbeat finds an input that went deaf later; either way it opens the input
+    again.  Every start here, with jack_lsp run in a loop beside it, must hear the drum machine within
+    HEARD_WITHIN_S (the race is provoked on purpose: how often it hits is counted, not asserted)."""
     stop = threading.Event()
 
     def lsp_in_a_loop() -> None:
@@ -246,20 +245,30 @@ def test_the_input_hears_when_the_daemon_starts_amid_short_lived_clients(daemon,
     try:
         deaf = 0
         for _ in range(3):
-            proc = daemon("--fresh", "--preset", "pulse-sine")
-            listener = peer(proc.client, "--seconds", "6", "--pulse-bpm", "600")  # a deaf input is reopened within ~3 s
+            path = Path(tempfile.mkdtemp(prefix="ffm-")) / "c.sock"
+            proc = daemon("--fresh", "--preset", "pulse-sine", "--socket", str(path))
+            listener = peer(proc.client, "--seconds", "60", "--pulse-bpm", "600")
+            wait_for_daemon(path, 30.0)
+            status = wait_for_status(path, lambda s: s["flashes_in"] > 0, HEARD_WITHIN_S)
+            listener.stop()
             listener.finish(timeout=30)
-            time.sleep(0.6)  # a status line after the last pulse
             proc.stop()
             _, log, code = proc.finish(timeout=30)
             assert code == 0, log[-3000:]
-            last = status_lines(log)[-1]
-            assert last["flashes_in"] > 0, f"the input heard nothing: {last['ports']}\n{log[-2000:]}"
-            deaf += last["ports"]["deaf_inputs"] + last["ports"]["deaf_guards"]
+            assert status["flashes_in"] > 0, f"the input heard nothing in {HEARD_WITHIN_S} s: {status['ports']}\n{log[-2000:]}"
+            deaf += status["ports"]["deaf_inputs"] + status["ports"]["deaf_guards"]
         print(f"\ninputs and guards reopened, found deaf: {deaf} in 3 starts")
     finally:
         stop.set()
         looper.join(timeout=15)
+
+
+def wait_for_status(path: Path, condition, timeout: float) -> dict:
+    """The daemon's status once ``condition(status)`` holds, or the last one after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition(status := request(path, "status")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return status
 
 
 def test_a_synth_unplugged_mid_note_and_plugged_in_again_is_left_with_no_note_hanging(daemon, peer, jack_server):
@@ -297,8 +306,7 @@ def test_a_drum_machine_unplugged_and_plugged_in_again_is_heard_again(daemon, pe
     proc = daemon("--preset", "pulse-sine", "--socket", str(path))
     drums = peer(proc.client, "--seconds", "30", "--pulse-bpm", "240")  # 4 notes a second into in
     wait_for_daemon(path, 30.0)
-    time.sleep(1.5)
-    assert request(path, "status")["flashes_in"] > 0
+    assert wait_for_status(path, lambda s: s["flashes_in"] > 0, 10.0)["flashes_in"] > 0, "the drum machine was not heard"
     theirs, ours = f"{drums.name}-out:out", f"{proc.client}-in:in"
     subprocess.run(["jack_disconnect", theirs, ours], env=jack_server, check=True, timeout=10)
     time.sleep(0.3)
@@ -306,8 +314,7 @@ def test_a_drum_machine_unplugged_and_plugged_in_again_is_heard_again(daemon, pe
     time.sleep(1.0)
     assert request(path, "status")["flashes_in"] == unplugged, "heard a drum machine that was unplugged"
     subprocess.run(["jack_connect", theirs, ours], env=jack_server, check=True, timeout=10)
-    time.sleep(1.5)
-    status = request(path, "status")
+    status = wait_for_status(path, lambda s: s["flashes_in"] >= unplugged + 4, 10.0)
     proc.stop()
     assert proc.finish()[2] == 0
     assert status["flashes_in"] >= unplugged + 4, f"the input did not hear the drum machine again: {status['ports']}"
@@ -539,7 +546,7 @@ def test_after_sigkill_mid_chord_the_restart_silences_every_channel_first(daemon
 
 
 @pytest.mark.async_jack
-def test_after_sigkill_the_restart_restores_the_connections_others_made(daemon, peer, jack_server):
+def test_after_sigkill_the_restart_restores_the_connections_others_made(daemon, peer, jack_server, tmp_path):
     """The connections a user made survive the daemon's SIGKILL: the restart makes them again.
 
     On an asynchronous server: a client killed outright stalls a synchronous jack2 for seconds, and
@@ -549,9 +556,10 @@ def test_after_sigkill_the_restart_restores_the_connections_others_made(daemon, 
     """
     first = daemon("--preset", "pulse-sine")
     listener = peer(first.client, "--seconds", "30", "--pulse-bpm", "120")  # connects out -> peer:in and peer-out:out -> in
-    time.sleep(1.0)  # the daemon notices and keeps its connections
-    before = connections(jack_server, first.client)
-    assert len(before) == 2, before
+    deadline = time.monotonic() + 10  # both connections made, and kept by the daemon in its state
+    while len(before := connections(jack_server, first.client)) < 2 or len(presets.load_connections(state_path(tmp_path))) < 2:
+        assert time.monotonic() < deadline, (before, presets.load_connections(state_path(tmp_path)))
+        time.sleep(0.05)
     first.popen.send_signal(signal.SIGKILL)
     first.popen.wait(10)
     wait_until_gone(jack_server, f"{first.client}:out")
