@@ -223,7 +223,7 @@ def test_a_daemon_driven_through_the_recording_backend_plays_and_hears():
         assert wait_for(lambda: any(m[0] & 0xF0 == 0x90 for m in recording.messages)), "no note played"
         for _ in range(5):
             recording.feed([0x90, 60, 110])
-        assert wait_for(lambda: daemon.flashes_in == 5), f"heard {daemon.flashes_in} of 5 notes"
+        assert wait_for(lambda: daemon.player.counts.flashes == 5), f"heard {daemon.player.counts.flashes} of 5 notes"
     finally:
         daemon.stop()
     first_note = next(i for i, m in enumerate(recording.messages) if m[0] & 0xF0 == 0x90 and m[2] > 0)
