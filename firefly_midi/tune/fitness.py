@@ -119,3 +119,12 @@ def mean_metrics(targets: list[Target], runs: list[dict[str, Any]]) -> dict[str,
         values = [run.get(metric) for run in runs]
         means[metric] = None if any(v is None for v in values) else sum(values) / len(values)
     return means
+
+
+def targets_met(targets: list[Target], metrics: dict[str, float | None]) -> dict[str, bool]:
+    """Per metric: whether ``metrics`` (a mean over seeds) came within the target's tolerance."""
+    met = {}
+    for t in targets:
+        value = metrics.get(t.metric)
+        met[t.metric] = value is not None and abs(value - t.value) <= t.tolerance
+    return met
