@@ -154,7 +154,7 @@ def _add_tune_parser(commands: argparse._SubParsersAction) -> None:
         "--damage", action="append", default=[], metavar="AT_S:KIND:AMOUNT[@ROW,COL][:FOR_S]", help="damage every run, as simulate does"
     )
     tune.add_argument("--sigma", type=float, default=None, help="ES, CMA-ES: (first) step, in shares of a range (default: 0.1, 0.2)")
-    tune.add_argument("--lr", type=float, default=0.1, help="ES: learning rate (default: %(default)s)")
+    tune.add_argument("--lr", type=float, default=0.05, help="ES: learning rate (default: %(default)s)")
     tune.add_argument("--lr-decay", type=float, default=1.0, help="ES: learning rate factor per generation (default: %(default)s)")
     tune.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="ES: step rule (default: %(default)s)")
     tune.add_argument("--mutation", type=float, default=0.1, help="GA: mutation size, in shares of a range (default: %(default)s)")

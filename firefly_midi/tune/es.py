@@ -25,7 +25,7 @@ import numpy as np
 
 OPTIMIZERS = ("adam", "sgd")
 GROW, SHRINK = 1.2, 0.85  # σ after a generation with a new best, and after one without
-SIGMA_RANGE = (0.01, 0.3)  # in shares of each range
+SIGMA_RANGE = (0.002, 0.3)  # in shares of each range: a 1 BPM tolerance is ~0.004 of a log tempo range
 PATIENCE = 6  # generations without a new best before θ goes back to the best sample
 
 

@@ -43,7 +43,7 @@ class TuneSpec:
     damage: Sequence[Any] = ()  # firefly_midi.swarm.damage.Damage events, for recovery_time_s targets
     damage_text: Sequence[str] = ()
     sigma: float | None = None  # ES: 0.1, CMA-ES: 0.2 (shares of each range)
-    lr: float = 0.1
+    lr: float = 0.05
     lr_decay: float = 1.0
     optimizer: str = "adam"
     mutation: float = 0.1
