@@ -4,7 +4,9 @@ Run: python benchmarks/bench_tune.py [--algos cmaes,ga,es] [--problems retime,de
          [--tuner-seeds 5] [--budget-s 120] [--jobs 2] [--quick]
 Prints the table, writes benchmarks/results/bench_tune.json after every run (so a cut run keeps what
 it measured; ``--resume`` skips the runs already there) and the plot docs/tune-convergence.png.
-``--report JSON`` only prints the table and redraws the plot from an earlier run's JSON.
+``--report JSON`` only prints the table and redraws the plot from an earlier run's JSON; ``--blind``
+runs without the tempo anchor (``--no-anchor``), to measure what it is worth; with ``--resume``, the
+blind runs join the others in one JSON.
 
 The problems (each tuner run is the command line's, default settings, under ``--budget-s``):
 - retime: ermentrout-800 to sync in 25 s at 75 BPM, varying the coupling and all three frequencies
@@ -86,10 +88,10 @@ def commit() -> str:
     return out.stdout.strip()
 
 
-def make_spec(problem: str, algo: str, seed: int, out: Path) -> TuneSpec:
+def make_spec(problem: str, algo: str, seed: int, out: Path, anchor: bool = True) -> TuneSpec:
     p = PROBLEMS[problem]
     output = out / f"{problem}-{algo}-{seed}.toml"
-    return prepare(p["preset"], output, p["targets"], p["vary"], damage=p.get("damage"), algo=algo, seed=seed)
+    return prepare(p["preset"], output, p["targets"], p["vary"], damage=p.get("damage"), algo=algo, seed=seed, anchor=anchor)
 
 
 def warm_up() -> float:
@@ -112,16 +114,17 @@ def verify(spec: TuneSpec, values: dict[str, Any]) -> dict[str, Any]:
     return {"fitness": fitness(spec.targets, runs, spec.seconds), "metrics": metrics, "met": met}
 
 
-def tune_once(problem: str, algo: str, seed: int, budget_s: float, jobs: int, out: Path) -> dict[str, Any]:
-    spec = make_spec(problem, algo, seed, out)
+def tune_once(problem: str, algo: str, seed: int, budget_s: float, jobs: int, out: Path, anchor: bool) -> dict[str, Any]:
+    spec = make_spec(problem, algo, seed, out, anchor)
     before, cpu = load(), time.process_time()
     result = Tuner(spec, jobs=jobs).run(rule=StopRule(budget_s=budget_s))
     cpu = time.process_time() - cpu
     holdout = result.holdout
     return {
         "problem": problem,
-        "algo": algo,
+        "algo": algo if anchor else f"{algo} blind",
         "seed": seed,
+        "anchor": anchor,
         "population": spec.population,
         "done": result.done,
         "stop_reason": result.stop_reason,
@@ -152,7 +155,7 @@ def table(report: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for problem in PROBLEMS:
-        for algo in ALGORITHMS:
+        for algo in [name + blind for blind in ("", " blind") for name in ALGORITHMS]:
             runs = [r for r in report["runs"] if r["problem"] == problem and r["algo"] == algo]
             if not runs:
                 continue
@@ -178,8 +181,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
             _, best, seconds = zip(*r["history"], strict=True)
             label = None if r["algo"] in seen else r["algo"]
             seen.add(r["algo"])
-            ax.step(seconds, best, where="post", color=COLOURS[r["algo"]], alpha=0.8, label=label)
-            ax.plot(seconds[-1], best[-1], "o" if r["done"] else "x", color=COLOURS[r["algo"]])
+            colour, style = COLOURS[r["algo"].split()[0]], "-" if r.get("anchor", True) else ":"
+            ax.step(seconds, best, where="post", color=colour, linestyle=style, alpha=0.8, label=label)
+            ax.plot(seconds[-1], best[-1], "o" if r["done"] else "x", color=colour)
         ax.axhline(1.0, color="grey", linestyle="--", linewidth=1)
         ax.axvline(report["budget_s"], color="grey", linestyle=":", linewidth=1)
         ax.set_yscale("log")
@@ -198,7 +202,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
 def show(report: dict[str, Any]) -> None:
     m = report["machine"]
     print(f"\nmachine: {m['cpu']}, {m['cores']} cores; commit {report['commit']}; load {report['load_start']} → {report.get('load_end')}")
-    print(f"command: {report['command']}")
+    for command in dict.fromkeys((r.get("command", report["command"]), r.get("commit", report["commit"])) for r in report["runs"]):
+        print(f"command: {command[0]} (commit {command[1]})")
     print("\n".join(table(report)))
 
 
@@ -212,6 +217,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), help="parallel simulations (default: every core)")
     ap.add_argument("--json", type=Path, default=RESULTS / "bench_tune.json", help="results (default: %(default)s)")
     ap.add_argument("--plot", type=Path, default=PLOT, help="convergence plot (default: %(default)s)")
+    ap.add_argument("--blind", action="store_true", help="start at the preset, not at the target tempo (the anchor's ablation)")
     ap.add_argument("--resume", action="store_true", help="keep the runs already in --json and do only the others")
     ap.add_argument("--report", type=Path, metavar="JSON", help="only print the table and redraw the plot from an earlier run")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 tuner seed, budget 20 s, results under benchmarks/results/")
@@ -232,23 +238,28 @@ def main() -> None:
     report = {"runs": []}
     if args.resume and args.json.is_file():
         report = json.loads(args.json.read_text())
+    for r in report["runs"]:  # each run names its commit and command: a resumed JSON may hold several
+        r.setdefault("commit", report.get("commit"))
+        r.setdefault("command", report.get("command"))
     report.update(machine=describe(uname=platform.uname()._asdict()), commit=commit(), command=" ".join(sys.argv))
     report.update(budget_s=args.budget_s, jobs=args.jobs, load_start=report.get("load_start", load()), warm_up_s=warm_up())
     done = {(r["problem"], r["algo"], r["seed"]) for r in report["runs"]}
+    suffix = " blind" if args.blind else ""
     args.json.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-tune-") as tmp:  # the tuned presets are not kept
         for algo in args.algos.split(","):
             for problem in args.problems.split(","):
                 for seed in range(args.tuner_seeds):
-                    if (problem, algo, seed) in done:
+                    if (problem, algo + suffix, seed) in done:
                         continue
-                    r = tune_once(problem, algo, seed, args.budget_s, args.jobs, Path(tmp))
-                    report["runs"].append(r)
+                    r = tune_once(problem, algo, seed, args.budget_s, args.jobs, Path(tmp), not args.blind)
+                    report["runs"].append({**r, "commit": report["commit"], "command": report["command"]})
                     report["load_end"] = load()
                     args.json.write_text(json.dumps(report, indent=1))
                     when = f"done in {r['time_to_success_s']:.1f} s" if r["done"] else f"not done ({r['stop_reason']})"
                     checked = "verified" if r["verify"] and r["verify"]["met"] else "NOT verified"
-                    print(f"{problem} {algo} seed {seed}: {when}, {r['evaluations']} evals, {checked}; load {r['load_after']}", flush=True)
+                    line = f"{problem} {algo}{suffix} seed {seed}: {when}, {r['evaluations']} evals, {checked}"
+                    print(f"{line}; load {r['load_after']}", flush=True)
     show(report)
     plot(report, args.plot)
     print(f"wrote {args.json} and {args.plot}")
