@@ -111,7 +111,7 @@ class Tuner:
         if rule.stalled(self.since_best):
             return "stalled"
         session = time.perf_counter() - self._clock[0]
-        if rule.out_of_time(session, float(np.mean(self._generation_walls[-3:] or [0.0])), self._check_wall()):
+        if rule.out_of_time(session, max(self._generation_walls[-3:], default=0.0), self._check_wall()):  # the dearest lately
             return "budget"
         return None
 
