@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ Optimizer = Microbial | OpenAIES | CMAES
 class Tuner:
     """Runs a TuneSpec: ``run()`` until the best holds on the hold-out seeds or a limit is reached."""
 
-    def __init__(self, spec: TuneSpec, jobs: int | None = None, checkpoint: Any = None, restart: bool = False):
+    def __init__(self, spec: TuneSpec, jobs: int | None = None, checkpoint: Path | None = None, restart: bool = False):
         check_options(spec)
         self.spec = spec
         self.jobs = max(1, jobs or usable_cpus())
@@ -254,7 +255,7 @@ class Tuner:
         self._written = mark
 
     # ---------------------------------------------------------------------------- checkpoints
-    def _write_checkpoint(self, path: Any) -> None:
+    def _write_checkpoint(self, path: Path) -> None:
         assert self.optimizer is not None and self.start is not None
         state = {
             "format": CHECKPOINT_FORMAT,
@@ -270,7 +271,7 @@ class Tuner:
         }
         presets.write_atomic(path, json.dumps(state))
 
-    def _resume(self, path: Any) -> None:
+    def _resume(self, path: Path) -> None:
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
