@@ -19,7 +19,7 @@ from firefly_midi import presets
 from firefly_midi.cli import main
 from firefly_midi.tune.cma import CMAES
 from firefly_midi.tune.es import OpenAIES, centered_ranks
-from firefly_midi.tune.fitness import METRICS, MISSED_TOLERANCES, Target, distance, fitness, parse_target
+from firefly_midi.tune.fitness import METRICS, MISSED_TOLERANCES, Target, distance, fitness, parse_target, standard_errors
 from firefly_midi.tune.ga import Microbial, reflect
 from firefly_midi.tune.prior import anchor
 from firefly_midi.tune.space import Gene, Space, default_keys, parse_vary
@@ -519,6 +519,23 @@ def test_a_best_that_fails_on_hold_out_is_re_ranked_on_all_its_seeds_and_the_nex
     assert not table.done and table.best.x[0] == 0.2  # (3 × 0.1 + 5 × 3) / 8 ranks below 0.5
     table.record(table.best, Score(0.6, {"tempo_bpm": 90.6}))
     assert table.done and table.best.x[0] == 0.2
+
+
+def test_a_hold_out_mean_that_scrapes_the_edge_of_its_tolerance_does_not_hold():
+    targets = [Target("sync_time_s", 25.0, 2.5)]
+    table = Standings(targets, seeds=3, holdout=5)
+    table.offer(np.array([0.5]), Score(0.5, {"sync_time_s": 24.0}, {"sync_time_s": 0.3}))
+    table.record(table.best, Score(0.9, {"sync_time_s": 22.9}, {"sync_time_s": 0.6}))  # 2.1 + 0.6 > 2.5
+    assert not table.done
+    table.record(table.best, Score(0.9, {"sync_time_s": 22.9}, {"sync_time_s": 0.3}))  # 2.1 + 0.3 ≤ 2.5
+    assert table.done
+
+
+def test_standard_errors_are_of_the_mean_over_the_seeds():
+    targets = [Target("tempo_bpm", 90.0, 1.0), Target("sync_time_s", 10.0, 1.0)]
+    runs = [{"tempo_bpm": 89.0, "sync_time_s": 9.0}, {"tempo_bpm": 91.0, "sync_time_s": None}]
+    errors = standard_errors(targets, runs)
+    assert errors["tempo_bpm"] == pytest.approx(1.0) and errors["sync_time_s"] is None
 
 
 def test_the_target_tempo_anchors_the_start_of_the_search(tmp_path):

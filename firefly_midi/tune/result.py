@@ -55,7 +55,8 @@ class TuneResult:
         return targets_met(spec.targets, self.best.search.metrics if self.best else {})
 
     def holdout_met(self, spec: TuneSpec) -> dict[str, bool] | None:
-        return None if self.holdout is None else targets_met(spec.targets, self.holdout.metrics)
+        """Per metric: whether the hold-out mean came within the tolerance by at least its standard error."""
+        return None if self.holdout is None else targets_met(spec.targets, self.holdout.metrics, self.holdout.errors)
 
     def verdict(self, spec: TuneSpec) -> list[str]:
         """In words, per target: what was reached on the search and the hold-out seeds against what was wanted."""
@@ -63,7 +64,8 @@ class TuneResult:
         searched = self.best.search.metrics if self.best else {}
         held = self.holdout.metrics if self.holdout else {}
         for t in spec.targets:
-            got = [_show(searched.get(t.metric)), _show(held.get(t.metric))]
+            errors = self.holdout.errors if self.holdout else {}
+            got = [_show(searched.get(t.metric)), _show(held.get(t.metric)) + _error(errors.get(t.metric))]
             met = search_met[t.metric] and holdout_met.get(t.metric, False)
             lines.append(
                 f"{t.metric}: {got[0]} (search), {got[1]} (hold-out), wanted {t.value:g} ± {t.tolerance:g}: {'met' if met else 'not met'}"
@@ -86,6 +88,7 @@ class TuneResult:
             "targets_met": self.met(spec),
             "holdout_fitness": self.holdout.fitness if self.holdout else None,
             "holdout_metrics": self.holdout.metrics if self.holdout else None,
+            "holdout_errors": self.holdout.errors if self.holdout else None,
             "holdout_targets_met": self.holdout_met(spec),
             "seeds": spec.sim_seeds(),
             "holdout_seeds": spec.holdout_seeds(),
@@ -134,8 +137,12 @@ def comment(spec: TuneSpec, best: Candidate | None, values: dict[str, Any], coun
 
 
 def _score(score: Score) -> str:
-    achieved = ", ".join(f"{k} = {P.show(v)}" for k, v in score.metrics.items()) or "-"
-    return f"{achieved} (means); fitness {score.fitness:.3g} (0 = exact, 1 = one tolerance off)"
+    achieved = ", ".join(f"{k} = {P.show(v)}{_error(score.errors.get(k))}" for k, v in score.metrics.items()) or "-"
+    return f"{achieved} (means ± standard errors); fitness {score.fitness:.3g} (0 = exact, 1 = one tolerance off)"
+
+
+def _error(error: float | None) -> str:
+    return "" if error is None else f" ± {error:.2g}"
 
 
 def _seeds(seeds: list[int]) -> str:

@@ -5,13 +5,16 @@ A candidate is *promising* when its search fitness is within ``CHECK_WITHIN`` ti
 ``--stop-at``); each promising candidate among the best ``KEEP`` is checked once on the hold-out
 seeds.  From then on it ranks by its fitness over every seed it ran on (search and hold-out
 together), so one that fitted its search seeds by luck drops down the table and the next is checked:
-the best few are re-ranked on more seeds.  A candidate *holds* when its targets are reached both on
-the search seeds and on the hold-out seeds; the best that holds is the answer, and the run is done.
+the best few are re-ranked on more seeds.  A candidate *holds* when its targets are reached on the
+search seeds, and on the hold-out seeds with a margin: each hold-out mean within its tolerance by at
+least its standard error, so a mean that scrapes the edge of a tolerance on five seeds is not taken
+for one that will stay inside it on the next five.  The best that holds is the answer, and the run
+is done.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,17 +27,19 @@ CHECK_WITHIN = 2.0
 
 @dataclass
 class Score:
-    """A fitness (the mean over some seeds) and the metrics (their means) it came from."""
+    """A fitness (the mean over some seeds), the metrics (their means) it came from, and their standard errors."""
 
     fitness: float
     metrics: dict[str, float | None]
+    errors: dict[str, float | None] = field(default_factory=dict)
 
-    def reached(self, targets: list[Target], stop_at: float | None) -> bool:
-        """Every target within its tolerance, or the fitness at most ``stop_at``."""
-        return all(targets_met(targets, self.metrics).values()) or (stop_at is not None and self.fitness <= stop_at)
+    def reached(self, targets: list[Target], stop_at: float | None, margin: bool = False) -> bool:
+        """Every target within its tolerance (by a standard error, with ``margin``), or the fitness at most ``stop_at``."""
+        met = targets_met(targets, self.metrics, self.errors if margin else None)
+        return all(met.values()) or (stop_at is not None and self.fitness <= stop_at)
 
     def as_json(self) -> dict[str, Any]:
-        return {"fitness": self.fitness, "metrics": self.metrics}
+        return {"fitness": self.fitness, "metrics": self.metrics, "errors": self.errors}
 
 
 @dataclass
@@ -58,8 +63,10 @@ class Standings:
         return (k * c.search.fitness + h * c.holdout.fitness) / (k + h)
 
     def holds(self, c: Candidate) -> bool:
-        """Reached on the search seeds and on the hold-out seeds."""
-        return c.holdout is not None and c.search.reached(self.targets, self.stop_at) and c.holdout.reached(self.targets, self.stop_at)
+        """Reached on the search seeds, and on the hold-out seeds with a margin of a standard error."""
+        if c.holdout is None:
+            return False
+        return c.search.reached(self.targets, self.stop_at) and c.holdout.reached(self.targets, self.stop_at, margin=True)
 
     def offer(self, x: np.ndarray, search: Score) -> bool:
         """Keep the candidate if it is among the best; whether it was kept."""

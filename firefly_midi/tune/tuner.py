@@ -28,7 +28,7 @@ from firefly_midi.simulate import simulate
 from firefly_midi.swarm.engine import usable_cpus
 from firefly_midi.tune.cma import CMAES
 from firefly_midi.tune.es import OpenAIES
-from firefly_midi.tune.fitness import fitness, mean_metrics
+from firefly_midi.tune.fitness import fitness, mean_metrics, standard_errors
 from firefly_midi.tune.ga import Microbial
 from firefly_midi.tune.prior import anchor
 from firefly_midi.tune.result import TuneResult, comment
@@ -145,11 +145,11 @@ class Tuner:
 
     def _search(self, candidates: np.ndarray, pool: ThreadPoolExecutor) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Score candidates on the search seeds and offer them to the standings."""
-        costs, metrics = self._evaluate(candidates, pool, self.spec.sim_seeds())
+        costs, metrics, errors = self._evaluate(candidates, pool, self.spec.sim_seeds())
         self.evaluations += len(candidates)
-        for x, cost, measured in zip(candidates, costs, metrics, strict=True):
+        for x, cost, measured, error in zip(candidates, costs, metrics, errors, strict=True):
             if cost < INFEASIBLE:
-                self.standings.offer(x, Score(float(cost), measured))
+                self.standings.offer(x, Score(float(cost), measured, error))
         return costs, metrics
 
     def _after(self, pool: ThreadPoolExecutor, before: tuple[bool, float]) -> None:
@@ -171,9 +171,9 @@ class Tuner:
         """Score candidates on the hold-out seeds, all at once, and re-rank them."""
         if not candidates:
             return
-        costs, metrics = self._evaluate(np.array([c.x for c in candidates]), pool, self.spec.holdout_seeds())
-        for c, cost, measured in zip(candidates, costs, metrics, strict=True):
-            self.standings.record(c, Score(float(cost), measured))
+        costs, metrics, errors = self._evaluate(np.array([c.x for c in candidates]), pool, self.spec.holdout_seeds())
+        for c, cost, measured, error in zip(candidates, costs, metrics, errors, strict=True):
+            self.standings.record(c, Score(float(cost), measured, error))
             self.holdout_history.append((self.evaluations, float(cost)))
 
     def _last_check(self, pool: ThreadPoolExecutor) -> None:
@@ -185,8 +185,8 @@ class Tuner:
             self._check(pool, [best])
             self.write_output()
 
-    def _evaluate(self, candidates: np.ndarray, pool: ThreadPoolExecutor, seeds: list[int]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """Each candidate's fitness over ``seeds``, the simulations spread over the pool."""
+    def _evaluate(self, candidates: np.ndarray, pool: ThreadPoolExecutor, seeds: list[int]) -> tuple[np.ndarray, list[dict], list[dict]]:
+        """Each candidate's fitness over ``seeds``, its mean metrics and their standard errors, the simulations spread over the pool."""
         runs: list[tuple[int, dict[str, Any]]] = []
         feasible = []
         for i, x in enumerate(candidates):
@@ -205,11 +205,13 @@ class Tuner:
         self.infeasible += len(candidates) - len(feasible)
         costs = np.full(len(candidates), INFEASIBLE)
         metrics: list[dict[str, Any]] = [{} for _ in candidates]
+        errors: list[dict[str, Any]] = [{} for _ in candidates]
         for i in feasible:
             mine = [m for (j, _), m in zip(runs, measured, strict=True) if j == i]
             costs[i] = fitness(self.spec.targets, mine, self.spec.seconds)
             metrics[i] = mean_metrics(self.spec.targets, mine)
-        return costs, metrics
+            errors[i] = standard_errors(self.spec.targets, mine)
+        return costs, metrics, errors
 
     def _simulate(self, values: dict[str, Any]) -> dict[str, Any]:
         if self.spec.damage:
