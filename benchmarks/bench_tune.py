@@ -152,7 +152,7 @@ def tune_once(problem: str, algo: str, seed: int, budget_s: float, jobs: int, ou
 def table(report: dict[str, Any]) -> list[str]:
     """A Markdown table: per problem and algorithm, successes, median time to success, verification."""
     lines = [
-        "| problem | algorithm | done (held on hold-out) | verified on 5 fresh seeds | median time to done | median evaluations | runs |",
+        "| problem | algorithm | done (held out) | verified on 5 fresh seeds | median time to done | median evaluations | per run, s |",
         "|---|---|---|---|---|---|---|",
     ]
     for problem in PROBLEMS:
@@ -164,12 +164,16 @@ def table(report: dict[str, Any]) -> list[str]:
             verified = [r for r in done if r["verify"] and r["verify"]["met"]]
             times = [r["time_to_success_s"] for r in done]
             evals = [r["evaluations"] for r in done]
-            when = f"{median(times):.0f} s" if times else "-"
-            per_run = ", ".join(f"{r['time_to_success_s']:.0f}" if r["done"] else f"✗ {r['stop_reason']}" for r in runs)
+            when = f"{_seconds(median(times))} s" if times else "-"
+            per_run = ", ".join(_seconds(r["time_to_success_s"]) if r["done"] else f"✗ {r['stop_reason']}" for r in runs)
             n = len(runs)
             row = [problem, algo, f"{len(done)}/{n}", f"{len(verified)}/{n}", when, f"{median(evals):.0f}" if evals else "-", per_run]
             lines.append("| " + " | ".join(row) + " |")
     return lines
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
