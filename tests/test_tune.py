@@ -32,7 +32,12 @@ TIMEOUT_S = 240  # every test here: a tuning run that hangs fails instead
 
 
 @pytest.fixture(autouse=True)
-def _timeout():
+def _timeout(request):
+    """A deadline per test, unless pytest-timeout (which also uses SIGALRM) already gives one."""
+    if request.config.pluginmanager.hasplugin("timeout"):
+        yield
+        return
+
     def expire(signum, frame):
         raise TimeoutError(f"test ran past {TIMEOUT_S} s")
 
@@ -442,6 +447,7 @@ def test_the_tuner_can_evolve_swarms_that_heal_fast(tmp_path):
     assert "Damage: 10:scramble:0.5" in spec.output.read_text()
 
 
+@pytest.mark.slow  # a real tune process until its first checkpoint
 def test_sigint_to_a_running_tune_keeps_the_best_preset(tmp_path):
     """A real Ctrl-C: the process exits 130, saying where the best preset so far is, and it loads."""
     out = tmp_path / "sig.toml"
