@@ -14,6 +14,7 @@ from firefly_midi.ctl import EXIT_ERROR, EXIT_NO_DAEMON, EXIT_OK, add_ctl_parser
 from firefly_midi.params import PARAMS, ParamError, check_consistency, params_markdown, parse_assignment, show
 from firefly_midi.ports import BACKENDS, PortConfig
 from firefly_midi.tune.fitness import METRICS as TUNE_METRICS
+from firefly_midi.tune.spec import ALGORITHMS as TUNE_ALGORITHMS
 
 # One meaning per code across every command (ctl's own three included); docs/control.md lists them too.
 EXIT_FAILED = 1
@@ -119,9 +120,10 @@ def _add_tune_parser(commands: argparse._SubParsersAction) -> None:
     tune = commands.add_parser(
         "tune",
         help="evolve a preset's parameters toward targets (sync time, tempo, ...) and write the best preset",
-        description="Search a preset's parameters with a microbial GA or OpenAI-style evolution strategies, "
-        "simulating every candidate headless on several seeds. Fitness: the mean over the seeds of the weighted "
-        "RMS error in tolerances (0 = exact, 1 = one tolerance off). Metrics: " + ", ".join(TUNE_METRICS) + ".",
+        description="Search a preset's parameters with CMA-ES, a microbial GA or OpenAI-style evolution strategies, "
+        "simulating every candidate headless on several seeds and checking the best on hold-out seeds it never searched. "
+        "Fitness: the mean over the seeds of the weighted RMS error in tolerances (0 = exact, 1 = one tolerance off). "
+        "Metrics: " + ", ".join(TUNE_METRICS) + ".",
     )
     _add_preset_args(tune)
     tune.add_argument(
@@ -139,23 +141,44 @@ def _add_tune_parser(commands: argparse._SubParsersAction) -> None:
         help="a parameter to search, over a range or some choices (default: the coupling; the tempo if a target asks for one; "
         "swarm.neighbors on ring and random topologies)",
     )
-    tune.add_argument("--algo", choices=("ga", "es"), default="ga", help="microbial GA or evolution strategies (default: %(default)s)")
-    tune.add_argument("--population", type=int, default=16, help="GA individuals, or ES samples a generation (even) (default: %(default)s)")
-    tune.add_argument("--generations", type=int, default=20, help="generations to run at most (default: %(default)s)")
-    tune.add_argument("--budget-s", type=float, default=None, metavar="S", help="stop after this much wall time")
-    tune.add_argument("--stop-at", type=float, default=None, metavar="F", help="stop once the best fitness is at most F")
+    tune.add_argument(
+        "--algo",
+        choices=TUNE_ALGORITHMS,
+        default=TUNE_ALGORITHMS[0],
+        help="CMA-ES, microbial GA or evolution strategies (default: %(default)s, docs/tune.md)",
+    )
+    tune.add_argument(
+        "--population",
+        type=int,
+        default=None,
+        help="candidates a generation (default: 16 for ga and es; 4 + 3 ln(keys) for cmaes)",
+    )
+    tune.add_argument("--generations", type=int, default=None, help="stop after this many generations (default: no cap)")
+    tune.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="search until every target holds on the hold-out seeds or S seconds are spent "
+        "(with neither this nor --generations: at most 600 s, or 30 generations without a better best)",
+    )
+    tune.add_argument("--stop-at", type=float, default=None, metavar="F", help="also done once the best fitness is at most F, held out too")
     tune.add_argument("--seeds", type=int, default=3, help="simulation seeds each candidate is averaged over (default: %(default)s)")
+    tune.add_argument("--holdout", type=int, default=5, help="unsearched seeds the best are checked on (default: %(default)s)")
     tune.add_argument("--seed", type=int, default=0, help="the tuner's own seed: same seed, same result (default: %(default)s)")
     tune.add_argument("--jobs", type=int, default=None, help="parallel simulations (default: every core)")
     tune.add_argument("--seconds", type=float, default=None, help="swarm time per simulation (default: enough for the targets, ≥ 30)")
     tune.add_argument(
         "--damage", action="append", default=[], metavar="AT_S:KIND:AMOUNT[@ROW,COL][:FOR_S]", help="damage every run, as simulate does"
     )
-    tune.add_argument("--sigma", type=float, default=0.1, help="ES: perturbation size, in shares of each range (default: %(default)s)")
-    tune.add_argument("--lr", type=float, default=0.1, help="ES: learning rate (default: %(default)s)")
+    tune.add_argument("--sigma", type=float, default=None, help="ES, CMA-ES: (first) step, in shares of a range (default: 0.1, 0.2)")
+    tune.add_argument("--lr", type=float, default=0.05, help="ES: learning rate (default: %(default)s)")
     tune.add_argument("--lr-decay", type=float, default=1.0, help="ES: learning rate factor per generation (default: %(default)s)")
     tune.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="ES: step rule (default: %(default)s)")
     tune.add_argument("--mutation", type=float, default=0.1, help="GA: mutation size, in shares of a range (default: %(default)s)")
+    tune.add_argument(
+        "--no-anchor", dest="anchor", action="store_false", help="start at the preset's frequencies, not scaled onto a target tempo"
+    )
     tune.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.toml", help="the tuned preset")
     tune.add_argument("--checkpoint", type=Path, default=None, help="resume file (default: OUT.checkpoint.json)")
     tune.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
@@ -258,18 +281,23 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from firefly_midi.tune.tuner import ProgressBar, Tuner, prepare
+    from firefly_midi.tune.progress import ProgressBar
+    from firefly_midi.tune.spec import prepare
+    from firefly_midi.tune.stopping import StopRule
+    from firefly_midi.tune.tuner import Tuner
 
-    options = {name: getattr(args, name) for name in ("algo", "population", "generations", "seeds", "seed", "sigma", "lr")}
-    options |= {name: getattr(args, name) for name in ("lr_decay", "optimizer", "mutation")}
+    names = ("algo", "population", "seeds", "holdout", "seed", "sigma", "lr", "lr_decay", "optimizer", "mutation", "anchor")
+    options = {name: getattr(args, name) for name in names}
     spec = prepare(args.preset, args.output, args.target, args.vary, args.assignments, args.damage, args.seconds, **options)
     checkpoint = args.checkpoint or args.output.with_suffix(".checkpoint.json")
     tuner = Tuner(spec, jobs=args.jobs, checkpoint=checkpoint, restart=args.restart)
     if tuner.resumed_from:
         print(f"firefly-midi: resuming from {checkpoint} at generation {tuner.resumed_from}", file=sys.stderr)
-    bar = ProgressBar(tuner, args.generations)
+    rule = StopRule.of(args.budget_s, args.generations, args.stop_at)
+    print(f"firefly-midi: tune {spec.algo}: {rule.describe()}", file=sys.stderr)
+    bar = ProgressBar(tuner, rule.generations)
     try:
-        result = tuner.run(budget_s=args.budget_s, stop_at=args.stop_at, progress=bar)
+        result = tuner.run(rule=rule, progress=bar)
     finally:
         bar.close()
     if result.interrupted:
@@ -282,7 +310,8 @@ def _tune(args: argparse.Namespace) -> int:
         return 130 if result.interrupted else 0
     for line in result.verdict(spec):
         print(line)
-    summary = {"fitness": result.best.fitness, **result.as_json(spec)["best"]}
+    holdout = result.holdout.fitness if result.holdout else None
+    summary = {"fitness": result.fitness, "holdout_fitness": holdout, **result.as_json(spec)["best"]}
     summary |= {"evaluations": result.evaluations, "wall_s": round(result.wall_s, 1), "output": str(args.output)}
     _report(summary, False)
     return 130 if result.interrupted else 0

@@ -17,11 +17,36 @@ from hypothesis import strategies as st
 from firefly_midi import params as P
 from firefly_midi import presets
 from firefly_midi.cli import main
+from firefly_midi.tune.cma import CMAES
 from firefly_midi.tune.es import OpenAIES, centered_ranks
-from firefly_midi.tune.fitness import METRICS, MISSED_TOLERANCES, Target, distance, fitness, parse_target
+from firefly_midi.tune.fitness import METRICS, MISSED_TOLERANCES, Target, distance, fitness, parse_target, standard_errors
 from firefly_midi.tune.ga import Microbial, reflect
+from firefly_midi.tune.prior import anchor
 from firefly_midi.tune.space import Gene, Space, default_keys, parse_vary
-from firefly_midi.tune.tuner import Tuner, prepare
+from firefly_midi.tune.spec import prepare
+from firefly_midi.tune.standings import Score, Standings
+from firefly_midi.tune.stopping import DEFAULT_BUDGET_S, STALL_GENERATIONS, StopRule
+from firefly_midi.tune.tuner import Tuner
+
+TIMEOUT_S = 240  # every test here: a tuning run that hangs fails instead
+
+
+@pytest.fixture(autouse=True)
+def _timeout(request):
+    """A deadline per test, unless pytest-timeout (which also uses SIGALRM) already gives one."""
+    if request.config.pluginmanager.hasplugin("timeout"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"test ran past {TIMEOUT_S} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, TIMEOUT_S)
+    yield
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
 
 # ----------------------------------------------------------------------------------------------- space
 
@@ -212,7 +237,21 @@ def test_es_steps_up_the_gradient_of_the_ranks():
     assert np.sign(es.mean[0] - 0.5) == np.sign(plus_minus[0, 0] - plus_minus[1, 0])
 
 
-@pytest.mark.parametrize("make", [lambda rng: Microbial(3, 8, rng), lambda rng: OpenAIES(3, 8, rng, np.full(3, 0.5))])
+def test_cma_es_finds_the_minimum_and_restarts_when_it_has_converged():
+    cma = CMAES(3, 8, np.random.default_rng(4), np.full(3, 0.9))
+    best = _optimise(lambda: cma, 120)
+    assert best[-1] < 1e-6 < 0.2 < best[0]
+    assert cma.restarts >= 1  # converged long before 120 generations: restarted around its best, not idle
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: Microbial(3, 8, rng),
+        lambda rng: OpenAIES(3, 8, rng, np.full(3, 0.5)),
+        lambda rng: CMAES(3, 8, rng, np.full(3, 0.5)),
+    ],
+)
 def test_an_optimiser_restored_from_its_state_carries_on_identically(make):
     straight, paused = make(np.random.default_rng(5)), make(np.random.default_rng(99))
     for _ in range(5):
@@ -230,16 +269,16 @@ def test_an_optimiser_restored_from_its_state_carries_on_identically(make):
 TARGETS = ["sync_time_s=3", "tempo_bpm=80"]
 
 
-def _spec(tmp_path, name="out.toml", **options):
-    options = {"algo": "ga", "population": 4, "generations": 3, "seeds": 2, **options}
+def _spec(tmp_path, name="out.toml", targets=TARGETS, **options):
+    options = {"algo": "ga", "population": 4, "seeds": 2, "holdout": 2, "anchor": False, **options}
     vary = ["swarm.coupling", "swarm.freq_hz=0.8:1.6"]
-    return prepare("pulse-sine", tmp_path / name, TARGETS, vary, ["swarm.n=50"], seconds=10.0, **options)
+    return prepare("pulse-sine", tmp_path / name, targets, vary, ["swarm.n=50"], seconds=10.0, **options)
 
 
-@pytest.mark.parametrize("algo", ["ga", "es"])
+@pytest.mark.parametrize("algo", ["ga", "es", "cmaes"])
 def test_a_tuning_run_writes_a_preset_that_loads_and_says_how_it_was_tuned(tmp_path, algo):
     spec = _spec(tmp_path, algo=algo)
-    result = Tuner(spec, jobs=2).run()
+    result = Tuner(spec, jobs=2).run(generations=3)
     text = spec.output.read_text()
     values = presets.load(str(spec.output))
     assert values["swarm.n"] == 50 and values["swarm.model"] == "pulse"
@@ -248,16 +287,18 @@ def test_a_tuning_run_writes_a_preset_that_loads_and_says_how_it_was_tuned(tmp_p
     assert "sync_time_s = 3 (±0.5)" in text and f"Algorithm: {algo}" in text
     assert "Sounds like" in text  # the base preset's own comment is kept
     assert result.evaluations == (4 + 2 * 2 if algo == "ga" else 3 * 4)
-    assert result.simulations == 2 * (result.evaluations - result.infeasible)
-    assert result.history[-1][1] == result.best.fitness == min(f for _, f in result.history)
+    checks = len(result.holdout_history)
+    assert result.simulations == 2 * (result.evaluations - result.infeasible) + 2 * checks
+    assert checks >= 1 and result.holdout is not None  # the best is always checked on the hold-out seeds
+    assert "Hold-out seeds 2..3, never searched: " in text and f"fitness {result.holdout.fitness:.3g}" in text
 
 
 def test_the_tuner_improves_on_the_preset(tmp_path):
-    spec = _spec(tmp_path, population=8, generations=6)
+    spec = _spec(tmp_path, population=8)
     tuner = Tuner(spec, jobs=2)
-    start = tuner._evaluate(spec.space.start()[None, :], _InlinePool())[0][0]
-    result = tuner.run()
-    assert result.best.fitness < start
+    start = tuner._evaluate(spec.space.start()[None, :], _InlinePool(), spec.sim_seeds())[0][0]
+    result = tuner.run(generations=6)
+    assert result.fitness < start
 
 
 class _InlinePool:
@@ -266,24 +307,34 @@ class _InlinePool:
 
 
 def test_same_seed_same_result_whatever_the_threads(tmp_path):
-    one = Tuner(_spec(tmp_path, "a.toml"), jobs=1).run()
-    two = Tuner(_spec(tmp_path, "b.toml"), jobs=2).run()
-    assert one.history == two.history and one.values == two.values
-    other = Tuner(_spec(tmp_path, "c.toml", seed=1), jobs=2).run()
-    assert other.history != one.history
+    one = Tuner(_spec(tmp_path, "a.toml"), jobs=1).run(generations=3)
+    two = Tuner(_spec(tmp_path, "b.toml"), jobs=2).run(generations=3)
+    assert _path(one) == _path(two) and one.values == two.values
+    other = Tuner(_spec(tmp_path, "c.toml", seed=1), jobs=2).run(generations=3)
+    assert _path(other) != _path(one)
     strip = lambda p: p.read_text()  # noqa: E731
     assert strip(tmp_path / "a.toml") == strip(tmp_path / "b.toml")
 
 
-def test_a_stopped_run_resumes_to_the_same_result(tmp_path):
-    straight = Tuner(_spec(tmp_path, "s.toml", algo="es", generations=4), jobs=2).run()
+def _path(result) -> list[tuple[int, float]]:
+    """The best fitness against evaluations (without the wall times, which no two runs share)."""
+    return [(e, f) for e, f, _ in result.history]
+
+
+@pytest.mark.parametrize("algo", ["es", "cmaes"])
+def test_a_stopped_run_resumes_to_the_same_result(tmp_path, algo):
+    def spec(name):  # a target never met (r is ~1 or ~0), so the run goes on to the cap
+        return _spec(tmp_path, name, [*TARGETS, "order_parameter=0.5:0.001"], algo=algo, anchor=True)
+
+    straight = Tuner(spec("s.toml"), jobs=2).run(generations=4)
     checkpoint = tmp_path / "r.checkpoint.json"
-    first = Tuner(_spec(tmp_path, "r.toml", algo="es", generations=4), jobs=2, checkpoint=checkpoint)
+    first = Tuner(spec("r.toml"), jobs=2, checkpoint=checkpoint)
     first.run(generations=2)
-    resumed = Tuner(_spec(tmp_path, "r.toml", algo="es", generations=4), jobs=2, checkpoint=checkpoint)
+    resumed = Tuner(spec("r.toml"), jobs=2, checkpoint=checkpoint)
     assert resumed.resumed_from == 2
-    result = resumed.run()
-    assert result.history == straight.history and result.values == straight.values
+    result = resumed.run(generations=4)
+    assert _path(result) == _path(straight) and result.values == straight.values
+    assert result.holdout_history == straight.holdout_history
 
 
 def test_a_checkpoint_of_another_run_is_refused(tmp_path):
@@ -295,8 +346,8 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path):
 
 
 def test_written_presets_are_readable_like_any_file_the_user_writes(tmp_path):
-    spec = _spec(tmp_path, generations=1)
-    Tuner(spec, jobs=1).run()
+    spec = _spec(tmp_path)
+    Tuner(spec, jobs=1).run(generations=1)
     assert spec.output.stat().st_mode & 0o777 == 0o666 & ~_umask()
 
 
@@ -307,30 +358,33 @@ def _umask() -> int:
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_the_best_so_far(tmp_path):
-    spec = _spec(tmp_path, generations=10)
+    spec = _spec(tmp_path, algo="cmaes")
     checkpoint = tmp_path / "out.checkpoint.json"
 
     def interrupt_after_two(tuner):
         if tuner.generation == 2:
             raise KeyboardInterrupt
 
-    result = Tuner(spec, jobs=2, checkpoint=checkpoint).run(progress=interrupt_after_two)
+    result = Tuner(spec, jobs=2, checkpoint=checkpoint).run(generations=10, progress=interrupt_after_two)
     assert result.interrupted and result.generations == 2
     assert presets.load(str(spec.output))["swarm.coupling"] == result.values["swarm.coupling"]
-    assert json.loads(checkpoint.read_text())["generation"] == 2
+    saved = json.loads(checkpoint.read_text())
+    assert saved["generation"] == 2
+    kept = Tuner(spec, jobs=2, checkpoint=checkpoint)  # the checkpoint keeps the best too
+    assert kept.standings.best is not None and np.array_equal(kept.standings.best.x, result.best.x)
 
 
 def test_the_budget_and_the_stop_fitness_end_a_run_early(tmp_path):
-    assert Tuner(_spec(tmp_path, generations=50), jobs=2).run(budget_s=0.0).generations == 0
-    result = Tuner(_spec(tmp_path, generations=50), jobs=2).run(stop_at=1e9)
-    assert result.generations == 1
+    assert Tuner(_spec(tmp_path), jobs=2).run(budget_s=0.0, generations=50).generations == 0
+    result = Tuner(_spec(tmp_path), jobs=2).run(stop_at=1e9, generations=50)
+    assert result.done and result.stop_reason == "held" and result.generations == 1
 
 
 def test_contradicting_parameters_are_infeasible_not_fatal(tmp_path):
     vary = ["swarm.freq_hz=0.5:2", "swarm.freq_max_hz=0.6:3"]  # often below freq_hz: ermentrout refuses
-    spec = prepare("ermentrout-800", tmp_path / "e.toml", ["tempo_bpm=70"], vary, ["swarm.n=100"], seconds=5.0, population=8)
+    spec = prepare("ermentrout-800", tmp_path / "e.toml", ["tempo_bpm=70"], vary, ["swarm.n=100"], seconds=5.0, population=8, anchor=False)
     result = Tuner(spec, jobs=2).run(generations=3)
-    assert result.infeasible > 0 and math.isfinite(result.best.fitness)
+    assert result.infeasible > 0 and math.isfinite(result.fitness)
     P.check_consistency(result.values)
 
 
@@ -340,18 +394,23 @@ def test_contradicting_parameters_are_infeasible_not_fatal(tmp_path):
 def test_tune_on_the_command_line_prints_json(tmp_path, capsys):
     out = tmp_path / "cli.toml"
     argv = ["tune", "--preset", "pulse-sine", "--set", "swarm.n=50", "--seconds", "8", "--population", "4"]
-    argv += ["--generations", "2", "--seeds", "1", "--target", "tempo_bpm=70", "--vary", "swarm.freq_hz=0.8:1.6", "--json", "-o", str(out)]
+    argv += ["--generations", "2", "--seeds", "1", "--target", "order_parameter=0.5:0.001", "--vary", "swarm.freq_hz=0.8:1.6"]
+    argv += ["--algo", "ga", "--json", "-o", str(out)]
     assert main(argv) == 0
-    report = json.loads(capsys.readouterr().out)
+    said = capsys.readouterr()
+    report = json.loads(said.out)
+    assert "stopping when every target is met on the search and the hold-out seeds, or when 2 generations have run" in said.err
     assert set(report["best"]) == {"swarm.freq_hz"} and report["evaluations"] == 6
-    assert report["metrics"]["tempo_bpm"] > 0 and out.is_file()
-    assert set(report["targets_met"]) == {"tempo_bpm"}
-    assert not (tmp_path / "cli.checkpoint.json").exists(), "a finished run leaves no checkpoint behind"
+    assert report["stop_reason"] == "generations" and not report["done"]
+    assert report["holdout_fitness"] is not None and len(report["holdout_seeds"]) == 5
+    assert report["metrics"]["order_parameter"] >= 0 and out.is_file()
+    assert set(report["targets_met"]) == {"order_parameter"}
+    assert (tmp_path / "cli.checkpoint.json").exists(), "a capped run leaves its checkpoint: a larger cap goes on from it"
     assert main(argv) == 0  # the same command again: the same answer
     assert json.loads(capsys.readouterr().out)["best"] == report["best"]
     assert main([*argv[:-3], "-o", str(out)]) == 0  # in words: each target met or not
     said = capsys.readouterr().out
-    assert "tempo_bpm: " in said and "wanted 70 ± 1" in said and "target" in said
+    assert "order_parameter: " in said and "(hold-out), wanted 0.5 ± 0.001" in said and "not done" in said
 
 
 @pytest.mark.parametrize(
@@ -381,10 +440,10 @@ def test_the_tuner_can_evolve_swarms_that_heal_fast(tmp_path):
     )
     assert spec.seconds >= 10 + 10  # room after the damage to see the recovery
     tuner = Tuner(spec, jobs=2)
-    start = tuner._evaluate(spec.space.start()[None, :], _InlinePool())
+    start = tuner._evaluate(spec.space.start()[None, :], _InlinePool(), spec.sim_seeds())
     result = tuner.run(generations=4)
-    assert result.best.fitness < start[0][0]
-    assert result.best.metrics["recovery_time_s"] < start[1][0]["recovery_time_s"]
+    assert result.fitness < start[0][0]
+    assert result.best.search.metrics["recovery_time_s"] < start[1][0]["recovery_time_s"]
     assert "Damage: 10:scramble:0.5" in spec.output.read_text()
 
 
@@ -393,7 +452,8 @@ def test_sigint_to_a_running_tune_keeps_the_best_preset(tmp_path):
     """A real Ctrl-C: the process exits 130, saying where the best preset so far is, and it loads."""
     out = tmp_path / "sig.toml"
     argv = [sys.executable, "-m", "firefly_midi", "tune", "--preset", "pulse-sine", "--set", "swarm.n=50", "--seconds", "10"]
-    argv += ["--target", "tempo_bpm=70", "--generations", "100000", "--population", "4", "--seeds", "1", "-o", str(out)]
+    # The coupling alone cannot bring pulse-sine's 80 BPM down to 70: the run goes on until the signal.
+    argv += ["--target", "tempo_bpm=70", "--vary", "swarm.coupling", "--population", "4", "--seeds", "1", "-o", str(out)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     checkpoint = tmp_path / "sig.checkpoint.json"
     deadline = time.monotonic() + 120
@@ -404,4 +464,99 @@ def test_sigint_to_a_running_tune_keeps_the_best_preset(tmp_path):
     assert proc.returncode == 130, err
     assert f"the best preset so far is in {out}" in err and "Traceback" not in err
     assert presets.load(str(out))["swarm.model"] == "pulse"
-    assert json.loads(checkpoint.read_text())["generation"] >= 1
+    assert json.loads(checkpoint.read_text())["standings"], "the checkpoint keeps the best so far too"
+
+
+# ------------------------------------------------------------------------------- budgets and hold-outs
+
+
+def _tiny(tmp_path, targets, vary, **options):
+    """A problem of a few milliseconds a simulation: 20 fireflies for 5 s, one seed each side."""
+    options = {"population": 4, "seeds": 1, "holdout": 1, **options}
+    return prepare("pulse-sine", tmp_path / "tiny.toml", targets, vary, ["swarm.n=20"], seconds=5.0, **options)
+
+
+def test_a_budget_run_stops_as_soon_as_the_targets_hold(tmp_path):
+    spec = _tiny(tmp_path, ["tempo_bpm=100"], ["swarm.freq_hz=0.5:3"], seeds=2, holdout=3)
+    result = Tuner(spec, jobs=2).run(budget_s=60.0)
+    assert result.done and result.stop_reason == "held"
+    assert result.wall_s < 30.0  # well before the budget
+    assert all(result.met(spec).values()) and all(result.holdout_met(spec).values())
+    assert "; holds." in spec.output.read_text()
+
+
+def test_a_budget_run_goes_on_past_the_old_twenty_generations_while_targets_are_unmet(tmp_path):
+    spec = _tiny(tmp_path, ["tempo_bpm=70"], ["swarm.coupling"], algo="cmaes")  # coupling cannot slow 80 BPM to 70
+    budget = 6.0
+    result = Tuner(spec, jobs=2).run(budget_s=budget)
+    assert result.stop_reason == "budget" and not result.done
+    assert result.generations > 20
+    assert result.wall_s <= budget * 1.05  # kept, the last hold-out check included (a generation's timing jitter aside)
+    assert result.holdout is not None
+
+
+def test_without_a_budget_or_a_cap_the_default_rule_applies_and_says_so():
+    rule = StopRule.of()
+    assert (rule.budget_s, rule.generations, rule.stall_generations) == (DEFAULT_BUDGET_S, None, STALL_GENERATIONS)
+    assert f"the best has not improved for {STALL_GENERATIONS} generations" in rule.describe()
+    assert StopRule.of(budget_s=50).stall_generations is None  # a budget is spent, not cut short by a stall
+    assert "or when 50 s have passed" in StopRule.of(budget_s=50, stop_at=1).describe()
+
+
+def test_a_stalled_run_stops_under_the_default_rule(tmp_path):
+    spec = _tiny(tmp_path, ["tempo_bpm=70"], ["swarm.coupling"], algo="ga")
+    result = Tuner(spec, jobs=2).run(rule=StopRule(stall_generations=3, budget_s=120))
+    assert result.stop_reason == "stalled" and result.generations >= 3
+
+
+def test_hold_out_seeds_are_never_searched(tmp_path):
+    spec = _spec(tmp_path, seeds=3, holdout=5)
+    assert not set(spec.sim_seeds()) & set(spec.holdout_seeds()) and len(set(spec.holdout_seeds())) == 5
+
+
+def test_a_best_that_fails_on_hold_out_is_re_ranked_on_all_its_seeds_and_the_next_is_checked():
+    targets = [Target("tempo_bpm", 90.0, 1.0)]
+    table = Standings(targets, seeds=3, holdout=5)
+    lucky, steady = np.array([0.1]), np.array([0.2])
+    table.offer(lucky, Score(0.1, {"tempo_bpm": 90.1}))
+    table.offer(steady, Score(0.5, {"tempo_bpm": 90.5}))
+    assert [c.x[0] for c in table.to_check()] == [0.1, 0.2]  # both promising, best first
+    table.record(table.best, Score(3.0, {"tempo_bpm": 93.0}))  # the lucky one fails on unseen seeds
+    assert not table.done and table.best.x[0] == 0.2  # (3 × 0.1 + 5 × 3) / 8 ranks below 0.5
+    table.record(table.best, Score(0.6, {"tempo_bpm": 90.6}))
+    assert table.done and table.best.x[0] == 0.2
+
+
+def test_a_hold_out_mean_that_scrapes_the_edge_of_its_tolerance_does_not_hold():
+    targets = [Target("sync_time_s", 25.0, 2.5)]
+    table = Standings(targets, seeds=3, holdout=5)
+    table.offer(np.array([0.5]), Score(0.5, {"sync_time_s": 24.0}, {"sync_time_s": 0.3}))
+    table.record(table.best, Score(0.9, {"sync_time_s": 22.9}, {"sync_time_s": 0.6}))  # 2.1 + 0.6 > 2.5
+    assert not table.done
+    table.record(table.best, Score(0.9, {"sync_time_s": 22.9}, {"sync_time_s": 0.3}))  # 2.1 + 0.3 ≤ 2.5
+    assert table.done
+
+
+def test_standard_errors_are_of_the_mean_over_the_seeds():
+    targets = [Target("tempo_bpm", 90.0, 1.0), Target("sync_time_s", 10.0, 1.0)]
+    runs = [{"tempo_bpm": 89.0, "sync_time_s": 9.0}, {"tempo_bpm": 91.0, "sync_time_s": None}]
+    errors = standard_errors(targets, runs)
+    assert errors["tempo_bpm"] == pytest.approx(1.0) and errors["sync_time_s"] is None
+
+
+def test_the_target_tempo_anchors_the_start_of_the_search(tmp_path):
+    """A slowed swarm (tempo 0.9 × 60 × freq_hz): two scaling steps land within the tolerance."""
+    space = Space.build(presets.resolve("pulse-sine"), ["swarm.coupling", "swarm.freq_hz=0.5:3"])
+    targets = [Target("tempo_bpm", 100.0, 1.0)]
+    calls = []
+
+    def evaluate(x):
+        tempo = 0.9 * 60 * space.values(x[0])["swarm.freq_hz"] * (1 - 0.05 * space.values(x[0])["swarm.freq_hz"])
+        calls.append(tempo)
+        return np.array([abs(tempo - 100)]), [{"tempo_bpm": tempo}]
+
+    start = anchor(space, targets, space.start(), evaluate)
+    assert abs(calls[0] - 100) > 20 and abs(min(calls, key=lambda t: abs(t - 100)) - 100) < 5
+    assert space.values(start)["swarm.coupling"] == pytest.approx(space.values(space.start())["swarm.coupling"], rel=1e-5)
+    calls.clear()  # no tempo asked for: the start is the preset's, and nothing is simulated
+    assert np.array_equal(anchor(space, [Target("order_parameter", 1.0, 0.1)], space.start(), evaluate), space.start()) and not calls

@@ -119,3 +119,27 @@ def mean_metrics(targets: list[Target], runs: list[dict[str, Any]]) -> dict[str,
         values = [run.get(metric) for run in runs]
         means[metric] = None if any(v is None for v in values) else sum(values) / len(values)
     return means
+
+
+def standard_errors(targets: list[Target], runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Each targeted metric's standard error of the mean over the runs (None if a run could not measure it)."""
+    errors: dict[str, float | None] = {}
+    for metric in dict.fromkeys(t.metric for t in targets):
+        values = [run.get(metric) for run in runs]
+        if any(v is None for v in values) or len(values) < 2:
+            errors[metric] = None if any(v is None for v in values) else 0.0
+            continue
+        mean = sum(values) / len(values)
+        errors[metric] = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
+    return errors
+
+
+def targets_met(targets: list[Target], metrics: dict[str, float | None], errors: dict[str, float | None] | None = None) -> dict[str, bool]:
+    """Per metric: whether ``metrics`` (a mean over seeds) came within the target's tolerance; given the
+    means' standard ``errors``, within the tolerance by at least one standard error."""
+    met = {}
+    for t in targets:
+        value = metrics.get(t.metric)
+        margin = (errors or {}).get(t.metric) or 0.0
+        met[t.metric] = value is not None and abs(value - t.value) + margin <= t.tolerance
+    return met
