@@ -97,6 +97,7 @@ class NativeJackBackend(Backend):
                 "out_refused": counters.out_refused,
                 "rx_overflow": counters.rx_overflow,
                 "sysex_dropped": counters.sysex_dropped,
+                "sysex_unterminated": counters.sysex_unterminated,
                 "xruns": counters.xruns,
                 "callback_mean_us": round(counters.callback_mean_us, 2),
                 "callback_max_us": counters.callback_max_us,
