@@ -55,7 +55,9 @@ class PortInput:
 
     Messages polled now arrived during the tick that just ended.  Playing each into the coming step
     at the same offset keeps their spacing and delays every input by exactly one tick, instead of
-    jittering by up to a tick.
+    jittering by up to a tick.  A backend dates a message either by the seconds since the one before
+    (rtmidi: chained from the first, anchored on the poll) or by its arrival on time.monotonic()
+    (the native JACK client, from the event's frame): ``ports.arrival`` says which.
     """
 
     def __init__(self, ports: Any, tick_s: float):
@@ -67,10 +69,13 @@ class PortInput:
         if item is None:
             return None
         tick, now = self.tick_s, time.monotonic()
-        arrival = self._last_arrival + item[1]  # rtmidi's delta time since the message before
-        if not now - tick <= arrival <= now:
-            arrival = now  # first message, or a clock mismatch: anchor on the poll time
-        self._last_arrival = arrival
+        if getattr(self.ports, "arrival", "delta") == "monotonic":
+            arrival = item[1]
+        else:
+            arrival = self._last_arrival + item[1]  # rtmidi's delta time since the message before
+            if not now - tick <= arrival <= now:
+                arrival = now  # first message, or a clock mismatch: anchor on the poll time
+            self._last_arrival = arrival
         return item[0], min(max((arrival - (now - tick)) / tick, 0.0), 1.0)
 
 
@@ -87,6 +92,7 @@ class Daemon:
         self.upkeep = PortUpkeep(ports_used, self.saved, self.submit, self._greet_ports)
         self.upkeep.on_tick(self._silence, self._all_notes_off)
         self._input = PortInput(ports_used, self.clock.tick_s)
+        self._last_due = 0.0  # the latest due time sent (_send)
         self._guard_every = max(1, round(GUARD_EVERY_S / self.clock.tick_s))
         self._status_every = 0.0
         self.errors = 0
@@ -355,7 +361,7 @@ class Daemon:
                 swarm = player.swarm
                 ids, times = swarm.flashes()
                 self.flash_ring.push(ids, times, swarm.ticks - 1, swarm.dt)
-            self._send(count)
+            self._send(count, self.clock.started_at + k * self.clock.tick_s)
             self._errors_in_a_row = 0
         except Exception:
             self._on_error()
@@ -373,10 +379,26 @@ class Daemon:
             self.stopped.set()
             raise RuntimeError("the tick failed 100 times in a row; stopping")
 
-    def _send(self, count: int) -> None:
-        events, send = self.player.events, self.ports.send
+    def _send(self, count: int, deadline: float | None = None) -> None:
+        """Send the player's first ``count`` events, each due at ``deadline`` (the tick's, on
+        time.monotonic(); None: now) plus its offset within the tick, plus ``clock.lookahead_ms``.
+
+        A scheduling backend (native JACK) writes each at its exact frame; rtmidi sends at once.
+        Due times never go back (``_last_due``): events leave in the order sent, as through rtmidi,
+        so a silence sent mid-tick stays before the tick's notes, and a shorter lookahead reorders nothing.
+        """
+        events, send, player = self.player.events, self.ports.send, self.player
+        lookahead = player.values["clock.lookahead_ms"] / 1000.0
+        if deadline is None:
+            due, dt, start = time.monotonic() + lookahead, 0.0, 0.0
+        else:
+            due, dt = deadline + lookahead, player.swarm.dt
+            start = (player.swarm.ticks - 1) * dt  # the step just played: its events lie in [start, start + dt]
+        times, last = events.time_s, self._last_due
         for i in range(count):
-            send(events.message(i))
+            last = max(last, due + min(max(float(times[i]) - start, 0.0), dt))
+            send(events.message(i), last)
+        self._last_due = last
 
     def _silence(self) -> None:
         self._send(self.player.silence())

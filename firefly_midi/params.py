@@ -179,6 +179,7 @@ _TABLE = (
         search=(0.0, 0.05),
     ),
     Param("clock.tick_ms", "float", 1.0, "length of one swarm tick", "ms", 0.05, 100.0, effect="reshape"),
+    Param("clock.lookahead_ms", "float", 5.0, "native JACK: events leave this long after their tick (tick, jitter, period)", "ms", 0, 200),
     # What a flash plays.
     Param(
         "mapping.mode",

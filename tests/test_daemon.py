@@ -31,7 +31,7 @@ class Tap(Ports):
     def open(self) -> None:
         self.state, self.problem = "none", "test tap"
 
-    def send(self, message) -> None:
+    def send(self, message, time_s=None) -> None:
         self.log.append((time.monotonic(), list(message)))
 
     def inject(self, message: list[int]) -> None:

@@ -53,8 +53,9 @@ class Counters:
 class NativeJackClient:
     """A JACK MIDI client whose real-time side is compiled; see the module's docstring."""
 
-    def __init__(self, name: str, lookahead_ms: float = DEFAULT_LOOKAHEAD_MS) -> None:
+    def __init__(self, name: str, lookahead_ms: float = DEFAULT_LOOKAHEAD_MS, in_name: str = "in", out_name: str = "out") -> None:
         self.name = name
+        self.port_names = (in_name, out_name)
         self.lookahead_ms = lookahead_ms
         self.state = rings.new_state()
         self.clock = FrameClock(self.state)
@@ -74,8 +75,8 @@ class NativeJackClient:
         self._warm_up()
         client = libjack.open_client(self.name)
         try:
-            in_port = libjack.register_midi_port(client, "in", libjack.PORT_IS_INPUT)
-            out_port = libjack.register_midi_port(client, "out", libjack.PORT_IS_OUTPUT)
+            in_port = libjack.register_midi_port(client, self.port_names[0], libjack.PORT_IS_INPUT)
+            out_port = libjack.register_midi_port(client, self.port_names[1], libjack.PORT_IS_OUTPUT)
             self.state[layout.CLIENT], self.state[layout.IN_PORT], self.state[layout.OUT_PORT] = client, in_port, out_port
             self.state[layout.BASE] = self.state.ctypes.data
             arg = self.state.ctypes.data
@@ -149,6 +150,12 @@ class NativeJackClient:
         if code not in (0, libjack.ALREADY_CONNECTED):
             raise libjack.JackUnavailable(f"could not connect {source} -> {destination} (error {code})")
 
+    def midi_ports(self, inputs: bool) -> list[str]:
+        """The full names of the server's MIDI input (or output) ports, ours included."""
+        if not self._client:
+            raise NotActive("open() the client before listing ports")
+        return libjack.midi_ports(self._client, libjack.PORT_IS_INPUT if inputs else libjack.PORT_IS_OUTPUT)
+
     # -- MIDI -----------------------------------------------------------------------------------
     def send(self, message: Sequence[int], time_s: float | None = None) -> bool:
         """Queue ``message`` to leave at ``time_s`` (time.monotonic()) plus the lookahead, at its exact
@@ -185,6 +192,11 @@ class NativeJackClient:
             return None
         message, frame = received
         return message, self.clock.time_at(frame)
+
+    def queued(self) -> int:
+        """Events sent but not yet written: on the TX ring, or waiting in the callback for their frame."""
+        st = self.state
+        return int(st[layout.PENDING]) + int(st[layout.TX_WRITE] - st[layout.TX_READ])
 
     def counters(self) -> Counters:
         st = self.state

@@ -37,6 +37,8 @@ _SIGNATURES = {
     "jack_get_buffer_size": (_u, [_p]),
     "jack_is_realtime": (_i, [_p]),
     "jack_get_time": (ctypes.c_uint64, []),
+    "jack_get_ports": (ctypes.POINTER(_s), [_p, _s, _s, ctypes.c_ulong]),
+    "jack_free": (None, [_p]),
 }
 
 
@@ -97,3 +99,18 @@ def register_midi_port(client: int, name: str, flags: int) -> int:
 
 def port_name(port: int) -> str:
     return lib().jack_port_name(port).decode()
+
+
+def midi_ports(client: int, flags: int) -> list[str]:
+    """The full names of the server's MIDI ports with ``flags`` (PORT_IS_INPUT or PORT_IS_OUTPUT)."""
+    names = lib().jack_get_ports(client, None, MIDI_TYPE, flags)
+    if not names:
+        return []
+    try:
+        found, index = [], 0
+        while names[index] is not None:
+            found.append(names[index].decode())
+            index += 1
+        return found
+    finally:
+        lib().jack_free(ctypes.cast(names, ctypes.c_void_p))

@@ -3,11 +3,13 @@
 loss and reopens it.
 
 Modules: base (the interface, PortConfig, errors), null (NullBackend, RecordingBackend), rtmidi
-(ALSA, CoreMIDI, Windows, JACK), jack_rtmidi (rtmidi's JACK input kept hearing: probe, sysex
-guard), watch (JackWatch: the JACK server's life, pace and connections), supervisor (Ports).
+(ALSA, CoreMIDI, Windows, JACK), jack_native (the native JACK client: each event at its frame),
+jack_rtmidi (rtmidi's JACK input kept hearing: probe, sysex guard), watch (JackWatch: the JACK
+server's life, pace and connections), supervisor (Ports).
 """
 
 from firefly_midi.ports.base import BACKENDS, Backend, Incoming, PortClosed, PortConfig, PortError, ServerGone
+from firefly_midi.ports.jack_native import NativeJackBackend
 from firefly_midi.ports.jack_rtmidi import END_OF_SYSEX, DeafCounts, JackRtMidiBackend
 from firefly_midi.ports.null import NullBackend, RecordingBackend
 from firefly_midi.ports.rtmidi import RtMidiBackend, platform_backends
@@ -22,6 +24,7 @@ __all__ = [
     "Incoming",
     "JackRtMidiBackend",
     "JackWatch",
+    "NativeJackBackend",
     "NullBackend",
     "PortClosed",
     "PortConfig",

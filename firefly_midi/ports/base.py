@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 from firefly_midi.errors import FireflyError
 
-BACKENDS = ("auto", "alsa", "jack", "coremidi", "windows")
+BACKENDS = ("auto", "alsa", "jack", "jack-native", "coremidi", "windows")
 
-Incoming = tuple[list[int], float]  # a message and the seconds since the one before it (rtmidi's delta)
+# A message and its time: the seconds since the message before (``arrival = "delta"``, rtmidi's), or
+# when it arrived on time.monotonic() (``arrival = "monotonic"``, a backend that dates each event).
+Incoming = tuple[list[int], float]
 
 
 class PortError(FireflyError, OSError):
@@ -57,6 +59,7 @@ class Backend:
 
     kind = "base"  # the backend's name in the status: alsa, jack, coremidi, windows, null
     on_jack = False  # True when the ports live on a JACK server (the supervisor watches the server)
+    arrival = "delta"  # what the time ``poll`` gives with each message is: see ``Incoming``
 
     def __init__(self) -> None:
         self.sent = 0
@@ -72,7 +75,7 @@ class Backend:
         self.sent += 1
 
     def poll(self) -> Incoming | None:
-        """The next waiting input message and its delta time (s) since the one before, or None."""
+        """The next waiting input message and its time (``arrival`` says which), or None."""
         if self.closed:
             return None  # an input closed under the tick (a reopen) is simply silent
         item = self._poll()
@@ -85,6 +88,10 @@ class Backend:
         if not self.closed:
             self.closed = True
             self._close()
+
+    def server_left(self) -> bool:
+        """True once the server told this backend's client it is gone (JACK's shutdown callback)."""
+        return False
 
     def names(self) -> list[str]:
         """The full names of our ports, output first, as other clients see them."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from firefly_midi.midi import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_ON
 from firefly_midi.ports.base import Backend, Incoming, PortConfig, PortError, ServerGone
+from firefly_midi.ports.jack_native import NativeJackBackend
 from firefly_midi.ports.jack_rtmidi import DeafCounts, JackRtMidiBackend
 from firefly_midi.ports.null import NullBackend
 from firefly_midi.ports.rtmidi import RtMidiBackend, platform_backends
@@ -124,6 +125,8 @@ class Ports:
     def _open_backend(self, kind: str, server: str | None) -> Backend:
         if kind == "jack":
             return JackRtMidiBackend.open_on(self.config, server, self._dead, self.deaf)
+        if kind == "jack-native":
+            return NativeJackBackend.open(self.config, server, self._dead)
         return RtMidiBackend.open(kind, self.config)
 
     def _use(self, midi: Backend, server: str | None) -> None:
@@ -138,7 +141,8 @@ class Ports:
         log.warning("%s; the swarm keeps playing and the ports open when it is back", why)
 
     def _give_up(self, why: str, quiet: bool = False) -> None:
-        self.awaits_jack = "jack" in platform_backends(self.config.backend) and sys.platform.startswith("linux")
+        on_jack = any(kind.startswith("jack") for kind in platform_backends(self.config.backend))
+        self.awaits_jack = on_jack and sys.platform.startswith("linux")
         # what to do first: the TUI shows the start of it in a narrow row; the backends' errors follow
         no_server = self.awaits_jack and jack_server_socket() is None  # not when a server runs but refused
         hint = "no MIDI server: start JACK and the ports open (or load ALSA's snd-seq and restart); " if no_server else ""
@@ -150,8 +154,10 @@ class Ports:
     # ------------------------------------------------------------------------- losing the server
     @property
     def lost(self) -> bool:
-        """True once the MIDI server under open ports has gone away."""
-        return self.state == PortState.OPEN and self.watch is not None and not self.watch.alive()
+        """True once the MIDI server under open ports has gone away (as the watch or the backend tells)."""
+        if self.state != PortState.OPEN:
+            return False
+        return self.midi.server_left() or (self.watch is not None and not self.watch.alive())
 
     def mark_lost(self) -> None:
         """Stop using the ports of a server that went away (never closing them: that can block);
@@ -240,8 +246,13 @@ class Ports:
             self._hold_until = 0.0
         return False
 
+    @property
+    def arrival(self) -> str:
+        """What the time ``poll`` gives with a message is (``Backend.arrival``): "delta" or "monotonic"."""
+        return self.midi.arrival
+
     def poll(self) -> Incoming | None:
-        """The next waiting input message and its delta time (s) since the previous one, or None."""
+        """The next waiting input message and its time (``arrival`` says which), or None."""
         item = self.midi.poll()
         if item is not None:
             self.received += 1

@@ -1,0 +1,127 @@
+"""The native JACK backend: one libjack client whose compiled callback writes each event at its frame.
+
+``NativeJackBackend`` puts ``firefly_midi.jack.NativeJackClient`` behind the ``Backend`` seam.  What
+it changes for the daemon (docs/jack.md, docs/jack-native.md):
+
+- ``send(message, time_s)`` schedules: the event leaves at the frame ``time_s`` maps to (the daemon
+  adds ``clock.lookahead_ms`` to each event's due time, so the client itself adds none); ``None``
+  means the next cycle's start.  An event whose frame has passed leaves at once, counted ``late``.
+- ``poll()`` gives each message with its arrival on ``time.monotonic()``, taken from its frame
+  (``arrival = "monotonic"``), where rtmidi gives the seconds since the message before.
+- One client, ports ``<client>:out`` and ``<client>:in``: the callback parses sysex itself, so an
+  unterminated sysex cannot deafen the input, and no probe or sysex guard is needed.
+- Server loss is told by JACK's shutdown callback (``server_left``), not found by polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from rtmidi.midiconstants import ACTIVE_SENSING, MIDI_TIME_CODE
+
+from firefly_midi.jack.binding import JackUnavailable
+from firefly_midi.jack.client import NativeJackClient, NotActive
+from firefly_midi.midi import TIMING_CLOCK
+from firefly_midi.ports.base import Backend, Incoming, PortConfig, PortError, ServerGone
+from firefly_midi.ports.watch import server_gone
+
+log = logging.getLogger("firefly_midi.ports")
+
+DRAIN_S = 0.2  # at most this long, close() waits for the events still queued to leave
+SERVER_EXIT_S = 0.5  # after a failed call into libjack, how long to look for the server's exit
+
+
+class NativeJackBackend(Backend):
+    """The daemon's output and input as one native JACK client; ``open`` makes it, or raises PortError."""
+
+    kind = "jack-native"
+    on_jack = True
+    arrival = "monotonic"
+
+    def __init__(self, config: PortConfig, client: NativeJackClient):
+        super().__init__()
+        self.config, self.client = config, client
+        self._timing = () if config.clock_in else (TIMING_CLOCK, MIDI_TIME_CODE)
+
+    @classmethod
+    def open(cls, config: PortConfig, server: str | None, dead: list[object]) -> NativeJackBackend:
+        """The client, active, its ports connected where ``config`` asks; ServerGone if the server
+        died meanwhile (the half-made client is left in ``dead``, unclosed, as those of any dead server)."""
+        client = NativeJackClient(config.client, lookahead_ms=0.0, in_name=config.in_name, out_name=config.out_name)
+        try:
+            client.open()
+            client.activate()
+            _connect_where_asked(client, config)
+        except (JackUnavailable, NotActive) as exc:
+            if server_gone(server, SERVER_EXIT_S) or client.shut_down:
+                dead.append(client)
+                raise ServerGone("the JACK server went away while the ports opened") from None
+            client.close()
+            raise PortError(str(exc)) from None
+        except PortError:
+            client.close()
+            raise
+        return cls(config, client)
+
+    # ------------------------------------------------------------------------------- traffic
+    def _send(self, message: Sequence[int], time_s: float | None) -> None:
+        client = self.client
+        if client.active:  # a server that shut us down: the supervisor swaps us out at its next look
+            client.send(message, time_s)
+
+    def _poll(self) -> Incoming | None:
+        while (item := self.client.poll()) is not None:
+            status = item[0][0]
+            if status == ACTIVE_SENSING or status in self._timing or not self.config.use_input:
+                continue  # as rtmidi's input ignores them
+            return item
+        return None
+
+    def server_left(self) -> bool:
+        return self.client.shut_down
+
+    # ---------------------------------------------------------------------------- what it is
+    def names(self) -> list[str]:
+        client = self.client
+        return [client.out_port] + ([client.in_port] if self.config.use_input else [])
+
+    def status(self) -> dict[str, object]:
+        counters = self.client.counters()
+        return {
+            "late": counters.late,
+            "native": {
+                "late": counters.late,
+                "tx_full": counters.tx_full,
+                "out_refused": counters.out_refused,
+                "rx_overflow": counters.rx_overflow,
+                "sysex_dropped": counters.sysex_dropped,
+                "sysex_unterminated": counters.sysex_unterminated,
+                "xruns": counters.xruns,
+                "callback_mean_us": round(counters.callback_mean_us, 2),
+                "callback_max_us": counters.callback_max_us,
+            },
+        }
+
+    def _close(self) -> None:
+        """Let what is queued leave first (the last note-offs, of all events), then close the client."""
+        client = self.client
+        deadline = time.monotonic() + DRAIN_S
+        while client.active and client.queued() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        client.close()
+
+
+def _connect_where_asked(client: NativeJackClient, config: PortConfig) -> None:
+    """``--connect-out``/``--connect-in``: connect to the first existing port whose name contains it."""
+    for wanted, inputs in ((config.connect_out, True), (config.connect_in and config.use_input and config.connect_in, False)):
+        if not wanted:
+            continue
+        ours = client.out_port if inputs else client.in_port
+        found = [name for name in client.midi_ports(inputs) if wanted in name and name != ours]
+        if not found:
+            direction = "input" if inputs else "output"
+            listing = ", ".join(n for n in client.midi_ports(inputs) if n != ours) or "none"
+            raise PortError(f"no MIDI {direction} port matching {wanted!r}; available: {listing}")
+        client.connect(*((ours, found[0]) if inputs else (found[0], ours)))
