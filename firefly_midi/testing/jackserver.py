@@ -33,9 +33,26 @@ def jack_env(server: str) -> dict[str, str]:
     return {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1", "PYTHONUNBUFFERED": "1"}
 
 
+def jack_lsp(env: dict[str, str], *args: str, timeout: float = 30.0) -> str:
+    """What ``jack_lsp *args`` prints, or "" when it fails (no server).
+
+    A jack_lsp that meets a client leaving the server can hang inside libjack (seen on a loaded
+    2-core machine with short-lived clients coming and going): one that does not answer within
+    5 s is killed and asked again, until ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            done = subprocess.run(["jack_lsp", *args], env=env, capture_output=True, text=True, timeout=5)
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                raise
+            continue
+        return done.stdout if done.returncode == 0 else ""
+
+
 def jack_ports(env: dict[str, str]) -> list[str]:
-    done = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True, timeout=10)
-    return [line for line in done.stdout.split("\n") if line] if done.returncode == 0 else []
+    return [line for line in jack_lsp(env).split("\n") if line]
 
 
 def wait_for_port(env: dict[str, str], name: str, timeout: float = 20.0) -> None:

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from firefly_midi.testing.jackserver import (  # noqa: F401  (jack_ports, stop_jackd, wait_for_port: for the tests)
+from firefly_midi.testing.jackserver import (  # noqa: F401  (jack_lsp, jack_ports, stop_jackd, wait_for_port: for the tests)
     JackUnavailable,
     jack_env,
+    jack_lsp,
     jack_ports,
     start_jackd,
     stop_jackd,

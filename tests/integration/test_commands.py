@@ -34,7 +34,7 @@ from firefly_midi import params as P
 from firefly_midi import presets
 from firefly_midi.control import request
 
-from .conftest import Proc, jack_ports, wait_for_port
+from .conftest import Proc, jack_lsp, jack_ports, wait_for_port
 
 COMMAND = [sys.executable, "-m", "firefly_midi"]
 
@@ -228,8 +228,7 @@ def test_connect_in_wires_an_existing_output_to_the_input(daemon, jack_server):
     listener = daemon("--fresh", "--preset", "pulse-sine", "--connect-in", "ffm-source:out")
 
     def connected() -> bool:
-        done = subprocess.run(["jack_lsp", "-c", "ffm-source:out"], env=jack_server, capture_output=True, text=True, timeout=10)
-        return f"{listener.client}-in:in" in done.stdout
+        return f"{listener.client}-in:in" in jack_lsp(jack_server, "-c", "ffm-source:out")
 
     wait_until(connected, "ffm-source:out connected to the listener's input")
     assert source.popen.poll() is None

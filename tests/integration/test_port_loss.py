@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import uuid
 
@@ -12,7 +11,18 @@ import pytest
 
 from firefly_midi import presets
 
-from .conftest import HERE, jack_env, private_jackd, start_jackd, start_logged, start_peer, status_lines, stop_jackd, wait_for_port
+from .conftest import (
+    HERE,
+    jack_env,
+    jack_lsp,
+    private_jackd,
+    start_jackd,
+    start_logged,
+    start_peer,
+    status_lines,
+    stop_jackd,
+    wait_for_port,
+)
 from .test_daemon_jack import all_notes_off_channels, hanging_at_the_end, heard, note_ons, note_traffic, wait_until
 
 PEER = HERE / "peer.py"
@@ -167,6 +177,8 @@ def test_a_server_killed_while_the_ports_open_counts_as_lost_and_they_reopen(own
         servers.append(start_jackd(env))
         wait_until(lambda: "MIDI ports open again" in daemon.log() or daemon.popen.poll() is not None, 30, "no reopen", daemon.log)
         wait_for_ports(env, client, daemon)
+        reopened = lambda: last_port_state(daemon.log()) == "open" or daemon.popen.poll() is not None  # noqa: E731
+        wait_until(reopened, 15, "no status of the reopened ports", daemon.log)
     finally:
         daemon.stop()
         _, log, code = daemon.finish()
@@ -176,10 +188,14 @@ def test_a_server_killed_while_the_ports_open_counts_as_lost_and_they_reopen(own
     assert "none" not in states and states[-1] == "open", states
 
 
+def last_port_state(log: str) -> str | None:
+    lines = status_lines(log)
+    return lines[-1]["ports"]["state"] if lines else None
+
+
 def connected_to(env: dict[str, str], port: str) -> list[str]:
     """The ports connected to ``port``, from ``jack_lsp -c``."""
-    done = subprocess.run(["jack_lsp", "-c", port], env=env, capture_output=True, text=True, timeout=10)
-    return [line.strip() for line in done.stdout.splitlines() if line.startswith(" ")]
+    return [line.strip() for line in jack_lsp(env, "-c", port).splitlines() if line.startswith(" ")]
 
 
 def test_a_daemon_started_before_the_jack_server_opens_its_ports_once_the_server_starts(compiled_kernels, tmp_path):

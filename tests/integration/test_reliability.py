@@ -28,7 +28,7 @@ import pytest
 from firefly_midi import presets
 from firefly_midi.control import ControlError, request, wait_for_daemon
 
-from .conftest import Proc, jackd_of, status_lines
+from .conftest import Proc, jack_lsp, jackd_of, status_lines
 from .test_daemon_jack import NOTE_ON, all_notes_off_channels, assert_every_note_ended, hanging_at_the_end, note_traffic
 
 pytestmark = pytest.mark.jack
@@ -238,7 +238,7 @@ def test_the_input_hears_when_the_daemon_starts_amid_short_lived_clients(daemon,
 
     def lsp_in_a_loop() -> None:
         while not stop.is_set():
-            subprocess.run(["jack_lsp"], env=jack_server, capture_output=True, timeout=10)
+            jack_lsp(jack_server)
 
     looper = threading.Thread(target=lsp_in_a_loop, daemon=True)
     looper.start()
@@ -569,7 +569,7 @@ def test_after_sigkill_the_restart_restores_the_connections_others_made(daemon, 
         time.sleep(0.1)
     after = connections(jack_server, first.client)
     guarded = connections(jack_server, first.client, guard=True) - after
-    ports = subprocess.run(["jack_lsp", "-c"], env=jack_server, capture_output=True, text=True, timeout=10).stdout
+    ports = jack_lsp(jack_server, "-c")
     second.stop()
     log = second.finish()[1]
     listener.stop()
@@ -580,9 +580,8 @@ def test_after_sigkill_the_restart_restores_the_connections_others_made(daemon, 
 def connections(env: dict[str, str], client: str, guard: bool = False) -> set[tuple[str, str]]:
     """(port, connected port) pairs of ``client``'s ports, from ``jack_lsp -c``; the connection the
     daemon makes itself, from its sysex guard into its input, only with ``guard``."""
-    done = subprocess.run(["jack_lsp", "-c"], env=env, capture_output=True, text=True, timeout=10)
     pairs, port = set(), None
-    for line in done.stdout.splitlines():
+    for line in jack_lsp(env, "-c").splitlines():
         if not line.startswith(" "):
             port = line.strip()
         elif port and port.split(":")[0] in (client, f"{client}-in") and (guard or line.strip() != f"{client}-guard:sysex-end"):
