@@ -33,22 +33,26 @@ def jack_env(server: str) -> dict[str, str]:
     return {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def jack_lsp(env: dict[str, str], *args: str, timeout: float = 30.0) -> str:
-    """What ``jack_lsp *args`` prints, or "" when it fails (no server).
+def jack_tool(env: dict[str, str], *argv: str, timeout: float = 30.0) -> subprocess.CompletedProcess | None:
+    """Run a JACK command-line tool (``jack_lsp``, ``jack_connect``...); None when it never answered.
 
-    A jack_lsp that meets a client leaving the server can hang inside libjack (seen on a loaded
-    2-core machine with short-lived clients coming and going): one that does not answer within
-    5 s is killed and asked again, until ``timeout``.
+    A tool that meets a client leaving the server can hang inside libjack (seen on a loaded 2-core
+    machine with short-lived clients coming and going): one that does not answer within 5 s is
+    killed and run again, until ``timeout``.
     """
     deadline = time.monotonic() + timeout
-    while True:
+    while time.monotonic() < deadline:
         try:
-            done = subprocess.run(["jack_lsp", *args], env=env, capture_output=True, text=True, timeout=5)
+            return subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=5)
         except subprocess.TimeoutExpired:
-            if time.monotonic() > deadline:
-                raise
             continue
-        return done.stdout if done.returncode == 0 else ""
+    return None
+
+
+def jack_lsp(env: dict[str, str], *args: str, timeout: float = 30.0) -> str:
+    """What ``jack_lsp *args`` prints, or "" when it fails (no server) or never answers."""
+    done = jack_tool(env, "jack_lsp", *args, timeout=timeout)
+    return done.stdout if done is not None and done.returncode == 0 else ""
 
 
 def jack_ports(env: dict[str, str]) -> list[str]:
@@ -63,9 +67,10 @@ def wait_for_port(env: dict[str, str], name: str, timeout: float = 20.0) -> None
         time.sleep(0.05)
 
 
-def connect(env: dict[str, str], source: str, destination: str, timeout: float = 10.0) -> None:
+def connect(env: dict[str, str], source: str, destination: str, timeout: float = 30.0) -> None:
+    """Connect two ports, trying again until ``timeout``: a loaded server can refuse for seconds."""
     deadline = time.monotonic() + timeout
-    while subprocess.run(["jack_connect", source, destination], env=env, capture_output=True).returncode != 0:
+    while (done := jack_tool(env, "jack_connect", source, destination, timeout=timeout)) is None or done.returncode != 0:
         if time.monotonic() > deadline:
             raise TimeoutError(f"could not connect {source} -> {destination}; ports: {jack_ports(env)}")
         time.sleep(0.05)
