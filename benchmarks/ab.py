@@ -9,7 +9,7 @@ process with ``PYTHONPATH=<checkout>``, so each measures its own firefly_midi.  
 before-after then after-before (ABBA...), so a trend in the machine's load falls on both sides alike.
 A figure is every number in the JSON the benchmark writes (``RESULT_FILES``), flattened to one key
 per number; a key that only one checkout's benchmark writes (its CLI or rows changed between the
-two commits) is left out: only the common subset is compared.
+two commits) is not compared: it is listed after the others with the one side's figures.
 
 The machine is shared and noisy: read the ranges before the ratio.  A ratio inside both ranges'
 overlap is noise.
@@ -86,16 +86,23 @@ def run_once(checkout: Path, script: str, args: list[str], timeout_s: float) -> 
 
 
 def summarise(before: list[dict[str, float]], after: list[dict[str, float]], keys: str | None) -> list[dict[str, Any]]:
-    """Median, range and ratio of medians for every key all runs of both sides have."""
-    common = set.intersection(*(set(run) for run in before + after))
+    """Median, range and ratio of medians for every key all runs of both sides have; then the keys
+    all runs of one side have, with that side's figures only."""
+    everywhere = {side: set.intersection(*(set(run) for run in runs)) for side, runs in (("before", before), ("after", after))}
+    common = everywhere["before"] & everywhere["after"]
+    ordered = list(before[0]) + [k for k in after[0] if k not in before[0]]
     pattern = re.compile(keys) if keys else None
     rows = []
-    for key in sorted(common, key=lambda k: list(before[0]).index(k) if k in before[0] else 0):
+    for key in sorted(everywhere["before"] | everywhere["after"], key=lambda k: (k not in common, ordered.index(k))):
         if pattern and not pattern.search(key):
             continue
-        b, a = [run[key] for run in before], [run[key] for run in after]
-        mb, ma = median(b), median(a)
-        rows.append({"key": key, "before": b, "after": a, "before_median": mb, "after_median": ma, "ratio": ma / mb if mb else None})
+        row: dict[str, Any] = {"key": key}
+        for side, runs in (("before", before), ("after", after)):
+            if key in everywhere[side]:
+                row[side] = [run[key] for run in runs]
+                row[f"{side}_median"] = median(row[side])
+        row["ratio"] = row["after_median"] / row["before_median"] if key in common and row["before_median"] else None
+        rows.append(row)
     return rows
 
 
@@ -103,7 +110,7 @@ def show(rows: list[dict[str, Any]], labels: tuple[str, str]) -> None:
     width = max((len(r["key"]) for r in rows), default=10)
     print(f"\n{'figure':<{width}}  {labels[0] + ' median (range)':>30}  {labels[1] + ' median (range)':>30}  after/before")
     for r in rows:
-        cells = [f"{r[f'{side}_median']:.4g} ({min(r[side]):.4g}-{max(r[side]):.4g})" for side in ("before", "after")]
+        cells = [f"{r[f'{side}_median']:.4g} ({min(r[side]):.4g}-{max(r[side]):.4g})" if side in r else "-" for side in ("before", "after")]
         ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "-"
         print(f"{r['key']:<{width}}  {cells[0]:>30}  {cells[1]:>30}  {ratio:>12}")
 

@@ -1,6 +1,6 @@
 """Timing of a steady pulse heard at a receiver: isobar's Timeline against the firefly-midi daemon, on JACK.
 
-Run: python benchmarks/bench_jitter.py [--runs 5] [--seconds 15] [--frames 64] [--no-realtime]
+Run: python benchmarks/bench_jitter.py [--runs 5] [--seconds 15] [--frames 64] [--no-realtime] [--senders isobar,firefly]
 Prints a table and writes benchmarks/results/jitter.json.  Needs isobar (``pip install isobar==0.2.1``;
 it is a benchmark's reference, not a dependency of the package) and jack_midi_dump.
 
@@ -27,7 +27,7 @@ Everything is measured at the receivers, never from the clock that set the sende
 
 Drift: the last onset minus the first, minus the intervals × 250 ms; tempo: the slope of a line
 through the onsets against 250 ms, in ppm.  Each run measures ``--seconds`` after one second of
-playing.
+playing.  A long drift run of the daemon alone: ``--senders firefly --runs 1 --seconds 600``.
 
 Resolution: both senders go through python-rtmidi's JACK output, which writes each message at
 frame 0 of the next process cycle, so arrivals are quantised to the period (64 frames = 1.333 ms
@@ -272,20 +272,24 @@ def summarise(runs: list[dict]) -> dict:
     return summary
 
 
-def run(runs: int, seconds: float, frames: int, realtime: bool) -> list[dict]:
+def run(runs: int, seconds: float, frames: int, realtime: bool, senders: tuple[str, ...] = SENDERS) -> list[dict]:
     out = []
     with private_jack(RATE, frames, realtime=realtime) as env:
         for i in range(runs):
-            for sender in SENDERS if i % 2 == 0 else SENDERS[::-1]:
+            for sender in senders if i % 2 == 0 else senders[::-1]:
                 out.append(one_run(env, sender, seconds, frames) | {"round": i})
                 print(f"  run {i + 1} {sender}: done", file=sys.stderr, flush=True)
     return out
 
 
 def machine() -> dict[str, object]:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    return describe(isobar=version("isobar"))
+    try:
+        isobar = version("isobar")
+    except PackageNotFoundError:
+        isobar = "not installed"
+    return describe(isobar=isobar)
 
 
 def cell(figure: dict[str, float], key: str) -> str:
@@ -327,6 +331,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds of each run (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=64, help="JACK period in frames at 48 kHz (default: %(default)s)")
     parser.add_argument("--no-realtime", action="store_true", help="jackd without real-time priority")
+    parser.add_argument("--senders", default=",".join(SENDERS), help="comma-separated, of %(default)s")
     parser.add_argument("--out", type=Path, default=RESULTS / "jitter.json", help="JSON results (default: %(default)s)")
     parser.add_argument("--isobar-worker", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -335,7 +340,10 @@ def main() -> None:
         return
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, isobar {info['isobar']}", flush=True)
-    detail = run(args.runs, args.seconds, args.frames, not args.no_realtime)
+    senders = tuple(name for name in args.senders.split(",") if name)
+    if not set(senders) <= set(SENDERS):
+        parser.error(f"--senders: each of {', '.join(SENDERS)}")
+    detail = run(args.runs, args.seconds, args.frames, not args.no_realtime, senders)
     result = {"machine": info, "runs": args.runs, "seconds": args.seconds, "frames": args.frames, "realtime": not args.no_realtime}
     result |= {
         "quantisation_floor_ms": quantisation_floor_ms(NOMINAL_S, RATE, args.frames),
