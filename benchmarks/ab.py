@@ -38,7 +38,9 @@ RESULT_FILES = {
     "bench_swarm.py": "benchmarks/results/swarm.json",
     "bench_daemon.py": "benchmarks/results/daemon.json",
 }
+# Settings and counts a run echoes back rather than measures.
 SKIPPED_KEYS = {"machine", "raw", "daemon_last_status", "daemon_rc", "clients_alive_at_end", "late_ticks_over_us", "start_s"}
+SKIPPED_KEYS |= {"n", "seconds", "seconds_each", "ticks", "tick_ms", "probes", "warm_up_probes", "interval_s", "notes_out", "errors"}
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, float]:
