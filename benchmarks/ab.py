@@ -38,9 +38,12 @@ RESULT_FILES = {
     "bench_swarm.py": "benchmarks/results/swarm.json",
     "bench_daemon.py": "benchmarks/results/daemon.json",
 }
-# Settings and counts a run echoes back rather than measures.
-SKIPPED_KEYS = {"machine", "raw", "daemon_last_status", "daemon_rc", "clients_alive_at_end", "late_ticks_over_us", "start_s"}
-SKIPPED_KEYS |= {"n", "seconds", "seconds_each", "ticks", "tick_ms", "probes", "warm_up_probes", "interval_s", "notes_out", "errors"}
+# Parts of a result that hold no figure to compare, and (as numbers) the settings and counts a run
+# echoes back rather than measures: a name here that also names a list of rows (bench_daemon's
+# "ticks") leaves that list in.
+SKIPPED_PARTS = {"machine", "raw", "daemon_last_status", "clients_alive_at_end", "late_ticks_over_us"}
+ECHOED = {"n", "seconds", "seconds_each", "ticks", "tick_ms", "probes", "warm_up_probes", "interval_s", "notes_out", "errors"}
+ECHOED |= {"daemon_rc", "start_s"}
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, float]:
@@ -52,7 +55,8 @@ def flatten(value: Any, prefix: str = "") -> dict[str, float]:
     out: dict[str, float] = {}
     if isinstance(value, dict):
         for key, item in value.items():
-            if key not in SKIPPED_KEYS:
+            echoed = key in ECHOED and isinstance(item, (int, float))
+            if key not in SKIPPED_PARTS and not echoed:
                 out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
     elif isinstance(value, list):
         for i, item in enumerate(value):
@@ -147,7 +151,7 @@ def main() -> None:
     out = HERE / "results" / f"ab-{Path(ns.benchmark).stem}.json"
     out.parent.mkdir(exist_ok=True)
     record = {"machine": machine, "commits": commits, "checkouts": {k: str(v) for k, v in sides.items()}}
-    record |= {"benchmark": ns.benchmark, "args": args, "order": order, "rows": rows}
+    record |= {"benchmark": ns.benchmark, "args": args, "order": order, "rows": rows, "runs": runs}
     out.write_text(json.dumps(record, indent=2))
     print(f"\nwrote {out}")
 
