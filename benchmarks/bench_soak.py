@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import re
 import signal
 import subprocess
@@ -37,6 +35,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from jackserver import connect, private_jack, server_log, wait_for_port  # noqa: E402
+from machine import describe  # noqa: E402
 
 from firefly_midi.control import ControlClient, ControlError, request, wait_for_daemon  # noqa: E402
 
@@ -255,7 +254,7 @@ def summarize(samples, totals, receiver, sender, watcher, hanging, code, log_tai
     last = samples[-1]
     half = samples[len(samples) // 2]
     return {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": describe(),
         "preset": preset,
         "n": n,
         "seconds": last["t_s"],
@@ -290,6 +289,8 @@ def summarize(samples, totals, receiver, sender, watcher, hanging, code, log_tai
 
 
 def print_table(result: dict) -> None:
+    machine = result["machine"]
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}")
     print(f"soak: {result['preset']}, {result['n']} fireflies, {result['seconds']:.0f} s")
     head = (("t s", 6), ("RSS MB", 8), ("ticks", 8), ("skipped", 8), ("p50 us", 7), ("p99 us", 7), ("p99.9", 7), ("cpu", 5))
     print(" ".join(f"{h:>{w}}" for h, w in head) + f" {'out':>6} {'in':>5} {'frames':>7}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +19,9 @@ from firefly_midi.simulate import simulate
 from firefly_midi.swarm import Swarm
 from firefly_midi.swarm import kernels as K
 from firefly_midi.swarm import reference as R
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe
 
 
 @njit(nogil=True, cache=True)
@@ -160,12 +163,13 @@ def main() -> None:
     rows.update(side_by_side())
 
     width = max(map(len, rows))
-    print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    machine = describe()
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, load {machine['loadavg_at_start']}")
     for key, value in rows.items():
         print(f"{key:<{width}}  {value:10.3f}")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "swarm.json").write_text(json.dumps({"machine": platform.uname()._asdict(), "results": rows}, indent=2))
+    (out / "swarm.json").write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,9 @@ from firefly_midi.tui.widgets.grid_view import draw_grid
 from firefly_midi.tui.widgets.phase_circle import draw_phase_circle
 from firefly_midi.tui.widgets.plot import draw_plot
 from firefly_midi.tui.widgets.raster import draw_raster
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe
 
 FPS = 30
 # (circle or grid, raster, each plot) widget sizes in cells: a 150×48 terminal, and a 240×70 one.
@@ -186,7 +188,8 @@ def main() -> None:
         )
     out = Path(__file__).parent / "results" / "tui.json"
     out.parent.mkdir(exist_ok=True)
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()}
+    machine = describe()
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, load {machine['loadavg_at_start']}")
     out.write_text(json.dumps({"machine": machine, "fps": FPS, "sizes": SIZES, "cases": cases, "app": live}, indent=2) + "\n")
     print(f"wrote {out}")
 
