@@ -1,0 +1,372 @@
+"""The plain engine: the swarm's kernels in vectorised numpy, same names and arguments as ``kernels``.
+
+A fresh install has no machine code for the kernels, and numba takes a minute or more to make it.
+The daemon plays on this engine meanwhile (``firefly_midi/handover.py``): ``Swarm(engine="numpy")``
+calls these functions where it would call the kernels, on the very same buffers (phases,
+frequencies, fired marks, flash ids and times, the generator's counter, the mean-field state), so
+the compiled engine takes over at a tick boundary exactly where this one stopped.
+
+Each function follows its kernel's order of operations and the same sines (the kernels' polynomial),
+so a tick agrees with the kernel's to rounding (fast-math sums); tests/test_plain_engine.py compares
+them.  What it does not cover, ``uncovered`` names: delayed coupling (its delivery pool).  A sparse
+pulse-type tick delivers flash by flash in Python: fine at the shipped sizes, slow for a big burst.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from firefly_midi.swarm import reference
+from firefly_midi.swarm.kernels import prc as _prc
+from firefly_midi.swarm.kernels import ticks as T
+from firefly_midi.swarm.kernels import trig
+
+PULSE, MIROLLO_STROGATZ, ERMENTROUT, KURAMOTO = _prc.PULSE, _prc.MIROLLO_STROGATZ, _prc.ERMENTROUT, _prc.KURAMOTO
+CONSTANT, LINEAR, SAWTOOTH = _prc.CONSTANT, _prc.LINEAR, _prc.SAWTOOTH
+_CASCADE_PASSES = 64  # as ticks.pulse_couple
+
+
+def uncovered(values: dict[str, Any]) -> str:
+    """Why the plain engine cannot play ``values`` ("" when it can)."""
+    if values["swarm.model"] != "kuramoto" and values["swarm.delay_ms"] > 0.0:
+        return "delayed coupling (swarm.delay_ms > 0)"
+    return ""
+
+
+# --------------------------------------------------------------------------------- curves
+def sincos_2pi(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """trig.sincos_2pi over an array: the same polynomial, so the same values to rounding."""
+    y = x - np.floor(x + 0.5)
+    fold = np.abs(y) > 0.25
+    z = np.where(fold, np.copysign(0.5, y) - y, y)
+    r = z * trig.TWO_PI
+    u = r * r
+    s = r + r * u * (trig.S3 + u * (trig.S5 + u * (trig.S7 + u * (trig.S9 + u * trig.S11))))
+    c = 1.0 + u * (trig.C2 + u * (trig.C4 + u * (trig.C6 + u * (trig.C8 + u * (trig.C10 + u * trig.C12)))))
+    return s, np.where(fold, -c, c)
+
+
+def prc_unit(phi: np.ndarray, prc: int, desync: bool) -> np.ndarray:
+    if prc == CONSTANT:
+        sign = np.where(phi < 0.5, -1.0, np.where(phi > 0.5, 1.0, 0.0))
+        return -sign if desync else sign
+    if prc == LINEAR:
+        if desync:
+            return 1.0 - 2.0 * phi
+        return np.where(phi < 0.5, -2.0 * phi, np.where(phi > 0.5, 2.0 * (1.0 - phi), 0.0))
+    sine = sincos_2pi(phi)[0]
+    return sine if desync else -sine
+
+
+def pulse_kick(phi: np.ndarray, s: float, prc: int, desync: bool) -> np.ndarray:
+    x = phi + s * prc_unit(phi, prc, desync)
+    if desync:
+        return np.where(phi < 0.5, np.minimum(x, 0.5), np.maximum(x, 0.5))
+    return np.maximum(x, 0.0)
+
+
+def ermentrout_freq(phi, omega, m, w, eps, f0, fmin, fmax):
+    sn = sincos_2pi(phi)[0] / trig.TWO_PI
+    gp, gm = np.maximum(sn, 0.0), np.maximum(-sn, 0.0)
+    a = w * (eps + gp + gm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        one = omega + w * (eps * (f0 - omega) + gp * (fmin - omega) + gm * (fmax - omega))
+        target = (eps * f0 + gp * fmin + gm * fmax) / (eps + gp + gm)
+        keep = np.maximum(1.0 - a, 0.0)
+        if m != 1.0:
+            keep = keep**m
+        composed = target + keep * (omega - target)
+    exact = one if m == 1.0 else composed
+    return np.where(a <= 0.0, omega, np.where(a <= 1.0, exact, composed))
+
+
+def receive(model, prc, desync, phi, omega, m, w, eps, kappa, ms_b, f0, fmin, fmax):
+    """(phases, frequencies) after ``m`` flash-equivalents, for arrays of fireflies (prc.receive)."""
+    if model == ERMENTROUT:
+        return phi, ermentrout_freq(phi, omega, m, w, eps, f0, fmin, fmax)
+    if model == MIROLLO_STROGATZ:
+        scale = np.expm1(ms_b)
+        x = np.log1p(scale * phi) / ms_b + m * w * eps
+        return np.where(x >= 1.0, 1.0, np.expm1(ms_b * np.minimum(x, 1.0)) / scale), omega
+    new_phi = pulse_kick(phi, m * w * eps, prc, desync)
+    if kappa > 0.0:
+        omega = np.clip(omega * (1.0 + m * w * kappa * prc_unit(phi, prc, desync)), fmin, fmax)
+    return new_phi, omega
+
+
+# ------------------------------------------------------------------------------ the pieces
+def _fire(who, phase, fired, ids, times, t, n) -> int:
+    """Flash ``who`` (ids in order) now, at sub-tick time ``t``: phase 0, marked, appended at ``n``."""
+    count = who.size
+    phase[who] = 0.0
+    fired[who] = 1
+    ids[n : n + count] = who
+    times[n : n + count] = t
+    return n + count
+
+
+def _receive_into(who, model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n):
+    """Fireflies ``who`` (unfired, live or not) see ``m`` flash-equivalents; those at 1 flash at ``t``."""
+    phi, omega = receive(model, prc, desync, phase[who], freq[who], m, w, eps, kappa, ms_b, f0, fmin, fmax)
+    freq[who] = omega
+    if model == ERMENTROUT:
+        return n
+    flashing = phi >= 1.0
+    phase[who] = np.where(flashing, 0.0, phi)
+    return _fire(who[flashing], phase, fired, ids, times, t, n)
+
+
+def receive_all(model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n):
+    who = np.flatnonzero(fired == 0)
+    with np.errstate(invalid="ignore"):
+        return _receive_into(who, model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n)
+
+
+def receive_subset(model, prc, desync, phase, freq, fired, targets, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n):
+    who = targets[(fired[targets] == 0) & ~np.isnan(phase[targets])]
+    return _receive_into(who, model, prc, desync, phase, freq, fired, m, w, eps, kappa, ms_b, f0, fmin, fmax, t, ids, times, n)
+
+
+def clear_fired(fired, ids, n):
+    fired[ids[:n]] = 0
+    return 0
+
+
+def advance(phase, freq, dt, fired, ids, times, n):
+    """Phases move on by freq·dt; those at or past 1 wrap and flash at their sub-tick time."""
+    x = phase + freq * dt
+    crossed = np.flatnonzero(x >= 1.0)
+    x[crossed] -= 1.0
+    phase[:] = x
+    count = crossed.size
+    ids[n : n + count] = crossed
+    times[n : n + count] = 1.0 - x[crossed] / (freq[crossed] * dt)
+    fired[crossed] = 1
+    return n + count
+
+
+def desync_same_tick(phase, freq, ids, times, n, dt, s, prc):
+    """pulse.desync_same_tick, pairwise over the (at most 64) flashes of the tick."""
+    n = min(n, 64)
+    who, when = ids[:n], times[:n]
+    lag = (when[None, :] - when[:, None]) * (freq[who] * dt)[:, None]
+    tie = np.where(who[None, :] > who[:, None], 1e-9, -1e-9)
+    lag = np.where(lag == 0.0, tie, lag)
+    unit = prc_unit(np.where(lag > 0.0, lag, 1.0 + lag), prc, True)
+    np.fill_diagonal(unit, 0.0)
+    phase[who] = np.clip(phase[who] + s * unit.sum(axis=1), 0.0, 1.0 - 1e-12)
+    return 0
+
+
+def deliver_sparse(model, prc, desync, phase, freq, fired, table, w, eps, kappa, ms_b, f0, fmin, fmax, ids, times, start, n):
+    """Flash by flash to its row of neighbours; those pushed to 1 join the queue (pulse.deliver_sparse)."""
+    q = start
+    while q < n:
+        row = table[ids[q]]
+        row = row[row >= 0]
+        who = row[(fired[row] == 0) & ~np.isnan(phase[row])]
+        n = _receive_into(who, model, prc, desync, phase, freq, fired, 1.0, w, eps, kappa, ms_b, f0, fmin, fmax, times[q], ids, times, n)
+        q += 1
+    return n
+
+
+def pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n):
+    s = T.Settings(*codes[: len(T.CODE_FIELDS)].tolist(), *coef.tolist())
+    coupling = (s.w, s.eps, s.kappa, s.ms_b, s.f0, s.fmin, s.fmax)
+    if s.desync and s.model == PULSE and n > 1:
+        desync_same_tick(phase, freq, ids, times, n, s.dt, s.w * s.eps, s.prc)
+    if not s.everyone:
+        return deliver_sparse(s.model, s.prc, bool(s.desync), phase, freq, fired, table, *coupling, ids, times, 0, n)
+    start, carry = 0, state[T.M_CARRY]
+    state[T.M_CARRY] = 0.0
+    for _ in range(_CASCADE_PASSES):
+        m = n - start + carry
+        if m == 0:
+            return n
+        t = max(0.0, float(times[start:n].max(initial=0.0)))
+        stop = n
+        n = receive_all(s.model, s.prc, bool(s.desync), phase, freq, fired, float(m), *coupling, t, ids, times, n)
+        start, carry = stop, 0.0
+    state[T.M_CARRY] = n - start
+    return n
+
+
+# ------------------------------------------------------------------------------ kuramoto
+def kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, fired, ids, times):
+    """One Euler step against the mean field (zc, zs), as board.kuramoto_sine; returns (c, s, advance, live, n)."""
+    ok = ~np.isnan(phase)
+    sn, cs = sincos_2pi(np.where(ok, phase, 0.0))
+    pull = zs * cs - zc * sn
+    d = dt * (freq + k_hz * pull)
+    freq += np.where(ok, dt * l_hz * pull, 0.0)
+    y = phase + d
+    phase[:] = y - np.floor(y)
+    crossed = np.flatnonzero((d > 0.0) & (phase < d))
+    count = crossed.size
+    ids[:count] = crossed
+    times[:count] = 1.0 - phase[crossed] / d[crossed]
+    fired[crossed] = 1
+    return cs[ok].sum(), sn[ok].sum(), d[ok].sum(), int(ok.sum()), count
+
+
+def mean_field(phase):
+    ok = ~np.isnan(phase)
+    y = np.where(ok, phase, 0.0)
+    sn, cs = sincos_2pi(y)
+    return float(cs[ok].sum()), float(sn[ok].sum()), float(y.sum()), int(ok.sum())
+
+
+def kuramoto_sawtooth(phase, freq, dt, k_hz, l_hz, counts, below):
+    """kuramoto.kuramoto_sawtooth with its histogram ranks (phase_histogram's too)."""
+    bins = counts.size
+    ok = ~np.isnan(phase)
+    x = phase[ok]
+    b = np.minimum((x * bins).astype(np.int64), bins - 1)
+    counts[:] = np.bincount(b, minlength=bins)
+    live = x.size
+    if not live:
+        return
+    below[0] = 0
+    np.cumsum(counts[:-1], out=below[1:])
+    rank = below[b] + (counts[b] - 1) * (x * bins - b)
+    pull = (2.0 * (x.sum() - live * x + rank) - (live - 1)) / live
+    phase[ok] = x + dt * (freq[ok] + k_hz * pull)
+    freq[ok] += dt * l_hz * pull
+
+
+def kuramoto_sparse(sawtooth, phase, freq, dt, k_hz, l_hz, table, scratch):
+    x = scratch[: phase.size]
+    peer = x[np.maximum(table, 0)]
+    seen = (table >= 0) & ~np.isnan(peer)
+    d = peer - x[:, None]
+    if sawtooth:
+        d = d - np.floor(d)
+        term = np.where(d == 0.0, 0.0, 2.0 * d - 1.0)
+    else:
+        term = sincos_2pi(d)[0]
+    count = seen.sum(axis=1)
+    pull = np.where(seen, term, 0.0).sum(axis=1) / np.maximum(count, 1)
+    live = ~np.isnan(x)
+    phase[live] = x[live] + dt * (freq[live] + k_hz * pull[live])
+    freq[live] += dt * l_hz * pull[live]
+
+
+def wrap_and_detect(phase, before, fired, ids, times, n):
+    x = phase.copy()
+    up = np.flatnonzero(x >= 1.0)
+    wraps = np.floor(x[up])
+    step = x[up] - before[up]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        when = np.where(step > 0.0, np.clip((wraps - before[up]) / step, 0.0, 1.0), 1.0)
+    down = x < 0.0
+    phase[down] = x[down] - np.floor(x[down])
+    phase[up] = x[up] - wraps
+    count = up.size
+    ids[n : n + count] = up
+    times[n : n + count] = when
+    fired[up] = 1
+    return n + count
+
+
+def kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state):
+    s = T.Settings(*codes[: len(T.CODE_FIELDS)].tolist(), *coef.tolist())
+    sawtooth = s.prc == SAWTOOTH
+    if s.everyone and not sawtooth:
+        if state[T.M_STALE] != 0.0:
+            c, sn, _, live = mean_field(phase)
+            zc, zs = (c / live, sn / live) if live else (0.0, 0.0)
+            state[T.M_STALE] = 0.0
+        else:  # carried forward, rotated by the mean advance since (as ticks.kuramoto_step)
+            rot_s, rot_c = sincos_2pi(np.array([state[T.M_ADVANCE]]))
+            zc = state[T.M_ZC] * rot_c[0] - state[T.M_ZS] * rot_s[0]
+            zs = state[T.M_ZC] * rot_s[0] + state[T.M_ZS] * rot_c[0]
+        c, sn, adv, live, n = kuramoto_sine(phase, freq, s.dt, s.k_hz, s.l_hz, zc, zs, fired, ids, times)
+        if live:
+            state[T.M_ZC], state[T.M_ZS], state[T.M_ADVANCE] = c / live, sn / live, adv / live
+        return n
+    scratch[: phase.size] = phase
+    if s.everyone:
+        kuramoto_sawtooth(phase, freq, s.dt, s.k_hz, s.l_hz, hist, below)
+    else:
+        kuramoto_sparse(sawtooth, phase, freq, s.dt, s.k_hz, s.l_hz, table, scratch)
+    return wrap_and_detect(phase, scratch, fired, ids, times, 0)
+
+
+def kuramoto_kick(phase, targets, everyone, amount, sawtooth):
+    who = np.arange(phase.size) if everyone else targets
+    x = phase[who]
+    pull = np.where(x == 0.0, 0.0, 2.0 * (1.0 - x) - 1.0) if sawtooth else -sincos_2pi(x)[0]
+    phase[who] = np.where(np.isnan(x), x, np.clip(x + amount * pull, 0.0, 1.0 - 1e-12))
+    return 0
+
+
+# --------------------------------------------------------------------------- random draws
+def fill_uniform(out, key, counter):
+    out[:] = reference.uniform01(np.uint64(key), np.uint64(counter) + np.arange(out.size, dtype=np.uint64))
+    return np.uint64(counter) + np.uint64(out.size)
+
+
+def rewire_rows(table, lo, hi, key, counter):
+    """rng.rewire_rows: row by row, peer by peer, one draw each, never oneself."""
+    rows, k = hi - lo, table.shape[1]
+    draws = np.empty(rows * k)
+    counter = fill_uniform(draws, key, counter)
+    peer = (draws * (table.shape[0] - 1)).astype(np.int64).reshape(rows, k)
+    own = np.arange(lo, hi)[:, None]
+    table[lo:hi] = np.where(peer >= own, peer + 1, peer)
+    return counter
+
+
+def rewire(table, key, counter):
+    return rewire_rows(table, 0, table.shape[0], key, counter)
+
+
+def wander(codes, coef, phase, table, state, rng, index):
+    rewire_ticks, noise, dt = int(codes[T.C_REWIRE_TICKS]), float(coef[T.F_NOISE]), float(coef[T.F_DT])
+    if rewire_ticks > 0 and index > 0:
+        part, rows = index % rewire_ticks, table.shape[0]
+        lo, hi = rows * part // rewire_ticks, rows * (part + 1) // rewire_ticks
+        if hi > lo:
+            rng[1] = rewire_rows(table, lo, hi, rng[0], rng[1])
+    if noise > 0.0:
+        with np.errstate(invalid="ignore"):
+            phase[:] = reference.add_noise(phase, noise * np.sqrt(dt), rng[0], int(rng[1]))
+        rng[1] += np.uint64(1)
+        state[T.M_STALE] = 1.0
+
+
+# ------------------------------------------------------------------------------- the tick
+def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state, rng, sweep, index, prev_n, external_n):
+    """ticks.tick: un-mark the last flashes, wander, step; returns this tick's flash count."""
+    clear_fired(fired, ids, prev_n)
+    wander(codes, coef, phase, table, state, rng, index)
+    if codes[T.C_MODEL] == KURAMOTO:
+        return kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state)
+    n = advance(phase, freq, float(coef[T.F_DT]), fired, ids, times, external_n)
+    return pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n)
+
+
+def run(ticks, first_index, prev_n, *buffers_and_recorder):
+    """offline.run: ``ticks`` ticks in a row, recording as that kernel does."""
+    buffers, record = buffers_and_recorder[:14], buffers_and_recorder[14:]
+    sample_every, sample_phase, samples, counts, raster_stride, raster_t, raster_id, raster_n = record
+    coef, phase, ids, times = buffers[1], buffers[2], buffers[6], buffers[7]
+    dt, n, total, row = float(coef[T.F_DT]), prev_n, 0, 0
+    for k in range(ticks):
+        index = first_index + k
+        n = tick(*buffers, index, n, 0)
+        counts[k] = n
+        total += n
+        if raster_stride > 0 and n:
+            picked = np.flatnonzero(ids[:n] % raster_stride == 0)[: raster_t.size - raster_n[0]]
+            at = raster_n[0]
+            raster_t[at : at + picked.size] = (index + times[picked]) * dt
+            raster_id[at : at + picked.size] = ids[picked]
+            raster_n[0] += picked.size
+        if sample_every > 0 and (sample_phase + k + 1) % sample_every == 0:
+            c, s, phase_sum, live = mean_field(phase)
+            samples[row] = (np.hypot(c, s) / live if live else 0.0, phase_sum, live, total)
+            row += 1
+    return n, total
