@@ -32,11 +32,12 @@ from firefly_midi import __version__, presets, telemetry
 from firefly_midi import params as P
 from firefly_midi.clock import Clock
 from firefly_midi.control.protocol import MAX_FORWARD_S
-from firefly_midi.lifecycle import dying_on_signals, tell_scheduling, warm_up
+from firefly_midi.handover import KernelCompiler
+from firefly_midi.lifecycle import dying_on_signals, kernels_cached, tell_scheduling, warm_up
 from firefly_midi.player import Player, build_parts
 from firefly_midi.ports import PortConfig, Ports
 from firefly_midi.saved_state import SavedState
-from firefly_midi.swarm import Swarm
+from firefly_midi.swarm import Swarm, plain
 from firefly_midi.telemetry import FlashRing
 from firefly_midi.upkeep import PortUpkeep
 
@@ -84,7 +85,10 @@ class Daemon:
 
     def __init__(self, values: dict[str, Any], preset: str = "", ports: PortConfig | None = None):
         self.saved = SavedState(values, preset)
-        self.player = Player(values)
+        # Kernels not in the cache yet: play on numpy at once, compile them aside (handover.py).
+        on_numpy = not plain.uncovered(values) and not kernels_cached(values)
+        self.kernels = KernelCompiler(values, self._kernels_loaded) if on_numpy else None
+        self.player = Player(values, engine="numpy" if on_numpy else "compiled")
         self.clock = Clock(self.values["clock.tick_ms"] / 1000.0, self._tick)
         self.flash_ring = FlashRing()
         self._commands: deque[Callable[[], None]] = deque()
@@ -149,7 +153,10 @@ class Daemon:
 
     # ------------------------------------------------------------------------------ life cycle
     def start(self) -> None:
-        warm_up(self.values)
+        if self.kernels is None:
+            warm_up(self.values)
+        else:
+            self.kernels.start()
         with dying_on_signals():
             self.ports.open()
         self._greet_ports()  # a synth left hanging by an earlier run that crashed is silenced first (first tick)
@@ -172,6 +179,7 @@ class Daemon:
 
     def stop(self) -> None:
         """Stop ticking, send every pending note-off and All Notes Off, close the ports."""
+        self.stop_compiling()
         self.clock.stop()
         self._silence()
         self.ports.close()
@@ -188,6 +196,7 @@ class Daemon:
             self._watch_until_stopped()
             self.stop()
         finally:
+            self.stop_compiling()
             if control is not None:
                 control.close()  # after stop(): the notes are silenced first
         log.info("stopped; %d notes played, every one of them ended", self.mapper.notes_out)
@@ -209,6 +218,31 @@ class Daemon:
             if self._status_every and time.monotonic() >= next_status:
                 next_status = max(next_status + self._status_every, time.monotonic())  # no burst after a long reopen
                 telemetry.log_status(self.status(), self.clock.lateness.p99_since(mark))
+
+    def stop_compiling(self) -> None:
+        """Stop the kernel compiler's child, if one runs (the daemon plays on whatever engine it has)."""
+        if self.kernels is not None:
+            self.kernels.stop()
+
+    def _kernels_loaded(self) -> None:
+        """The loader thread has the compiled kernels in this process: hand over at the next tick boundary."""
+
+        def hand_over() -> None:
+            self.player.use_engine("compiled")
+            log.info("the compiled kernels took over after %.1f s of playing on numpy", self.kernels.took if self.kernels else 0.0)
+
+        self.submit(hand_over)
+
+    def _wait_for_kernels(self, values: dict[str, Any]) -> str:
+        """The engine to build parts for ``values`` on: numpy while it plays them and the kernels
+        compile; else the compiled kernels, waited for and loaded here (not on the tick)."""
+        if self.player.engine == "numpy" and self.kernels is not None:
+            if not plain.uncovered(values) and not self.kernels.loaded.is_set():
+                return "numpy"
+            log.info("%s: waiting for the kernels to compile", plain.uncovered(values) or "handing over")
+            self.kernels.loaded.wait()
+        warm_up(values, quiet=True)
+        return "compiled"
 
     def keep_learned(self) -> None:
         """Write what MIDI learn bound on the tick into the saved state (file I/O stays off the tick)."""
@@ -237,6 +271,8 @@ class Daemon:
     def set(self, key: str, value: Any) -> Any:
         """Check ``key = value`` now (errors raise here, in the caller), apply it at the next tick."""
         key = P.lookup(key).key
+        if self.player.engine == "numpy" and (why := plain.uncovered({**self.values, key: P.check(key, value)})):
+            raise P.ParamError(f"{why} plays once the kernels have compiled; try again in a minute", key=key)
         values = self.saved.change(key, value)
         value = values[key]
         if key == "clock.tick_ms":
@@ -252,7 +288,7 @@ class Daemon:
         """Switch to a whole new parameter set (a preset) at the next tick, silencing the old one."""
         values = {**values, "clock.tick_ms": self.values["clock.tick_ms"]}
         self.saved.replace(values, preset)
-        parts = build_parts(values)  # swarm, mapper, warm kernels: all before the tick sees them
+        parts = build_parts(values, engine=self._wait_for_kernels(values))  # all before the tick sees them
 
         def switch() -> None:
             self._silence()
@@ -293,7 +329,7 @@ class Daemon:
 
     def reset(self) -> None:
         """Draw the swarm afresh from its parameters (same seed: the same start)."""
-        swarm = Swarm(self.values, threads=self.swarm.threads)
+        swarm = Swarm(self.values, threads=self.swarm.threads, engine=self.player.engine)
 
         def reset_now() -> None:
             self._silence()

@@ -115,6 +115,8 @@ def status(daemon: Any) -> dict[str, Any]:
         "lost_ticks": player.lost_ticks,
         "behind_ticks": player.behind_ticks,
         "paused": player.paused,
+        "engine": player.engine,
+        "kernels": daemon.kernels.status() if daemon.kernels is not None else {"state": "ready", "seconds": 0.0},
         **clock,
         "ports": daemon.ports.status(),
     }

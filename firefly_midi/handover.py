@@ -1,0 +1,137 @@
+"""Playing at once on a fresh install: the kernels compile in a child process while the numpy engine plays.
+
+numba takes a minute or more to compile the kernels the first time (then they load from the keyed
+cache in a fraction of a second: swarm/kernels/cache.py).  A compile in a thread of the daemon would
+hold the GIL and stall the tick, so a child process compiles them into the cache
+(``python -m firefly_midi.handover``, niced) and says "ready"; a loader thread of the daemon then loads
+them (off the tick thread) and asks the tick to hand over at a tick boundary
+(``Player.use_engine``): the same buffers go on, so phases, frequencies, pending deliveries and the
+generator continue.  The child then goes on compiling the other shipped presets' kernels, so that
+a later preset switch finds them; it is stopped with the daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+from firefly_midi import params as P
+from firefly_midi import presets
+from firefly_midi.lifecycle import warm_up
+
+log = logging.getLogger("firefly_midi.daemon")
+
+READY = "ready"
+LOAD_TIMEOUT_S = 600.0  # a child that says nothing for this long is stopped; the daemon plays on numpy
+
+
+class KernelCompiler:
+    """The child that compiles, and the thread that loads its work and calls ``on_loaded`` (once)."""
+
+    def __init__(self, values: dict[str, Any], on_loaded: Callable[[], None]):
+        self.values = values
+        self.on_loaded = on_loaded
+        self.state = "idle"  # compiling, loading, ready, failed
+        self.began = 0.0
+        self.took = 0.0
+        self.loaded = threading.Event()
+        self._child: subprocess.Popen[str] | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the child and the loader thread; returns at once."""
+        self.began, self.state = time.monotonic(), "compiling"
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "firefly_midi.handover"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # Ctrl-C in a terminal reaches the daemon, which stops the child
+        )
+        assert self._child.stdin is not None
+        self._child.stdin.write(presets.dumps(self.values))
+        self._child.stdin.close()
+        self._thread = threading.Thread(target=self._wait_and_load, name="firefly-kernels", daemon=True)
+        self._thread.start()
+        log.info("playing on the numpy engine while the kernels compile in process %d (a fresh install: about a minute)", self._child.pid)
+
+    def _wait_and_load(self) -> None:
+        child = self._child
+        assert child is not None and child.stdout is not None
+        if not _said_ready(child.stdout):
+            if self.state == "compiling":  # not stopped by us
+                self.state = "failed"
+                log.warning("the kernel compiler ended (code %s): playing on the numpy engine", child.poll())
+            return
+        self.state = "loading"
+        try:
+            warm_up(self.values, quiet=True)
+        except Exception:
+            self.state = "failed"
+            log.exception("could not load the compiled kernels: playing on the numpy engine")
+            return
+        self.took, self.state = time.monotonic() - self.began, "ready"
+        self.loaded.set()
+        self.on_loaded()
+
+    def stop(self) -> None:
+        """Stop the child (it may be compiling other presets' kernels) and wait for it."""
+        if self.state == "compiling":
+            self.state = "stopped"
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+    @property
+    def child_pid(self) -> int | None:
+        return self._child.pid if self._child is not None else None
+
+    def status(self) -> dict[str, Any]:
+        """What ``status`` shows while the kernels compile: the state and the seconds it has taken."""
+        running = self.state in ("compiling", "loading")
+        return {"state": self.state, "seconds": (time.monotonic() - self.began) if running else self.took}
+
+
+def _said_ready(stream: IO[str]) -> bool:
+    return any(line.strip() == READY for line in stream)
+
+
+# ----------------------------------------------------------------------------------------- the child
+def _die_with_parent() -> None:
+    """Linux: SIGTERM when the daemon dies without stopping us (a kill -9), so no orphan compiles on."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def main() -> int:
+    """Compile (or load) every kernel the values on stdin play with, say "ready", then those of the
+    other shipped presets (a later switch finds them), quietly."""
+    _die_with_parent()
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)  # the daemon's tick comes first
+    values = {**P.defaults(), **presets.parse(sys.stdin.read(), "<daemon>")}
+    warm_up(values, quiet=True)
+    print(READY, flush=True)
+    for name in sorted(presets.available()):
+        with contextlib.suppress(Exception):
+            warm_up({**presets.resolve(name), "clock.tick_ms": values["clock.tick_ms"]}, quiet=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
