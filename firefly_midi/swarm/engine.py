@@ -223,7 +223,7 @@ class Swarm:
             self._k.clear_fired(self.fired, self.flash_ids, prev)
             prev, external = 0, self._apply_external()
         if self._delayed:
-            n = K.tick_delayed(*self._delayed_buffers(), self.ticks, prev, external)
+            n = self._k.tick_delayed(*self._delayed_buffers(), self.ticks, prev, external)
         else:
             n = self._k.tick(*self._buffers(), self.ticks, prev, external)
         self.count = n
@@ -243,7 +243,7 @@ class Swarm:
         if ticks <= 0:
             return self.count
         if self._delayed:
-            self.count, flashes = K.run_delayed(ticks, self.ticks, self.count, *self._delayed_buffers(), *rec.reserve(ticks))
+            self.count, flashes = self._k.run_delayed(ticks, self.ticks, self.count, *self._delayed_buffers(), *rec.reserve(ticks))
         else:
             with self._sweep_helpers(ticks):
                 self.count, flashes = self._k.run(ticks, self.ticks, self.count, *self._buffers(), *rec.reserve(ticks))

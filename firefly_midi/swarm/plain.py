@@ -8,7 +8,8 @@ the compiled engine takes over at a tick boundary exactly where this one stopped
 
 Each function follows its kernel's order of operations and the same sines (the kernels' polynomial),
 so a tick agrees with the kernel's to rounding (fast-math sums); tests/test_plain_engine.py compares
-them.  What it does not cover, ``uncovered`` names: delayed coupling (its delivery pool).  A sparse
+them.  What it does not cover, ``uncovered`` names: delayed coupling of the models whose deliveries
+set off flashes (pulse, Mirollo-Strogatz); Ermentrout's only change frequencies, and are covered.  A sparse
 pulse-type tick delivers flash by flash in Python: fine at the shipped sizes, slow for a big burst.
 """
 
@@ -26,12 +27,13 @@ from firefly_midi.swarm.kernels import trig
 PULSE, MIROLLO_STROGATZ, ERMENTROUT, KURAMOTO = _prc.PULSE, _prc.MIROLLO_STROGATZ, _prc.ERMENTROUT, _prc.KURAMOTO
 CONSTANT, LINEAR, SAWTOOTH = _prc.CONSTANT, _prc.LINEAR, _prc.SAWTOOTH
 _CASCADE_PASSES = 64  # as ticks.pulse_couple
+DQ_SLOTS = 1  # delay.DQ_SLOTS: dq_meta = [dropped, each slot's count...]
 
 
 def uncovered(values: dict[str, Any]) -> str:
     """Why the plain engine cannot play ``values`` ("" when it can)."""
-    if values["swarm.model"] != "kuramoto" and values["swarm.delay_ms"] > 0.0:
-        return "delayed coupling (swarm.delay_ms > 0)"
+    if values["swarm.model"] in ("pulse", "mirollo_strogatz") and values["swarm.delay_ms"] > 0.0:
+        return f"delayed coupling (swarm.delay_ms > 0) of the {values['swarm.model']} model"
     return ""
 
 
@@ -350,13 +352,17 @@ def tick(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratc
 
 def run(ticks, first_index, prev_n, *buffers_and_recorder):
     """offline.run: ``ticks`` ticks in a row, recording as that kernel does."""
-    buffers, record = buffers_and_recorder[:14], buffers_and_recorder[14:]
+    return _run(tick, 14, ticks, first_index, prev_n, buffers_and_recorder)
+
+
+def _run(step, count, ticks, first_index, prev_n, buffers_and_recorder):
+    buffers, record = buffers_and_recorder[:count], buffers_and_recorder[count:]
     sample_every, sample_phase, samples, counts, raster_stride, raster_t, raster_id, raster_n = record
     coef, phase, ids, times = buffers[1], buffers[2], buffers[6], buffers[7]
     dt, n, total, row = float(coef[T.F_DT]), prev_n, 0, 0
     for k in range(ticks):
         index = first_index + k
-        n = tick(*buffers, index, n, 0)
+        n = step(*buffers, index, n, 0)
         counts[k] = n
         total += n
         if raster_stride > 0 and n:
@@ -370,3 +376,75 @@ def run(ticks, first_index, prev_n, *buffers_and_recorder):
             samples[row] = (np.hypot(c, s) / live if live else 0.0, phase_sum, live, total)
             row += 1
     return n, total
+
+
+# ------------------------------------------------------------------------- delayed deliveries
+def queue_flashes(table, ids, times, start, n, delay_ticks, dq_meta, dq_to, dq_t, rng, index):
+    """delay.queue_flashes: one delivery per observer (or one for everyone), draws in flash order,
+    appended to their slots' rows in that order; a full row drops and counts."""
+    flashers = ids[start:n]
+    if table.shape[0] == 0:
+        receivers, when = np.full(flashers.size, -1, dtype=np.int64), times[start:n]
+    else:
+        rows = table[flashers]
+        seen = rows >= 0
+        receivers = rows[seen].astype(np.int64)
+        when = np.broadcast_to(times[start:n, None], rows.shape)[seen]
+    draws = np.empty(receivers.size)
+    rng[1] = fill_uniform(draws, rng[0], rng[1])
+    arrival = when + delay_ticks * draws
+    whole = np.floor(arrival)
+    slot = (index + whole.astype(np.int64)) % dq_to.shape[0]
+    order = np.argsort(slot, kind="stable")
+    slot, receivers, frac = slot[order], receivers[order], (arrival - whole)[order]
+    rank = np.arange(slot.size) - np.searchsorted(slot, slot, side="left")
+    at = dq_meta[DQ_SLOTS + slot] + rank
+    kept = at < dq_to.shape[1]
+    dq_meta[0] += int(np.count_nonzero(~kept))
+    dq_to[slot[kept], at[kept]] = receivers[kept]
+    if dq_t.shape[1] > 0:
+        dq_t[slot[kept], at[kept]] = frac[kept]
+    np.add.at(dq_meta, DQ_SLOTS + slot[kept], 1)
+
+
+def deliver_ermentrout(phase, freq, fired, coupling, dq_meta, dq_to, index):
+    """delay.deliver_due for Ermentrout: each delivery to an unflashed firefly moves its frequency
+    (as many times as it has deliveries, each the one-flash map), broadcasts after, all at once."""
+    slot = index % dq_to.shape[0]
+    due = dq_to[slot, : dq_meta[DQ_SLOTS + slot]]
+    broadcasts = int(np.count_nonzero(due < 0))
+    who, times_seen = np.unique(due[due >= 0], return_counts=True)
+    listening = (fired[who] == 0) & ~np.isnan(phase[who])
+    who, times_seen = who[listening], times_seen[listening]
+    for round_ in range(int(times_seen.max(initial=0))):
+        each = who[times_seen > round_]
+        freq[each] = ermentrout_freq(phase[each], freq[each], 1.0, *_ermentrout_args(coupling))
+    if broadcasts:
+        listeners = np.flatnonzero(fired == 0)
+        freq[listeners] = ermentrout_freq(phase[listeners], freq[listeners], float(broadcasts), *_ermentrout_args(coupling))
+
+
+def _ermentrout_args(coupling):
+    w, eps, _kappa, _ms_b, f0, fmin, fmax = coupling
+    return w, eps, f0, fmin, fmax
+
+
+def tick_delayed(codes, coef, phase, freq, fired, table, ids, times, state, rng, dq_meta, dq_to, dq_t, sines, index, prev_n, external_n):
+    """ticks.tick_delayed for Ermentrout (``uncovered`` keeps the others on the kernels)."""
+    clear_fired(fired, ids, prev_n)
+    wander(codes, coef, phase, table, state, rng, index)
+    s = T.Settings(*codes[: len(T.CODE_FIELDS)].tolist(), *coef.tolist())
+    n = advance(phase, freq, s.dt, fired, ids, times, external_n)
+    if n:
+        queue_flashes(table, ids, times, 0, n, s.delay_ticks, dq_meta, dq_to, dq_t, rng, index)
+    state[T.M_RECENT] += (n - state[T.M_RECENT]) * (1.0 / 32.0)
+    head = DQ_SLOTS + index % dq_to.shape[0]
+    if dq_meta[head] > 0:
+        deliver_ermentrout(phase, freq, fired, (s.w, s.eps, s.kappa, s.ms_b, s.f0, s.fmin, s.fmax), dq_meta, dq_to, index)
+    dq_meta[head] = 0
+    return n
+
+
+def run_delayed(ticks, first_index, prev_n, *buffers_and_recorder):
+    """offline.run_delayed: as ``run``, over ``tick_delayed``."""
+    return _run(tick_delayed, 14, ticks, first_index, prev_n, buffers_and_recorder)
