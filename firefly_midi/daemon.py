@@ -83,10 +83,13 @@ class PortInput:
 class Daemon:
     """A playing swarm: ``start()``, then call the control methods; ``stop()`` silences every note."""
 
-    def __init__(self, values: dict[str, Any], preset: str = "", ports: PortConfig | None = None):
+    def __init__(self, values: dict[str, Any], preset: str = "", ports: PortConfig | None = None, engine: str | None = None):
+        """``engine``: what plays first: "numpy" while a child compiles the kernels (handover.py), or
+        "compiled", loaded (or compiled) before the first tick; by default numpy when the kernels are
+        not in the cache yet and the numpy engine covers ``values``."""
         self.saved = SavedState(values, preset)
-        # Kernels not in the cache yet: play on numpy at once, compile them aside (handover.py).
-        on_numpy = not plain.uncovered(values) and not kernels_cached(values)
+        on_numpy = engine == "numpy" or (engine is None and not kernels_cached(values))
+        on_numpy = on_numpy and not plain.uncovered(values)
         self.kernels = KernelCompiler(values, self._kernels_loaded) if on_numpy else None
         self.player = Player(values, engine="numpy" if on_numpy else "compiled")
         self.clock = Clock(self.values["clock.tick_ms"] / 1000.0, self._tick)

@@ -1,0 +1,123 @@
+"""The numpy engine (swarm/plain.py) plays what the kernels play, and hands over to them mid-run."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from test_daemon import Tap, wait_for
+
+from firefly_midi import presets
+from firefly_midi.daemon import Daemon
+from firefly_midi.player import Player
+from firefly_midi.swarm import Swarm, plain
+
+SHIPPED = sorted(presets.available())
+TICKS = 2500
+
+
+def _pair(name: str) -> tuple[Swarm, Swarm]:
+    values = presets.resolve(name)
+    return Swarm(values), Swarm(values, engine="numpy")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_numpy_engine_steps_as_the_kernels_do(name):
+    """Every shipped preset, an external flash included: the same flashes, tick by tick, and the
+    same phases to rounding (the kernels' sums run in another order under fast-math)."""
+    compiled, numpy_ = _pair(name)
+    assert not plain.uncovered(compiled.values)
+    for k in range(TICKS):
+        if k == 700:
+            compiled.inject(0.25, 1.0)
+            numpy_.inject(0.25, 1.0)
+        assert compiled.step() == numpy_.step(), f"tick {k}"
+        assert np.array_equal(compiled.flashes()[0], numpy_.flashes()[0]), f"tick {k}"
+    np.testing.assert_allclose(numpy_.state.phase, compiled.state.phase, atol=1e-9)
+    np.testing.assert_allclose(numpy_.state.freq, compiled.state.freq, rtol=1e-12)
+    assert numpy_.order_parameter() == pytest.approx(compiled.order_parameter(), abs=1e-9)
+    assert compiled._rng.tolist() == numpy_._rng.tolist()  # the generator drew as often
+
+
+@pytest.mark.parametrize("name", ["pulse-sine", "ermentrout-800", "kuramoto-adaptive", "grid-waves"])
+def test_a_handover_mid_run_keeps_the_swarm_and_the_music(name):
+    """Numpy for a while, then the compiled kernels from a tick boundary on: the same arrays go on,
+    so r, the phases, the pending deliveries and the notes continue as if compiled all along."""
+    values = presets.resolve(name)
+    reference, handed = Player(values), Player(values, engine="numpy")
+    buffers = (handed.swarm.state.phase, handed.swarm.state.freq, handed.swarm._dq_to, handed.swarm._rng)
+    heard, played = [], []
+    for k in range(3000):
+        if k == 1500:
+            assert handed.engine == "numpy"
+            r_before, phase_before = handed.swarm.order_parameter(), handed.swarm.state.phase.copy()
+            handed.use_engine("compiled")
+            assert np.array_equal(handed.swarm.state.phase, phase_before, equal_nan=True)  # nothing moved
+            assert handed.swarm.order_parameter() == pytest.approx(r_before, abs=1e-12)
+        for player, out in ((reference, heard), (handed, played)):
+            player.tick(k)
+            out += [(round(t, 9), message) for t, message in player.events.as_list()]
+    assert handed.engine == "compiled" and handed.mapper.kernels.plan_bursts is reference.mapper.kernels.plan_bursts
+    after = (handed.swarm.state.phase, handed.swarm.state.freq, handed.swarm._dq_to, handed.swarm._rng)
+    assert all(a is b for a, b in zip(buffers, after, strict=True))
+    assert played == heard and heard
+    np.testing.assert_allclose(handed.swarm.state.phase, reference.swarm.state.phase, atol=1e-9)
+    assert handed.r == pytest.approx(reference.r, abs=1e-9)
+
+
+def test_offline_runs_record_the_same_on_both_engines():
+    """simulate's path (Swarm.run with a recorder) on numpy gives the kernels' counts and samples."""
+    from firefly_midi.swarm.metrics import Recorder
+
+    values = presets.resolve("ermentrout-800")
+    out = []
+    for engine in ("compiled", "numpy"):
+        swarm, rec = Swarm(values, engine=engine), Recorder.for_run(2000, values["swarm.n"], 0.001, raster=True)
+        swarm.run(2000, rec)
+        out.append(rec)
+    assert np.array_equal(out[0].counts, out[1].counts)
+    np.testing.assert_allclose(out[0].samples[: out[0].rows()], out[1].samples[: out[1].rows()], atol=1e-9)
+    assert np.array_equal(out[0].raster()[1], out[1].raster()[1])
+
+
+def test_what_the_numpy_engine_cannot_play_waits_for_the_kernels():
+    values = presets.resolve("pulse-sine", ["swarm.delay_ms=20"])
+    assert "delayed coupling" in plain.uncovered(values)
+    with pytest.raises(ValueError, match="compiled kernels"):
+        Swarm(values, engine="numpy")
+
+
+def test_the_daemon_hands_over_and_stops_its_compiler():
+    """A daemon told to start on numpy plays at once, says so in its status, hands over when its
+    child has the kernels, and stops the child (busy with the other presets' kernels) when it stops."""
+    daemon = Daemon(presets.resolve("pulse-sine"), "pulse-sine", engine="numpy")
+    daemon.ports = Tap()
+    assert daemon.player.engine == "numpy"
+    daemon.start()
+    try:
+        assert daemon.status()["kernels"]["state"] in ("compiling", "loading", "ready")
+        assert wait_for(lambda: daemon.swarm.ticks > 100, timeout=30)
+        assert wait_for(lambda: daemon.status()["engine"] == "compiled", timeout=400)
+        assert daemon.status()["kernels"]["state"] == "ready"
+        pid = daemon.kernels.child_pid
+    finally:
+        daemon.stop()
+    assert not _running(pid)
+    assert daemon.swarm.ticks > 100 and daemon.errors == 0
+
+
+def _running(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # not Linux: ask the OS
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
