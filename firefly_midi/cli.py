@@ -243,6 +243,20 @@ def _drop_stdout() -> None:
         pass
 
 
+def _engine_for(values: dict) -> str:
+    """numpy when the kernels would compile first (a fresh install) and it can run ``values``: it
+    starts at once and runs a shipped preset's minute of swarm time in seconds."""
+    from firefly_midi.lifecycle import kernels_cached
+    from firefly_midi.swarm import plain
+
+    if kernels_cached(values) or plain.uncovered(values):
+        if not kernels_cached(values):
+            print("compiling the swarm's kernels (once: about a minute)...", file=sys.stderr, flush=True)
+        return "compiled"
+    print("the kernels are not compiled yet: running on the numpy engine (`firefly-midi daemon` compiles them)", file=sys.stderr)
+    return "numpy"
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from firefly_midi.simulate import draw_raster, simulate
     from firefly_midi.swarm import damage
@@ -256,7 +270,10 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise ParamError(f"--threads must be 1 or more, got {args.threads}", "--threads")
     values = presets.resolve(args.preset, args.assignments, args.seed)
-    result, swarm, recorder = simulate(values, args.seconds, raster=args.raster is not None, damage=damages, threads=args.threads)
+    engine = _engine_for(values)
+    result, swarm, recorder = simulate(
+        values, args.seconds, raster=args.raster is not None, damage=damages, threads=args.threads, engine=engine
+    )
     result["preset"] = args.preset
     if args.raster:
         title = f"{args.preset}: {swarm.n} fireflies, {values['swarm.model']}"
