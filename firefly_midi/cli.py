@@ -245,7 +245,7 @@ def _drop_stdout() -> None:
 
 def _engine_for(values: dict) -> str:
     """numpy when the kernels would compile first (a fresh install) and it can run ``values``: it
-    starts at once and runs a shipped preset's minute of swarm time in seconds."""
+    starts at once and runs a shipped preset's minute of swarm time in seconds (simulate, render)."""
     from firefly_midi.lifecycle import kernels_cached
     from firefly_midi.swarm import plain
 
@@ -292,7 +292,7 @@ def _render(args: argparse.Namespace) -> int:
     if args.input is not None and not args.input.is_file():
         raise FileNotFoundError(f"no MIDI file {args.input}")
     values = presets.resolve(args.preset, args.assignments, args.seed)
-    summary = write_render(values, args.seconds, args.output, args.input)
+    summary = write_render(values, args.seconds, args.output, args.input, _engine_for(values))
     _report(summary, args.json)
     return 0
 

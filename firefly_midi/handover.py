@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 from firefly_midi import params as P
@@ -49,8 +50,12 @@ class KernelCompiler:
     def start(self) -> None:
         """Start the child and the loader thread; returns at once."""
         self.began, self.state = time.monotonic(), "compiling"
+        # The child must compile these very sources (the cache is keyed on them): put them first.
+        here = str(Path(__file__).resolve().parent.parent)
+        path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
         self._child = subprocess.Popen(
             [sys.executable, "-m", "firefly_midi.handover"],
+            env={**os.environ, "PYTHONPATH": path},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

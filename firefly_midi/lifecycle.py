@@ -25,7 +25,7 @@ def warm_up(values: dict[str, Any], quiet: bool = False) -> None:
     says they are there (``kernels_cached``)."""
     started = time.perf_counter()
     if not quiet:
-        log.info("loading the swarm kernels (the very first start compiles them: a minute or two, once)")
+        log.info("loading the swarm kernels (compiling them first where they are not in the cache: a minute or two, once)")
     spare = Player({**values, "swarm.n": min(values["swarm.n"], 64)})
     spare.hear([0x90, 60, 100], 0.5)
     for k in range(3):

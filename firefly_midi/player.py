@@ -263,6 +263,7 @@ class Player:
         try:
             value = P.check(key, value)
             P.check_consistency(dict(self.values, **{key: value}))
+            self.swarm.check_engine(dict(self.values, **{key: value}))
         except P.ParamError as exc:
             log.warning("ignored %s = %r: %s", key, value, exc)
             return

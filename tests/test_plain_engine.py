@@ -88,6 +88,19 @@ def test_what_the_numpy_engine_cannot_play_waits_for_the_kernels():
         Swarm(values, engine="numpy")
 
 
+def test_a_change_the_numpy_engine_cannot_play_is_refused_until_the_kernels_are_in():
+    """A knob or an automation on numpy keeps the old value (logged); a ``set`` says why in its error."""
+    player = Player(presets.resolve("pulse-sine"), engine="numpy")
+    player.apply_if_valid("swarm.delay_ms", 20.0)
+    assert player.values["swarm.delay_ms"] == 0.0 and player.swarm.engine == "numpy"
+    daemon = Daemon(presets.resolve("pulse-sine"), "pulse-sine", engine="numpy")
+    with pytest.raises(ValueError, match="once the kernels have compiled"):
+        daemon.set("swarm.delay_ms", 20.0)
+    assert daemon.saved.values["swarm.delay_ms"] == 0.0
+    daemon.set("swarm.coupling", 0.2)  # anything it can play goes through
+    assert daemon.saved.values["swarm.coupling"] == 0.2
+
+
 def test_the_daemon_hands_over_and_stops_its_compiler():
     """A daemon told to start on numpy plays at once, says so in its status, hands over when its
     child has the kernels, and stops the child (busy with the other presets' kernels) when it stops."""

@@ -72,7 +72,7 @@ class Swarm:
         for key, value in merged.items():
             merged[key] = P.check(key, value)
         P.check_consistency(merged)
-        self._check_engine(merged)
+        self.check_engine(merged)
         self.values = merged
         self.reset()
 
@@ -85,7 +85,8 @@ class Swarm:
         self.engine = engine
         self._k = K if engine == "compiled" else plain
 
-    def _check_engine(self, values: dict[str, Any]) -> None:
+    def check_engine(self, values: dict[str, Any]) -> None:
+        """Raise ParamError when this swarm's engine cannot play ``values`` (numpy: ``plain.uncovered``)."""
         why = plain.uncovered(values) if self.engine == "numpy" else ""
         if why:
             raise P.ParamError(f"{why} needs the compiled kernels, which are not loaded yet")
@@ -192,7 +193,7 @@ class Swarm:
         value = P.check(key, value)
         trial = dict(self.values, **{key: value})
         P.check_consistency(trial)
-        self._check_engine(trial)
+        self.check_engine(trial)
         self.values = trial
         if key in _RESHAPING:
             self.reset()
