@@ -8,9 +8,10 @@ the compiled engine takes over at a tick boundary exactly where this one stopped
 
 Each function follows its kernel's order of operations and the same sines (the kernels' polynomial),
 so a tick agrees with the kernel's to rounding (fast-math sums); tests/test_plain_engine.py compares
-them.  What it does not cover, ``uncovered`` names: delayed coupling of the models whose deliveries
-set off flashes (pulse, Mirollo-Strogatz); Ermentrout's only change frequencies, and are covered.  A sparse
-pulse-type tick delivers flash by flash in Python: fine at the shipped sizes, slow for a big burst.
+them.  The curves are in plain_curves.py, the Kuramoto step in plain_kuramoto.py.  What it does not
+cover, ``uncovered`` names: delayed coupling of the models whose deliveries set off flashes (pulse,
+Mirollo-Strogatz); Ermentrout's only change frequencies, and are covered.  A sparse pulse-type tick
+delivers flash by flash in Python: fine at the shipped sizes, slow for a big burst.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ from typing import Any
 import numpy as np
 
 from firefly_midi.swarm import reference
-from firefly_midi.swarm.kernels import prc as _prc
 from firefly_midi.swarm.kernels import ticks as T
-from firefly_midi.swarm.kernels import trig
+from firefly_midi.swarm.plain_curves import ERMENTROUT, KURAMOTO, PULSE, ermentrout_freq, prc_unit, receive
+from firefly_midi.swarm.plain_kuramoto import kuramoto_kick, kuramoto_step, mean_field  # noqa: F401  (the Swarm calls them here)
 
-PULSE, MIROLLO_STROGATZ, ERMENTROUT, KURAMOTO = _prc.PULSE, _prc.MIROLLO_STROGATZ, _prc.ERMENTROUT, _prc.KURAMOTO
-CONSTANT, LINEAR, SAWTOOTH = _prc.CONSTANT, _prc.LINEAR, _prc.SAWTOOTH
 _CASCADE_PASSES = 64  # as ticks.pulse_couple
 DQ_SLOTS = 1  # delay.DQ_SLOTS: dq_meta = [dropped, each slot's count...]
 
@@ -35,67 +34,6 @@ def uncovered(values: dict[str, Any]) -> str:
     if values["swarm.model"] in ("pulse", "mirollo_strogatz") and values["swarm.delay_ms"] > 0.0:
         return f"delayed coupling (swarm.delay_ms > 0) of the {values['swarm.model']} model"
     return ""
-
-
-# --------------------------------------------------------------------------------- curves
-def sincos_2pi(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """trig.sincos_2pi over an array: the same polynomial, so the same values to rounding."""
-    y = x - np.floor(x + 0.5)
-    fold = np.abs(y) > 0.25
-    z = np.where(fold, np.copysign(0.5, y) - y, y)
-    r = z * trig.TWO_PI
-    u = r * r
-    s = r + r * u * (trig.S3 + u * (trig.S5 + u * (trig.S7 + u * (trig.S9 + u * trig.S11))))
-    c = 1.0 + u * (trig.C2 + u * (trig.C4 + u * (trig.C6 + u * (trig.C8 + u * (trig.C10 + u * trig.C12)))))
-    return s, np.where(fold, -c, c)
-
-
-def prc_unit(phi: np.ndarray, prc: int, desync: bool) -> np.ndarray:
-    if prc == CONSTANT:
-        sign = np.where(phi < 0.5, -1.0, np.where(phi > 0.5, 1.0, 0.0))
-        return -sign if desync else sign
-    if prc == LINEAR:
-        if desync:
-            return 1.0 - 2.0 * phi
-        return np.where(phi < 0.5, -2.0 * phi, np.where(phi > 0.5, 2.0 * (1.0 - phi), 0.0))
-    sine = sincos_2pi(phi)[0]
-    return sine if desync else -sine
-
-
-def pulse_kick(phi: np.ndarray, s: float, prc: int, desync: bool) -> np.ndarray:
-    x = phi + s * prc_unit(phi, prc, desync)
-    if desync:
-        return np.where(phi < 0.5, np.minimum(x, 0.5), np.maximum(x, 0.5))
-    return np.maximum(x, 0.0)
-
-
-def ermentrout_freq(phi, omega, m, w, eps, f0, fmin, fmax):
-    sn = sincos_2pi(phi)[0] / trig.TWO_PI
-    gp, gm = np.maximum(sn, 0.0), np.maximum(-sn, 0.0)
-    a = w * (eps + gp + gm)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        one = omega + w * (eps * (f0 - omega) + gp * (fmin - omega) + gm * (fmax - omega))
-        target = (eps * f0 + gp * fmin + gm * fmax) / (eps + gp + gm)
-        keep = np.maximum(1.0 - a, 0.0)
-        if m != 1.0:
-            keep = keep**m
-        composed = target + keep * (omega - target)
-    exact = one if m == 1.0 else composed
-    return np.where(a <= 0.0, omega, np.where(a <= 1.0, exact, composed))
-
-
-def receive(model, prc, desync, phi, omega, m, w, eps, kappa, ms_b, f0, fmin, fmax):
-    """(phases, frequencies) after ``m`` flash-equivalents, for arrays of fireflies (prc.receive)."""
-    if model == ERMENTROUT:
-        return phi, ermentrout_freq(phi, omega, m, w, eps, f0, fmin, fmax)
-    if model == MIROLLO_STROGATZ:
-        scale = np.expm1(ms_b)
-        x = np.log1p(scale * phi) / ms_b + m * w * eps
-        return np.where(x >= 1.0, 1.0, np.expm1(ms_b * np.minimum(x, 1.0)) / scale), omega
-    new_phi = pulse_kick(phi, m * w * eps, prc, desync)
-    if kappa > 0.0:
-        omega = np.clip(omega * (1.0 + m * w * kappa * prc_unit(phi, prc, desync)), fmin, fmax)
-    return new_phi, omega
 
 
 # ------------------------------------------------------------------------------ the pieces
@@ -193,115 +131,6 @@ def pulse_couple(codes, coef, phase, freq, fired, table, ids, times, state, n):
         start, carry = stop, 0.0
     state[T.M_CARRY] = n - start
     return n
-
-
-# ------------------------------------------------------------------------------ kuramoto
-def kuramoto_sine(phase, freq, dt, k_hz, l_hz, zc, zs, fired, ids, times):
-    """One Euler step against the mean field (zc, zs), as board.kuramoto_sine; returns (c, s, advance, live, n)."""
-    ok = ~np.isnan(phase)
-    sn, cs = sincos_2pi(np.where(ok, phase, 0.0))
-    pull = zs * cs - zc * sn
-    d = dt * (freq + k_hz * pull)
-    freq += np.where(ok, dt * l_hz * pull, 0.0)
-    y = phase + d
-    phase[:] = y - np.floor(y)
-    crossed = np.flatnonzero((d > 0.0) & (phase < d))
-    count = crossed.size
-    ids[:count] = crossed
-    times[:count] = 1.0 - phase[crossed] / d[crossed]
-    fired[crossed] = 1
-    return cs[ok].sum(), sn[ok].sum(), d[ok].sum(), int(ok.sum()), count
-
-
-def mean_field(phase):
-    ok = ~np.isnan(phase)
-    y = np.where(ok, phase, 0.0)
-    sn, cs = sincos_2pi(y)
-    return float(cs[ok].sum()), float(sn[ok].sum()), float(y.sum()), int(ok.sum())
-
-
-def kuramoto_sawtooth(phase, freq, dt, k_hz, l_hz, counts, below):
-    """kuramoto.kuramoto_sawtooth with its histogram ranks (phase_histogram's too)."""
-    bins = counts.size
-    ok = ~np.isnan(phase)
-    x = phase[ok]
-    b = np.minimum((x * bins).astype(np.int64), bins - 1)
-    counts[:] = np.bincount(b, minlength=bins)
-    live = x.size
-    if not live:
-        return
-    below[0] = 0
-    np.cumsum(counts[:-1], out=below[1:])
-    rank = below[b] + (counts[b] - 1) * (x * bins - b)
-    pull = (2.0 * (x.sum() - live * x + rank) - (live - 1)) / live
-    phase[ok] = x + dt * (freq[ok] + k_hz * pull)
-    freq[ok] += dt * l_hz * pull
-
-
-def kuramoto_sparse(sawtooth, phase, freq, dt, k_hz, l_hz, table, scratch):
-    x = scratch[: phase.size]
-    peer = x[np.maximum(table, 0)]
-    seen = (table >= 0) & ~np.isnan(peer)
-    d = peer - x[:, None]
-    if sawtooth:
-        d = d - np.floor(d)
-        term = np.where(d == 0.0, 0.0, 2.0 * d - 1.0)
-    else:
-        term = sincos_2pi(d)[0]
-    count = seen.sum(axis=1)
-    pull = np.where(seen, term, 0.0).sum(axis=1) / np.maximum(count, 1)
-    live = ~np.isnan(x)
-    phase[live] = x[live] + dt * (freq[live] + k_hz * pull[live])
-    freq[live] += dt * l_hz * pull[live]
-
-
-def wrap_and_detect(phase, before, fired, ids, times, n):
-    x = phase.copy()
-    up = np.flatnonzero(x >= 1.0)
-    wraps = np.floor(x[up])
-    step = x[up] - before[up]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        when = np.where(step > 0.0, np.clip((wraps - before[up]) / step, 0.0, 1.0), 1.0)
-    down = x < 0.0
-    phase[down] = x[down] - np.floor(x[down])
-    phase[up] = x[up] - wraps
-    count = up.size
-    ids[n : n + count] = up
-    times[n : n + count] = when
-    fired[up] = 1
-    return n + count
-
-
-def kuramoto_step(codes, coef, phase, freq, fired, table, ids, times, hist, below, scratch, state):
-    s = T.Settings(*codes[: len(T.CODE_FIELDS)].tolist(), *coef.tolist())
-    sawtooth = s.prc == SAWTOOTH
-    if s.everyone and not sawtooth:
-        if state[T.M_STALE] != 0.0:
-            c, sn, _, live = mean_field(phase)
-            zc, zs = (c / live, sn / live) if live else (0.0, 0.0)
-            state[T.M_STALE] = 0.0
-        else:  # carried forward, rotated by the mean advance since (as ticks.kuramoto_step)
-            rot_s, rot_c = sincos_2pi(np.array([state[T.M_ADVANCE]]))
-            zc = state[T.M_ZC] * rot_c[0] - state[T.M_ZS] * rot_s[0]
-            zs = state[T.M_ZC] * rot_s[0] + state[T.M_ZS] * rot_c[0]
-        c, sn, adv, live, n = kuramoto_sine(phase, freq, s.dt, s.k_hz, s.l_hz, zc, zs, fired, ids, times)
-        if live:
-            state[T.M_ZC], state[T.M_ZS], state[T.M_ADVANCE] = c / live, sn / live, adv / live
-        return n
-    scratch[: phase.size] = phase
-    if s.everyone:
-        kuramoto_sawtooth(phase, freq, s.dt, s.k_hz, s.l_hz, hist, below)
-    else:
-        kuramoto_sparse(sawtooth, phase, freq, s.dt, s.k_hz, s.l_hz, table, scratch)
-    return wrap_and_detect(phase, scratch, fired, ids, times, 0)
-
-
-def kuramoto_kick(phase, targets, everyone, amount, sawtooth):
-    who = np.arange(phase.size) if everyone else targets
-    x = phase[who]
-    pull = np.where(x == 0.0, 0.0, 2.0 * (1.0 - x) - 1.0) if sawtooth else -sincos_2pi(x)[0]
-    phase[who] = np.where(np.isnan(x), x, np.clip(x + amount * pull, 0.0, 1.0 - 1e-12))
-    return 0
 
 
 # --------------------------------------------------------------------------- random draws
