@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,6 +14,8 @@ from test_daemon import Tap, wait_for
 from firefly_midi import presets
 from firefly_midi.daemon import Daemon
 from firefly_midi.player import Player
+from firefly_midi.render import write_render
+from firefly_midi.simulate import simulate
 from firefly_midi.swarm import Swarm, plain
 
 SHIPPED = sorted(presets.available())
@@ -134,3 +139,26 @@ def _running(pid: int | None) -> bool:
         except ProcessLookupError:
             return False
         return True
+
+
+@pytest.mark.parametrize("command", ["simulate", "render"])
+def test_a_fresh_install_simulates_and_renders_on_numpy_with_the_kernels_results(command, tmp_path):
+    """An empty kernel cache: simulate and render say they run on numpy, compile nothing, and report
+    what the compiled kernels report."""
+    args = [command, "--preset", "ermentrout-800", "--seconds", "2", "--json"]
+    args += ["--output", str(tmp_path / "fresh.mid")] if command == "render" else []
+    env = {**os.environ, "FIREFLY_MIDI_CACHE_DIR": str(tmp_path / "empty")}
+    fresh = subprocess.run([sys.executable, "-m", "firefly_midi", *args], env=env, capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "numpy engine" in fresh.stderr
+    assert not list((tmp_path / "empty").rglob("*.nbi"))  # nothing compiled
+    report, values = json.loads(fresh.stdout), presets.resolve("ermentrout-800")
+    if command == "simulate":
+        expected = simulate(values, 2.0)[0]
+    else:
+        expected = write_render(values, 2.0, tmp_path / "compiled.mid")
+        assert (tmp_path / "fresh.mid").read_bytes() == (tmp_path / "compiled.mid").read_bytes()
+    shared = [key for key, value in expected.items() if isinstance(value, float | int) and key not in ("wall_s", "realtime_factor")]
+    assert shared
+    for key in shared:
+        assert report[key] == pytest.approx(expected[key], abs=1e-6), key
