@@ -243,18 +243,20 @@ def _drop_stdout() -> None:
         pass
 
 
-def _engine_for(values: dict) -> str:
+def _engine_for(values: dict, numpy_ok: bool = True) -> str:
     """numpy when the kernels would compile first (a fresh install) and it can run ``values``: it
-    starts at once and runs a shipped preset's minute of swarm time in seconds (simulate, render)."""
+    starts at once and runs a shipped preset's minute of swarm time in seconds (simulate, render).
+    Else the compiled kernels, saying so when they compile first (tune: its threads need them)."""
     from firefly_midi.lifecycle import kernels_cached
     from firefly_midi.swarm import plain
 
-    if kernels_cached(values) or plain.uncovered(values):
-        if not kernels_cached(values):
-            print("compiling the swarm's kernels (once: about a minute)...", file=sys.stderr, flush=True)
+    if kernels_cached(values):
         return "compiled"
-    print("the kernels are not compiled yet: running on the numpy engine (`firefly-midi daemon` compiles them)", file=sys.stderr)
-    return "numpy"
+    if numpy_ok and not plain.uncovered(values):
+        print("the kernels are not compiled yet: running on the numpy engine (`firefly-midi daemon` compiles them)", file=sys.stderr)
+        return "numpy"
+    print("compiling the swarm's kernels first (once: about a minute)...", file=sys.stderr, flush=True)
+    return "compiled"
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -307,6 +309,7 @@ def _tune(args: argparse.Namespace) -> int:
     options = {name: getattr(args, name) for name in names}
     spec = prepare(args.preset, args.output, args.target, args.vary, args.assignments, args.damage, args.seconds, **options)
     checkpoint = args.checkpoint or args.output.with_suffix(".checkpoint.json")
+    _engine_for(presets.resolve(args.preset, args.assignments), numpy_ok=False)
     tuner = Tuner(spec, jobs=args.jobs, checkpoint=checkpoint, restart=args.restart)
     if tuner.resumed_from:
         print(f"firefly-midi: resuming from {checkpoint} at generation {tuner.resumed_from}", file=sys.stderr)
