@@ -32,8 +32,8 @@ from firefly_midi import __version__, presets, telemetry
 from firefly_midi import params as P
 from firefly_midi.clock import Clock
 from firefly_midi.control.protocol import MAX_FORWARD_S
-from firefly_midi.handover import KernelCompiler
-from firefly_midi.lifecycle import dying_on_signals, kernels_cached, tell_scheduling, warm_up
+from firefly_midi.handover import KernelCompiler, compile_aside
+from firefly_midi.lifecycle import dying_on_signals, kernels_cached, kernels_loaded, tell_scheduling, warm_up
 from firefly_midi.player import Player, build_parts
 from firefly_midi.ports import PortConfig, Ports
 from firefly_midi.saved_state import SavedState
@@ -228,22 +228,38 @@ class Daemon:
             self.kernels.stop()
 
     def _kernels_loaded(self) -> None:
-        """The loader thread has the compiled kernels in this process: hand over at the next tick boundary."""
+        """The loader thread has the compiled kernels in this process: hand over at the next tick
+        boundary, unless a preset switched since to values whose kernels are not loaded: load those
+        first (off the tick), then try again."""
 
         def hand_over() -> None:
+            if not kernels_loaded(self.values):
+                threading.Thread(target=self._load_then_hand_over, args=(dict(self.values),), daemon=True).start()
+                return
             self.player.use_engine("compiled")
-            log.info("the compiled kernels took over after %.1f s of playing on numpy", self.kernels.took if self.kernels else 0.0)
+            began = self.kernels.began if self.kernels is not None else time.monotonic()
+            log.info("the compiled kernels took over after %.1f s of playing on numpy", time.monotonic() - began)
 
         self.submit(hand_over)
 
+    def _load_then_hand_over(self, values: dict[str, Any]) -> None:
+        if not kernels_cached(values):
+            compile_aside(values)
+        warm_up(values, quiet=True)
+        self._kernels_loaded()
+
     def _wait_for_kernels(self, values: dict[str, Any]) -> str:
         """The engine to build parts for ``values`` on: numpy while it plays them and the kernels
-        compile; else the compiled kernels, waited for and loaded here (not on the tick)."""
+        compile; else the compiled kernels, waited for and loaded here (not on the tick), compiled
+        first in a child if the cache lacks them (a compile here would hold the GIL from the tick)."""
         if self.player.engine == "numpy" and self.kernels is not None:
             if not plain.uncovered(values) and not self.kernels.loaded.is_set():
                 return "numpy"
             log.info("%s: waiting for the kernels to compile", plain.uncovered(values) or "handing over")
             self.kernels.loaded.wait()
+        if not kernels_cached(values):
+            log.info("compiling the kernels of the new values in a child process first")
+            compile_aside(values)
         warm_up(values, quiet=True)
         return "compiled"
 

@@ -50,20 +50,7 @@ class KernelCompiler:
     def start(self) -> None:
         """Start the child and the loader thread; returns at once."""
         self.began, self.state = time.monotonic(), "compiling"
-        # The child must compile these very sources (the cache is keyed on them): put them first.
-        here = str(Path(__file__).resolve().parent.parent)
-        path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
-        self._child = subprocess.Popen(
-            [sys.executable, "-m", "firefly_midi.handover"],
-            env={**os.environ, "PYTHONPATH": path},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # Ctrl-C in a terminal reaches the daemon, which stops the child
-        )
-        assert self._child.stdin is not None
-        self._child.stdin.write(presets.dumps(self.values))
-        self._child.stdin.close()
+        self._child = spawn_compiler(self.values)
         self._thread = threading.Thread(target=self._wait_and_load, name="firefly-kernels", daemon=True)
         self._thread.start()
         log.info("playing on the numpy engine while the kernels compile in process %d (a fresh install: about a minute)", self._child.pid)
@@ -91,14 +78,8 @@ class KernelCompiler:
         """Stop the child (it may be compiling other presets' kernels) and wait for it."""
         if self.state == "compiling":
             self.state = "stopped"
-        child = self._child
-        if child is not None and child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        if self._child is not None:
+            _end(self._child)
 
     @property
     def child_pid(self) -> int | None:
@@ -108,6 +89,46 @@ class KernelCompiler:
         """What ``status`` shows while the kernels compile: the state and the seconds it has taken."""
         running = self.state in ("compiling", "loading")
         return {"state": self.state, "seconds": (time.monotonic() - self.began) if running else self.took}
+
+
+def spawn_compiler(values: dict[str, Any]) -> subprocess.Popen[str]:
+    """A child compiling ``values``' kernels (then the other shipped presets'); it prints READY between."""
+    # The child must compile these very sources (the cache is keyed on them): put them first.
+    here = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "firefly_midi.handover"],
+        env={**os.environ, "PYTHONPATH": path},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # Ctrl-C in a terminal reaches the daemon, which stops the child
+    )
+    assert child.stdin is not None
+    child.stdin.write(presets.dumps(values))
+    child.stdin.close()
+    return child
+
+
+def compile_aside(values: dict[str, Any]) -> bool:
+    """Compile ``values``' kernels into the cache in a child and wait for it (a thread of this process
+    would hold the GIL from the tick for a minute); then they load here in a moment.  True if it did."""
+    child = spawn_compiler(values)
+    try:
+        assert child.stdout is not None
+        return _said_ready(child.stdout)
+    finally:
+        _end(child)
+
+
+def _end(child: subprocess.Popen[str]) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _said_ready(stream: IO[str]) -> bool:

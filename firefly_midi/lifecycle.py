@@ -47,11 +47,16 @@ def _cached_mark(values: dict[str, Any]) -> Path:
     return cache_dir() / f"warm-{shape}"
 
 
+def kernels_loaded(values: dict[str, Any]) -> bool:
+    """Whether this process has loaded the swarm kernels ``values`` step with (one tick and the offline loop)."""
+    step, run = (K.tick_delayed, K.run_delayed) if _delayed(values) else (K.tick, K.run)
+    return bool(step.signatures and run.signatures)
+
+
 def kernels_cached(values: dict[str, Any]) -> bool:
     """Whether the kernels ``values`` play with are loaded in this process already, or ``warm_up``
     of values like these completed before with this cache: they load in a fraction of a second."""
-    tick = K.tick_delayed if _delayed(values) else K.tick
-    return bool(tick.signatures) or _cached_mark(values).exists()
+    return kernels_loaded(values) or _cached_mark(values).exists()
 
 
 @contextlib.contextmanager

@@ -125,6 +125,24 @@ def test_the_daemon_hands_over_and_stops_its_compiler():
     assert daemon.swarm.ticks > 100 and daemon.errors == 0
 
 
+def test_a_preset_switched_to_before_the_handover_plays_on_and_is_handed_over_too():
+    """A switch while numpy plays builds numpy parts; the handover then loads what they need (the
+    delayed kernels here, where the start had none) and hands them over."""
+    daemon = Daemon(presets.resolve("pulse-sine"), "pulse-sine", engine="numpy")
+    daemon.ports = Tap()
+    daemon.start()
+    try:
+        daemon.load_preset("ermentrout-800")
+        assert wait_for(lambda: daemon.preset == "ermentrout-800" and daemon.values["swarm.delay_ms"] > 0, timeout=30)
+        assert wait_for(lambda: daemon.status()["engine"] == "compiled", timeout=400)
+        ticks = daemon.swarm.ticks
+        assert wait_for(lambda: daemon.swarm.ticks > ticks + 100, timeout=30)
+    finally:
+        daemon.stop()
+    assert daemon.swarm.engine == "compiled" and daemon.mapper.kernels.plan_bursts.__class__.__name__ == "CPUDispatcher"
+    assert daemon.errors == 0
+
+
 def _running(pid: int | None) -> bool:
     if pid is None:
         return False
