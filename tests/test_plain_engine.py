@@ -180,3 +180,11 @@ def test_a_fresh_install_simulates_and_renders_on_numpy_with_the_kernels_results
     assert shared
     for key in shared:
         assert report[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+def test_ctl_status_says_the_numpy_engine_plays_while_the_kernels_compile():
+    from firefly_midi.ctl import format_status
+
+    compiling = format_status({"engine": "numpy", "kernels": {"state": "compiling", "seconds": 12.3}})
+    assert "engine     numpy while the kernels compile (compiling, 12 s so far)" in compiling
+    assert "numpy" not in format_status({"engine": "compiled", "kernels": {"state": "ready", "seconds": 80.0}})
