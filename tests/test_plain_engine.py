@@ -13,6 +13,7 @@ from test_daemon import Tap, wait_for
 
 from firefly_midi import presets
 from firefly_midi.daemon import Daemon
+from firefly_midi.lifecycle import warm_up
 from firefly_midi.player import Player
 from firefly_midi.render import write_render
 from firefly_midi.simulate import simulate
@@ -109,6 +110,7 @@ def test_a_change_the_numpy_engine_cannot_play_is_refused_until_the_kernels_are_
 def test_the_daemon_hands_over_and_stops_its_compiler():
     """A daemon told to start on numpy plays at once, says so in its status, hands over when its
     child has the kernels, and stops the child (busy with the other presets' kernels) when it stops."""
+    warm_up(presets.resolve("pulse-sine"), quiet=True)  # a fresh CI cache compiles here, as any test's would, not in a child
     daemon = Daemon(presets.resolve("pulse-sine"), "pulse-sine", engine="numpy")
     daemon.ports = Tap()
     assert daemon.player.engine == "numpy"
@@ -128,6 +130,8 @@ def test_the_daemon_hands_over_and_stops_its_compiler():
 def test_a_preset_switched_to_before_the_handover_plays_on_and_is_handed_over_too():
     """A switch while numpy plays builds numpy parts; the handover then loads what they need (the
     delayed kernels here, where the start had none) and hands them over."""
+    for name in ("pulse-sine", "ermentrout-800"):
+        warm_up(presets.resolve(name), quiet=True)  # a fresh CI cache compiles here, not in a child
     daemon = Daemon(presets.resolve("pulse-sine"), "pulse-sine", engine="numpy")
     daemon.ports = Tap()
     daemon.start()
