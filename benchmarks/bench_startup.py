@@ -1,7 +1,7 @@
 """How long a new user waits: the first note after ``firefly-midi daemon`` on a fresh install, and after it.
 
-Run: python benchmarks/bench_startup.py [--presets pulse-sine,ermentrout-800 | all] [--cold-presets ...]
-Prints a table and writes benchmarks/results/startup.json.
+Run: python benchmarks/bench_startup.py [--presets pulse-sine,ermentrout-800 | all] [--cold-presets ...] [--ticks-only]
+Prints tables and writes benchmarks/results/startup.json.
 
 For each preset, a fresh copy of the package (firefly_midi/ and presets/ copied into a temporary
 folder, so no ``__pycache__`` of this checkout helps) runs ``python -m firefly_midi daemon`` on a
@@ -12,6 +12,8 @@ private JACK server with an empty kernel cache (``FIREFLY_MIDI_CACHE_DIR`` in a 
 - warm: the same again with the cache the cold run filled (no handover: the kernels load at start).
 ``simulate --seconds 1`` is timed the same way, cold (its own empty cache) and warm.
 Cold runs compile for a minute or more each on a small machine: ``--cold-presets`` picks which.
+First, in this process, the time a tick takes on the numpy engine for each preset (``--ticks-only``:
+that alone).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(ROOT))  # this checkout's firefly_midi, not an installed one
 
 from jackserver import private_jack, wait_for_port  # noqa: E402
 from machine import describe  # noqa: E402
@@ -144,6 +147,26 @@ def run_preset(env: dict[str, str], copy: Path, warm_cache: Path, preset: str, c
     return row
 
 
+def numpy_ticks(preset: str, ticks: int = 3000) -> dict:
+    """µs a whole tick takes on the numpy engine (Player.tick: swarm step and mapping), mean and max."""
+    from firefly_midi import presets
+    from firefly_midi.player import Player
+
+    player, took = Player(presets.resolve(preset), engine="numpy"), []
+    for k in range(ticks):
+        began = time.perf_counter()
+        player.tick(k)
+        took.append(time.perf_counter() - began)
+    return {"preset": preset, "ticks": ticks, "mean_us": round(1e6 * sum(took) / ticks, 1), "max_us": round(1e6 * max(took), 1)}
+
+
+def show_ticks(rows: list[dict]) -> None:
+    print("\nthe numpy engine in this process: µs a 1 ms tick takes (Player.tick: swarm step and mapping)")
+    print(f"{'preset':<18}{'mean µs':>9}{'max µs':>9}")
+    for r in rows:
+        print(f"{r['preset']:<18}{r['mean_us']:>9.1f}{r['max_us']:>9.1f}")
+
+
 def show(rows: list[dict]) -> None:
     def cell(value) -> str:
         return "-" if value is None else f"{value:.2f}"
@@ -167,12 +190,17 @@ def main() -> int:
     )
     parser.add_argument("--wait", type=float, default=600.0, help="longest a cold start is watched, seconds (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS / "startup.json", help="JSON results (default: %(default)s)")
+    parser.add_argument("--ticks-only", action="store_true", help="only time the numpy engine's ticks (a few seconds)")
     args = parser.parse_args()
     shipped = sorted(p.stem for p in (ROOT / "presets").glob("*.toml"))
     chosen = shipped if args.presets == "all" else args.presets.split(",")
     cold = set(shipped if args.cold_presets == "all" else args.cold_presets.split(","))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     result: dict = {"machine": describe(commit=commit), "command": " ".join(sys.argv), "rows": []}
+    result["numpy_ticks"] = [numpy_ticks(preset) for preset in chosen]
+    show_ticks(result["numpy_ticks"])
+    if args.ticks_only:
+        return _write(result, args.out)
     with tempfile.TemporaryDirectory(prefix="ffm-fresh-") as folder, private_jack() as env:
         copy = fresh_copy(Path(folder) / "copy")
         warm_cache = Path(folder) / "cache"
@@ -183,9 +211,13 @@ def main() -> int:
             result["rows"].append(row)
             print(json.dumps(row), flush=True)
     show(result["rows"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    return _write(result, args.out)
+
+
+def _write(result: dict, out: Path) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {out}")
     return 0
 
 
