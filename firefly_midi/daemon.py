@@ -32,12 +32,12 @@ from firefly_midi import __version__, presets, telemetry
 from firefly_midi import params as P
 from firefly_midi.clock import Clock
 from firefly_midi.control.protocol import MAX_FORWARD_S
-from firefly_midi.handover import KernelCompiler, compile_aside
-from firefly_midi.lifecycle import dying_on_signals, kernels_cached, kernels_loaded, tell_scheduling, warm_up
+from firefly_midi.handover import Handover
+from firefly_midi.lifecycle import dying_on_signals, tell_scheduling
 from firefly_midi.player import Player, build_parts
 from firefly_midi.ports import PortConfig, Ports
 from firefly_midi.saved_state import SavedState
-from firefly_midi.swarm import Swarm, plain
+from firefly_midi.swarm import Swarm
 from firefly_midi.telemetry import FlashRing
 from firefly_midi.upkeep import PortUpkeep
 
@@ -88,10 +88,8 @@ class Daemon:
         "compiled", loaded (or compiled) before the first tick; by default numpy when the kernels are
         not in the cache yet and the numpy engine covers ``values``."""
         self.saved = SavedState(values, preset)
-        on_numpy = engine == "numpy" or (engine is None and not kernels_cached(values))
-        on_numpy = on_numpy and not plain.uncovered(values)
-        self.kernels = KernelCompiler(values, self._kernels_loaded) if on_numpy else None
-        self.player = Player(values, engine="numpy" if on_numpy else "compiled")
+        self.engines = Handover(self, values, engine)
+        self.player = Player(values, engine=self.engines.first)
         self.clock = Clock(self.values["clock.tick_ms"] / 1000.0, self._tick)
         self.flash_ring = FlashRing()
         self._commands: deque[Callable[[], None]] = deque()
@@ -156,10 +154,7 @@ class Daemon:
 
     # ------------------------------------------------------------------------------ life cycle
     def start(self) -> None:
-        if self.kernels is None:
-            warm_up(self.values)
-        else:
-            self.kernels.start()
+        self.engines.start()
         with dying_on_signals():
             self.ports.open()
         self._greet_ports()  # a synth left hanging by an earlier run that crashed is silenced first (first tick)
@@ -182,7 +177,7 @@ class Daemon:
 
     def stop(self) -> None:
         """Stop ticking, send every pending note-off and All Notes Off, close the ports."""
-        self.stop_compiling()
+        self.engines.stop()
         self.clock.stop()
         self._silence()
         self.ports.close()
@@ -199,7 +194,7 @@ class Daemon:
             self._watch_until_stopped()
             self.stop()
         finally:
-            self.stop_compiling()
+            self.engines.stop()
             if control is not None:
                 control.close()  # after stop(): the notes are silenced first
         log.info("stopped; %d notes played, every one of them ended", self.mapper.notes_out)
@@ -221,47 +216,6 @@ class Daemon:
             if self._status_every and time.monotonic() >= next_status:
                 next_status = max(next_status + self._status_every, time.monotonic())  # no burst after a long reopen
                 telemetry.log_status(self.status(), self.clock.lateness.p99_since(mark))
-
-    def stop_compiling(self) -> None:
-        """Stop the kernel compiler's child, if one runs (the daemon plays on whatever engine it has)."""
-        if self.kernels is not None:
-            self.kernels.stop()
-
-    def _kernels_loaded(self) -> None:
-        """The loader thread has the compiled kernels in this process: hand over at the next tick
-        boundary, unless a preset switched since to values whose kernels are not loaded: load those
-        first (off the tick), then try again."""
-
-        def hand_over() -> None:
-            if not kernels_loaded(self.values):
-                threading.Thread(target=self._load_then_hand_over, args=(dict(self.values),), daemon=True).start()
-                return
-            self.player.use_engine("compiled")
-            began = self.kernels.began if self.kernels is not None else time.monotonic()
-            log.info("the compiled kernels took over after %.1f s of playing on numpy", time.monotonic() - began)
-
-        self.submit(hand_over)
-
-    def _load_then_hand_over(self, values: dict[str, Any]) -> None:
-        if not kernels_cached(values):
-            compile_aside(values)
-        warm_up(values, quiet=True)
-        self._kernels_loaded()
-
-    def _wait_for_kernels(self, values: dict[str, Any]) -> str:
-        """The engine to build parts for ``values`` on: numpy while it plays them and the kernels
-        compile; else the compiled kernels, waited for and loaded here (not on the tick), compiled
-        first in a child if the cache lacks them (a compile here would hold the GIL from the tick)."""
-        if self.player.engine == "numpy" and self.kernels is not None:
-            if not plain.uncovered(values) and not self.kernels.loaded.is_set():
-                return "numpy"
-            log.info("%s: waiting for the kernels to compile", plain.uncovered(values) or "handing over")
-            self.kernels.loaded.wait()
-        if not kernels_cached(values):
-            log.info("compiling the kernels of the new values in a child process first")
-            compile_aside(values)
-        warm_up(values, quiet=True)
-        return "compiled"
 
     def keep_learned(self) -> None:
         """Write what MIDI learn bound on the tick into the saved state (file I/O stays off the tick)."""
@@ -290,8 +244,7 @@ class Daemon:
     def set(self, key: str, value: Any) -> Any:
         """Check ``key = value`` now (errors raise here, in the caller), apply it at the next tick."""
         key = P.lookup(key).key
-        if self.player.engine == "numpy" and (why := plain.uncovered({**self.values, key: P.check(key, value)})):
-            raise P.ParamError(f"{why} plays once the kernels have compiled; try again in a minute", key=key)
+        self.engines.check(key, value)
         values = self.saved.change(key, value)
         value = values[key]
         if key == "clock.tick_ms":
@@ -307,7 +260,7 @@ class Daemon:
         """Switch to a whole new parameter set (a preset) at the next tick, silencing the old one."""
         values = {**values, "clock.tick_ms": self.values["clock.tick_ms"]}
         self.saved.replace(values, preset)
-        parts = build_parts(values, engine=self._wait_for_kernels(values))  # all before the tick sees them
+        parts = build_parts(values, engine=self.engines.engine_for(values))  # all before the tick sees them
 
         def switch() -> None:
             self._silence()

@@ -5,7 +5,7 @@ cache in a fraction of a second: swarm/kernels/cache.py).  A compile in a thread
 hold the GIL and stall the tick, so a child process compiles them into the cache
 (``python -m firefly_midi.handover``, niced) and says "ready"; a loader thread of the daemon then loads
 them (off the tick thread) and asks the tick to hand over at a tick boundary
-(``Player.use_engine``): the same buffers go on, so phases, frequencies, pending deliveries and the
+(``Player.use_engine``, ``Handover``): the same buffers go on, so phases, frequencies, pending deliveries and the
 generator continue.  The child then goes on compiling the other shipped presets' kernels, so that
 a later preset switch finds them; it is stopped with the daemon.
 """
@@ -26,12 +26,88 @@ from typing import IO, Any
 
 from firefly_midi import params as P
 from firefly_midi import presets
-from firefly_midi.lifecycle import warm_up
+from firefly_midi.lifecycle import kernels_cached, kernels_loaded, warm_up
+from firefly_midi.swarm import plain
 
 log = logging.getLogger("firefly_midi.daemon")
 
 READY = "ready"
 LOAD_TIMEOUT_S = 600.0  # a child that says nothing for this long is stopped; the daemon plays on numpy
+
+
+class Handover:
+    """The daemon's engines: which one plays first, the compiler, and the handover at a tick boundary.
+
+    ``daemon`` gives ``player``, ``values`` and ``submit`` (runs a command on the tick thread).
+    """
+
+    def __init__(self, daemon: Any, values: dict[str, Any], engine: str | None = None):
+        """``engine``: "numpy" (while a child compiles), "compiled" (loaded or compiled before the
+        first tick), or None: numpy when the kernels are not in the cache and numpy covers ``values``."""
+        self.daemon = daemon
+        self.values = values
+        on_numpy = engine == "numpy" or (engine is None and not kernels_cached(values))
+        on_numpy = on_numpy and not plain.uncovered(values)
+        self.first = "numpy" if on_numpy else "compiled"
+        self.compiler = KernelCompiler(values, self._loaded) if on_numpy else None
+
+    def start(self) -> None:
+        """Before the first tick: load (or compile) the kernels, or start compiling them aside."""
+        if self.compiler is None:
+            warm_up(self.values)
+        else:
+            self.compiler.start()
+
+    def stop(self) -> None:
+        """Stop the compiler's child, if one runs (the daemon plays on whatever engine it has)."""
+        if self.compiler is not None:
+            self.compiler.stop()
+
+    def status(self) -> dict[str, Any]:
+        """``engine`` ("numpy" while the kernels compile, then "compiled") and ``kernels``: how that goes."""
+        kernels = self.compiler.status() if self.compiler is not None else {"state": "ready", "seconds": 0.0}
+        return {"engine": self.daemon.player.engine, "kernels": kernels}
+
+    def check(self, key: str, value: Any) -> None:
+        """Refuse (ParamError) a change the numpy engine cannot play while it plays."""
+        if self.daemon.player.engine == "numpy" and (why := plain.uncovered({**self.daemon.values, key: P.check(key, value)})):
+            raise P.ParamError(f"{why} plays once the kernels have compiled; try again in a minute", key=key)
+
+    def engine_for(self, values: dict[str, Any]) -> str:
+        """The engine to build parts for ``values`` on: numpy while it plays them and the kernels
+        compile; else the compiled kernels, waited for and loaded here (not on the tick), compiled
+        first in a child if the cache lacks them (a compile here would hold the GIL from the tick)."""
+        if self.daemon.player.engine == "numpy" and self.compiler is not None:
+            if not plain.uncovered(values) and not self.compiler.loaded.is_set():
+                return "numpy"
+            log.info("%s: waiting for the kernels to compile", plain.uncovered(values) or "handing over")
+            self.compiler.loaded.wait()
+        if not kernels_cached(values):
+            log.info("compiling the kernels of the new values in a child process first")
+            compile_aside(values)
+        warm_up(values, quiet=True)
+        return "compiled"
+
+    def _loaded(self) -> None:
+        """The compiled kernels are loaded in this process: hand over at the next tick boundary, unless
+        a preset switched since to values whose kernels are not loaded: load those first (off the
+        tick), then try again."""
+        self.daemon.submit(self._hand_over)
+
+    def _hand_over(self) -> None:
+        values = self.daemon.values
+        if not kernels_loaded(values):
+            threading.Thread(target=self._load_then_hand_over, args=(dict(values),), daemon=True).start()
+            return
+        self.daemon.player.use_engine("compiled")
+        began = self.compiler.began if self.compiler is not None else time.monotonic()
+        log.info("the compiled kernels took over after %.1f s of playing on numpy", time.monotonic() - began)
+
+    def _load_then_hand_over(self, values: dict[str, Any]) -> None:
+        if not kernels_cached(values):
+            compile_aside(values)
+        warm_up(values, quiet=True)
+        self._loaded()
 
 
 class KernelCompiler:

@@ -115,7 +115,7 @@ def status(daemon: Any) -> dict[str, Any]:
         "lost_ticks": player.lost_ticks,
         "behind_ticks": player.behind_ticks,
         "paused": player.paused,
-        **engine_status(daemon),
+        **daemon.engines.status(),
         **clock,
         "ports": daemon.ports.status(),
     }
@@ -146,15 +146,9 @@ def frame(daemon: Any, cursor: int, points: int) -> tuple[dict[str, Any], int]:
         "lateness_recent_us": clock["lateness_recent_us"],
         "skipped_ticks": clock["skipped_ticks"],
         "ports": daemon.ports.status(),
-        **engine_status(daemon),
+        **daemon.engines.status(),
     }
     return picture, cursor
-
-
-def engine_status(daemon: Any) -> dict[str, Any]:
-    """Which engine plays ("numpy" while the kernels compile, then "compiled") and how the compile goes."""
-    kernels = daemon.kernels.status() if daemon.kernels is not None else {"state": "ready", "seconds": 0.0}
-    return {"engine": daemon.player.engine, "kernels": kernels}
 
 
 def log_status(snapshot: dict[str, Any], lateness_window_us: dict[str, float]) -> None:

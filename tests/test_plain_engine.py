@@ -120,7 +120,7 @@ def test_the_daemon_hands_over_and_stops_its_compiler():
         assert wait_for(lambda: daemon.swarm.ticks > 100, timeout=30)
         assert wait_for(lambda: daemon.status()["engine"] == "compiled", timeout=400)
         assert daemon.status()["kernels"]["state"] == "ready"
-        pid = daemon.kernels.child_pid
+        pid = daemon.engines.compiler.child_pid
     finally:
         daemon.stop()
     assert not _running(pid)
