@@ -32,7 +32,12 @@ from firefly_midi.swarm import plain
 log = logging.getLogger("firefly_midi.daemon")
 
 READY = "ready"
-LOAD_TIMEOUT_S = 600.0  # a child that says nothing for this long is stopped; the daemon plays on numpy
+LEFT = {  # what is left to do, by state, for ``status``
+    "compiling": "compile this preset's kernels (a minute or two, once), load them, hand over",
+    "loading": "load the compiled kernels here, then hand over at a tick boundary",
+    "ready": "",
+    "failed": "nothing: the numpy engine plays on (see the log)",
+}
 
 
 class Handover:
@@ -162,9 +167,13 @@ class KernelCompiler:
         return self._child.pid if self._child is not None else None
 
     def status(self) -> dict[str, Any]:
-        """What ``status`` shows while the kernels compile: the state and the seconds it has taken."""
+        """What ``status`` shows while the kernels compile: the state, the seconds it has taken, what is left."""
         running = self.state in ("compiling", "loading")
-        return {"state": self.state, "seconds": (time.monotonic() - self.began) if running else self.took}
+        return {
+            "state": self.state,
+            "seconds": (time.monotonic() - self.began) if running else self.took,
+            "left": LEFT.get(self.state, ""),
+        }
 
 
 def spawn_compiler(values: dict[str, Any]) -> subprocess.Popen[str]:

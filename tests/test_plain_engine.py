@@ -116,7 +116,8 @@ def test_the_daemon_hands_over_and_stops_its_compiler():
     assert daemon.player.engine == "numpy"
     daemon.start()
     try:
-        assert daemon.status()["kernels"]["state"] in ("compiling", "loading", "ready")
+        kernels = daemon.status()["kernels"]
+        assert kernels["state"] in ("compiling", "loading", "ready") and "left" in kernels
         assert wait_for(lambda: daemon.swarm.ticks > 100, timeout=30)
         assert wait_for(lambda: daemon.status()["engine"] == "compiled", timeout=400)
         assert daemon.status()["kernels"]["state"] == "ready"
