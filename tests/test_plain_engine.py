@@ -9,11 +9,14 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_daemon import Tap, wait_for
 
-from firefly_midi import presets
+from firefly_midi import interpreted, mapping, presets
 from firefly_midi.daemon import Daemon
 from firefly_midi.lifecycle import warm_up
+from firefly_midi.mapping import SLOTS, EventBuffer
 from firefly_midi.player import Player
 from firefly_midi.render import write_render
 from firefly_midi.simulate import simulate
@@ -193,3 +196,33 @@ def test_ctl_status_says_the_numpy_engine_plays_while_the_kernels_compile():
     compiling = format_status({"engine": "numpy", "kernels": {"state": "compiling", "seconds": 12.3}})
     assert "engine     numpy while the kernels compile (compiling, 12 s so far)" in compiling
     assert "numpy" not in format_status({"engine": "compiled", "kernels": {"state": "ready", "seconds": 80.0}})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sounding=st.dictionaries(st.integers(0, SLOTS - 1), st.tuples(st.floats(0.0, 10.0), st.floats(0.0, 10.0)), max_size=60),
+    end=st.floats(0.0, 10.0),
+    room=st.integers(0, 40),
+)
+def test_the_mappers_numpy_twins_do_what_its_kernels_do(sounding, end, room):
+    """collect_due_offs and oldest_sounding, numpy against numba: the same events, slots and answers."""
+    results = []
+    kernels = (mapping.collect_due_offs, mapping.oldest_sounding)
+    for collect, oldest in (kernels, (interpreted.collect_due_offs, interpreted.oldest_sounding)):
+        off, starts, events = np.full(SLOTS, np.inf), np.zeros(SLOTS), EventBuffer(capacity=40)
+        for slot, (off_at, on_at) in sounding.items():
+            off[slot], starts[slot] = off_at, on_at
+        answer = collect(off, end, events.time_s, events.status, events.data1, events.data2, events.size, 40 - room)
+        results.append((tuple(answer), off, events.time_s.copy(), events.status.copy(), events.data1.copy(), oldest(off, starts)))
+    kernel, twin = results
+    assert kernel[0] == twin[0] and kernel[-1] == twin[-1]
+    for a, b in zip(kernel[1:-1], twin[1:-1], strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_an_interpreted_kernel_compiles_nothing_and_answers_as_the_kernel():
+    """interpreted() runs a kernel's Python, its calls to other kernels interpreted too."""
+    cum = np.array([0, 3, 5, 9, 14, 20, 26, 30], dtype=np.int64)
+    fresh = interpreted.interpreted(mapping.whole_cycles_hz)
+    assert not isinstance(fresh, type(mapping.whole_cycles_hz))
+    assert fresh(cum, 7, 8, 4, 0.001) == mapping.whole_cycles_hz(cum, 7, 8, 4, 0.001) > 0.0
