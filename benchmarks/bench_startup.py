@@ -80,7 +80,7 @@ def daemon_start(env: dict[str, str], copy: Path, cache: Path, preset: str, wait
     wait_for_port(env, "midi-monitor:input", timeout=30)
     socket = cache / f"{preset}.sock"
     args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", "jack", "--preset", preset, "--fresh", "--no-input"]
-    args += ["--connect-out", "midi-monitor:input", "--socket", str(socket), "--log-level", "info"]
+    args += ["--connect-out", "midi-monitor:input", "--socket", str(socket), "--log-level", "info", "--status-every", "0.5"]
     began = time.monotonic()
     daemon = subprocess.Popen(args, env=env, cwd=copy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     log = Lines(daemon.stderr)
@@ -101,8 +101,27 @@ def daemon_start(env: dict[str, str], copy: Path, cache: Path, preset: str, wait
         "first_note_s": None if first is None else round(first - began, 3),
         "compiled_takes_over_s": None if handover is None else round(handover - began, 3),
         "started_on": "numpy" if "numpy engine" in _all(log) else "compiled",
+        "handover": around_handover([json.loads(line.split(" status ", 1)[1]) for _, line in log.lines if " status {" in line]),
         "daemon_rc": daemon.returncode,
         **({} if first is not None else {"log_tail": _all(log)[-1500:]}),
+    }
+
+
+def around_handover(statuses: list[dict]) -> dict | None:
+    """The ticks skipped while numpy played (a second), and in the status interval (0.5 s) holding
+    the handover, with that interval's tick lateness: what the loading and the swap cost the clock."""
+    played = [s for s in statuses if s.get("engine") == "numpy"]
+    after = next((s for s in statuses if s.get("engine") == "compiled"), None)
+    if not played or after is None:
+        return None
+    before = played[-1]
+    seconds = max(before["time_s"] - played[0]["time_s"], 1e-9)
+    return {
+        "numpy_skipped_per_s": round((before["skipped_ticks"] - played[0]["skipped_ticks"]) / seconds, 2),
+        "skipped_ticks": after["skipped_ticks"] - before["skipped_ticks"],
+        "caught_up_ticks": after["caught_up_ticks"] - before["caught_up_ticks"],
+        "lost_ticks": after["lost_ticks"] - before["lost_ticks"],
+        "lateness_us": after.get("lateness_window_us"),
     }
 
 
@@ -171,13 +190,17 @@ def show(rows: list[dict]) -> None:
     def cell(value) -> str:
         return "-" if value is None else f"{value:.2f}"
 
-    print("\nseconds from starting the process; cold: empty kernel cache, warm: filled; takeover: the compiled engine replaces numpy")
-    head = f"{'preset':<18}{'cold: 1st note':>15}{'takeover':>10}{'warm: 1st note':>16}{'on':>10}  {'simulate 1 s cold':>18}{'warm':>7}"
-    print(head)
+    print("\nseconds from starting the process; cold: empty kernel cache, warm: filled; takeover: the compiled engine replaces numpy;")
+    print("skipped: ticks the clock skipped on numpy (a second) and in the 0.5 s holding the takeover (stepped silently, caught up)")
+    head = f"{'preset':<18}{'cold: 1st note':>15}{'takeover':>10}{'skipped/s':>10}{'at takeover':>12}"
+    print(head + f"{'warm: 1st note':>16}{'on':>10}  {'simulate 1 s cold':>18}{'warm':>7}")
     for r in rows:
         cold, warm, sim_c, sim_w = r["cold"] or {}, r["warm"], r["simulate_cold"] or {}, r["simulate_warm"]
+        around = cold.get("handover") or {}
+        skipped = around.get("skipped_ticks")
         print(
             f"{r['preset']:<18}{cell(cold.get('first_note_s')):>15}{cell(cold.get('compiled_takes_over_s')):>10}"
+            f"{cell(around.get('numpy_skipped_per_s')):>10}{'-' if skipped is None else skipped:>12}"
             f"{cell(warm['first_note_s']):>16}{warm['started_on']:>10}  {cell(sim_c.get('seconds')):>18}{cell(sim_w['seconds']):>7}"
         )
 
