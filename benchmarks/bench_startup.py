@@ -22,6 +22,7 @@ import argparse
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -215,6 +216,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "startup.json", help="JSON results (default: %(default)s)")
     parser.add_argument("--ticks-only", action="store_true", help="only time the numpy engine's ticks (a few seconds)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still stops its server and daemons
     shipped = sorted(p.stem for p in (ROOT / "presets").glob("*.toml"))
     chosen = shipped if args.presets == "all" else args.presets.split(",")
     cold = set(shipped if args.cold_presets == "all" else args.cold_presets.split(","))
