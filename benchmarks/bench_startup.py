@@ -91,13 +91,10 @@ def daemon_start(env: dict[str, str], copy: Path, cache: Path, preset: str, wait
             break
         time.sleep(0.05)
     first, handover = heard.first(_note_on), log.first(lambda s: TOOK_OVER in s)
+    if handover is not None:
+        time.sleep(1.0)  # a status line (every 0.5 s) after the takeover, for around_handover
     for proc in (daemon, ear):
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     return {
         "first_note_s": None if first is None else round(first - began, 3),
         "compiled_takes_over_s": None if handover is None else round(handover - began, 3),
@@ -106,6 +103,15 @@ def daemon_start(env: dict[str, str], copy: Path, cache: Path, preset: str, wait
         "daemon_rc": daemon.returncode,
         **({} if first is not None else {"log_tail": _all(log)[-1500:]}),
     }
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def around_handover(statuses: list[dict]) -> dict | None:
