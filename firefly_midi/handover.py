@@ -4,9 +4,9 @@ numba takes a minute or more to compile the kernels the first time (then they lo
 cache in a fraction of a second: swarm/kernels/cache.py).  A compile in a thread of the daemon would
 hold the GIL and stall the tick, so a child process compiles them into the cache
 (``python -m firefly_midi.handover``, niced) and says "ready"; a loader thread of the daemon then loads
-them (off the tick thread) and asks the tick to hand over at a tick boundary
-(``Player.use_engine``, ``Handover``): the same buffers go on, so phases, frequencies, pending deliveries and the
-generator continue.  The child then goes on compiling the other shipped presets' kernels, so that
+them (off the tick thread) and asks the tick to hand over at a tick boundary (``Handover``,
+``Player.use_engine``): the same buffers go on, so phases, frequencies, pending deliveries and
+the generator continue.  The child then goes on compiling the other shipped presets' kernels, so that
 a later preset switch finds them; it is stopped with the daemon.
 """
 
@@ -70,7 +70,7 @@ class Handover:
 
     def status(self) -> dict[str, Any]:
         """``engine`` ("numpy" while the kernels compile, then "compiled") and ``kernels``: how that goes."""
-        kernels = self.compiler.status() if self.compiler is not None else {"state": "ready", "seconds": 0.0}
+        kernels = self.compiler.status() if self.compiler is not None else {"state": "ready", "seconds": 0.0, "left": ""}
         return {"engine": self.daemon.player.engine, "kernels": kernels}
 
     def check(self, key: str, value: Any) -> None:
@@ -86,7 +86,7 @@ class Handover:
             if not plain.uncovered(values) and not self.compiler.loaded.is_set():
                 return "numpy"
             log.info("%s: waiting for the kernels to compile", plain.uncovered(values) or "handing over")
-            self.compiler.loaded.wait()
+            self.compiler.finished.wait()
         if not kernels_cached(values):
             log.info("compiling the kernels of the new values in a child process first")
             compile_aside(values)
@@ -124,7 +124,8 @@ class KernelCompiler:
         self.state = "idle"  # compiling, loading, ready, failed
         self.began = 0.0
         self.took = 0.0
-        self.loaded = threading.Event()
+        self.loaded = threading.Event()  # the compiled kernels are loaded in this process
+        self.finished = threading.Event()  # loaded, or failed, or stopped: nothing more will come
         self._child: subprocess.Popen[str] | None = None
         self._thread: threading.Thread | None = None
 
@@ -137,6 +138,12 @@ class KernelCompiler:
         log.info("playing on the numpy engine while the kernels compile in process %d (a fresh install: about a minute)", self._child.pid)
 
     def _wait_and_load(self) -> None:
+        try:
+            self._load_when_ready()
+        finally:
+            self.finished.set()
+
+    def _load_when_ready(self) -> None:
         child = self._child
         assert child is not None and child.stdout is not None
         if not _said_ready(child.stdout):

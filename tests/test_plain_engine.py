@@ -151,6 +151,22 @@ def test_a_preset_switched_to_before_the_handover_plays_on_and_is_handed_over_to
     assert daemon.errors == 0
 
 
+def test_a_compiler_that_fails_leaves_the_numpy_engine_playing(monkeypatch):
+    """A child that ends without "ready" (a broken toolchain, say): failed, said so, nothing handed over."""
+    from firefly_midi import handover
+
+    def failing(values):
+        return subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    monkeypatch.setattr(handover, "spawn_compiler", failing)
+    handed = []
+    compiler = handover.KernelCompiler(presets.resolve("pulse-sine"), lambda: handed.append(1))
+    compiler.start()
+    assert compiler.finished.wait(60)
+    assert compiler.status()["state"] == "failed" and "numpy engine plays on" in compiler.status()["left"]
+    assert not compiler.loaded.is_set() and not handed
+
+
 def _running(pid: int | None) -> bool:
     if pid is None:
         return False
