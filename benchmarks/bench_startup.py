@@ -84,17 +84,19 @@ def daemon_start(env: dict[str, str], copy: Path, cache: Path, preset: str, wait
     args += ["--connect-out", "midi-monitor:input", "--socket", str(socket), "--log-level", "info", "--status-every", "0.5"]
     began = time.monotonic()
     daemon = subprocess.Popen(args, env=env, cwd=copy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    log = Lines(daemon.stderr)
-    deadline = began + wait_s
-    while time.monotonic() < deadline and daemon.poll() is None:
-        if heard.first(_note_on) is not None and (log.first(lambda s: TOOK_OVER in s) is not None or "numpy" not in _all(log)):
-            break
-        time.sleep(0.05)
-    first, handover = heard.first(_note_on), log.first(lambda s: TOOK_OVER in s)
-    if handover is not None:
-        time.sleep(1.0)  # a status line (every 0.5 s) after the takeover, for around_handover
-    for proc in (daemon, ear):
-        stop(proc)
+    try:
+        log = Lines(daemon.stderr)
+        deadline = began + wait_s
+        while time.monotonic() < deadline and daemon.poll() is None:
+            if heard.first(_note_on) is not None and (log.first(lambda s: TOOK_OVER in s) is not None or "numpy" not in _all(log)):
+                break
+            time.sleep(0.05)
+        first, handover = heard.first(_note_on), log.first(lambda s: TOOK_OVER in s)
+        if handover is not None:
+            time.sleep(1.0)  # a status line (every 0.5 s) after the takeover, for around_handover
+    finally:
+        for proc in (daemon, ear):
+            stop(proc)
     return {
         "first_note_s": None if first is None else round(first - began, 3),
         "compiled_takes_over_s": None if handover is None else round(handover - began, 3),
