@@ -242,3 +242,43 @@ def test_an_interpreted_kernel_compiles_nothing_and_answers_as_the_kernel():
     fresh = interpreted.interpreted(mapping.whole_cycles_hz)
     assert not isinstance(fresh, type(mapping.whole_cycles_hz))
     assert fresh(cum, 7, 8, 4, 0.001) == mapping.whole_cycles_hz(cum, 7, 8, 4, 0.001) > 0.0
+
+
+COLD_START = """
+import json, logging, sys, time
+logging.basicConfig(level=logging.INFO)
+sys.path.insert(0, sys.argv[1])
+from test_daemon import Tap
+from firefly_midi import presets
+from firefly_midi.daemon import Daemon
+daemon = Daemon(presets.resolve("pulse-sine"), "pulse-sine")
+daemon.ports = Tap()
+daemon.start()
+notes_on_numpy = 0
+while daemon.status()["engine"] == "numpy" and daemon.status()["kernels"]["state"] != "failed":
+    notes_on_numpy = daemon.mapper.notes_out
+    time.sleep(0.1)
+ticks = daemon.swarm.ticks
+while daemon.swarm.ticks < ticks + 500:
+    time.sleep(0.05)
+child = daemon.engines.compiler.child_pid
+daemon.stop()
+print(json.dumps({"notes_on_numpy": notes_on_numpy, "status": daemon.status(), "child": child}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_cold_start_plays_on_numpy_until_its_own_compile_takes_over(tmp_path):
+    """An empty kernel cache, in a process of its own: the daemon plays notes before anything is
+    compiled, its child compiles, the compiled kernels take over, and the child ends with it."""
+    env = {**os.environ, "FIREFLY_MIDI_CACHE_DIR": str(tmp_path / "empty")}
+    tests = os.path.dirname(__file__)
+    done = subprocess.run([sys.executable, "-c", COLD_START, tests], env=env, capture_output=True, text=True, timeout=880)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["notes_on_numpy"] > 0
+    assert result["status"]["engine"] == "compiled" and result["status"]["kernels"]["state"] == "ready"
+    assert result["status"]["errors"] == 0 and result["status"]["lost_ticks"] == 0
+    assert "took over" in done.stderr
+    assert not _running(result["child"])
