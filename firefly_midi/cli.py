@@ -243,6 +243,22 @@ def _drop_stdout() -> None:
         pass
 
 
+def _engine_for(values: dict, numpy_ok: bool = True) -> str:
+    """numpy when the kernels would compile first (a fresh install) and it can run ``values``: it
+    starts at once and runs a shipped preset's minute of swarm time in seconds (simulate, render).
+    Else the compiled kernels, saying so when they compile first (tune: its threads need them)."""
+    from firefly_midi.lifecycle import kernels_cached
+    from firefly_midi.swarm import plain
+
+    if kernels_cached(values):
+        return "compiled"
+    if numpy_ok and not plain.uncovered(values):
+        print("the kernels are not compiled yet: running on the numpy engine (`firefly-midi daemon` compiles them)", file=sys.stderr)
+        return "numpy"
+    print("compiling the swarm's kernels first (once: about a minute)...", file=sys.stderr, flush=True)
+    return "compiled"
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from firefly_midi.simulate import draw_raster, simulate
     from firefly_midi.swarm import damage
@@ -256,7 +272,10 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise ParamError(f"--threads must be 1 or more, got {args.threads}", "--threads")
     values = presets.resolve(args.preset, args.assignments, args.seed)
-    result, swarm, recorder = simulate(values, args.seconds, raster=args.raster is not None, damage=damages, threads=args.threads)
+    engine = _engine_for(values)
+    result, swarm, recorder = simulate(
+        values, args.seconds, raster=args.raster is not None, damage=damages, threads=args.threads, engine=engine
+    )
     result["preset"] = args.preset
     if args.raster:
         title = f"{args.preset}: {swarm.n} fireflies, {values['swarm.model']}"
@@ -275,7 +294,7 @@ def _render(args: argparse.Namespace) -> int:
     if args.input is not None and not args.input.is_file():
         raise FileNotFoundError(f"no MIDI file {args.input}")
     values = presets.resolve(args.preset, args.assignments, args.seed)
-    summary = write_render(values, args.seconds, args.output, args.input)
+    summary = write_render(values, args.seconds, args.output, args.input, _engine_for(values))
     _report(summary, args.json)
     return 0
 
@@ -290,6 +309,7 @@ def _tune(args: argparse.Namespace) -> int:
     options = {name: getattr(args, name) for name in names}
     spec = prepare(args.preset, args.output, args.target, args.vary, args.assignments, args.damage, args.seconds, **options)
     checkpoint = args.checkpoint or args.output.with_suffix(".checkpoint.json")
+    _engine_for(presets.resolve(args.preset, args.assignments), numpy_ok=False)
     tuner = Tuner(spec, jobs=args.jobs, checkpoint=checkpoint, restart=args.restart)
     if tuner.resumed_from:
         print(f"firefly-midi: resuming from {checkpoint} at generation {tuner.resumed_from}", file=sys.stderr)

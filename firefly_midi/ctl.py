@@ -173,6 +173,9 @@ def format_status(s: dict[str, Any]) -> str:
         f"clock      {s.get('ticks', '-')} ticks, {s.get('skipped_ticks', '-')} skipped; lateness µs: {late_text}",
         f"ports      {port_text}",
     ]
+    if s.get("engine") == "numpy":  # a fresh install's first minute (docs/startup.md)
+        kernels = s.get("kernels") or {}
+        lines.append(f"engine     numpy while the kernels compile ({kernels.get('state', '?')}, {kernels.get('seconds', 0):.0f} s so far)")
     return "\n".join(lines)
 
 

@@ -32,7 +32,8 @@ from firefly_midi import __version__, presets, telemetry
 from firefly_midi import params as P
 from firefly_midi.clock import Clock
 from firefly_midi.control.protocol import MAX_FORWARD_S
-from firefly_midi.lifecycle import dying_on_signals, tell_scheduling, warm_up
+from firefly_midi.handover import Handover
+from firefly_midi.lifecycle import dying_on_signals, tell_scheduling
 from firefly_midi.player import Player, build_parts
 from firefly_midi.ports import PortConfig, Ports
 from firefly_midi.saved_state import SavedState
@@ -82,9 +83,13 @@ class PortInput:
 class Daemon:
     """A playing swarm: ``start()``, then call the control methods; ``stop()`` silences every note."""
 
-    def __init__(self, values: dict[str, Any], preset: str = "", ports: PortConfig | None = None):
+    def __init__(self, values: dict[str, Any], preset: str = "", ports: PortConfig | None = None, engine: str | None = None):
+        """``engine``: what plays first: "numpy" while a child compiles the kernels (handover.py), or
+        "compiled", loaded (or compiled) before the first tick; by default numpy when the kernels are
+        not in the cache yet and the numpy engine covers ``values``."""
         self.saved = SavedState(values, preset)
-        self.player = Player(values)
+        self.engines = Handover(self, values, engine)
+        self.player = Player(values, engine=self.engines.first)
         self.clock = Clock(self.values["clock.tick_ms"] / 1000.0, self._tick)
         self.flash_ring = FlashRing()
         self._commands: deque[Callable[[], None]] = deque()
@@ -149,7 +154,7 @@ class Daemon:
 
     # ------------------------------------------------------------------------------ life cycle
     def start(self) -> None:
-        warm_up(self.values)
+        self.engines.start()
         with dying_on_signals():
             self.ports.open()
         self._greet_ports()  # a synth left hanging by an earlier run that crashed is silenced first (first tick)
@@ -172,6 +177,7 @@ class Daemon:
 
     def stop(self) -> None:
         """Stop ticking, send every pending note-off and All Notes Off, close the ports."""
+        self.engines.stop()
         self.clock.stop()
         self._silence()
         self.ports.close()
@@ -188,6 +194,7 @@ class Daemon:
             self._watch_until_stopped()
             self.stop()
         finally:
+            self.engines.stop()
             if control is not None:
                 control.close()  # after stop(): the notes are silenced first
         log.info("stopped; %d notes played, every one of them ended", self.mapper.notes_out)
@@ -237,6 +244,7 @@ class Daemon:
     def set(self, key: str, value: Any) -> Any:
         """Check ``key = value`` now (errors raise here, in the caller), apply it at the next tick."""
         key = P.lookup(key).key
+        self.engines.check(key, value)
         values = self.saved.change(key, value)
         value = values[key]
         if key == "clock.tick_ms":
@@ -252,7 +260,7 @@ class Daemon:
         """Switch to a whole new parameter set (a preset) at the next tick, silencing the old one."""
         values = {**values, "clock.tick_ms": self.values["clock.tick_ms"]}
         self.saved.replace(values, preset)
-        parts = build_parts(values)  # swarm, mapper, warm kernels: all before the tick sees them
+        parts = build_parts(values, engine=self.engines.engine_for(values))  # all before the tick sees them
 
         def switch() -> None:
             self._silence()
@@ -293,7 +301,7 @@ class Daemon:
 
     def reset(self) -> None:
         """Draw the swarm afresh from its parameters (same seed: the same start)."""
-        swarm = Swarm(self.values, threads=self.swarm.threads)
+        swarm = Swarm(self.values, threads=self.swarm.threads, engine=self.player.engine)
 
         def reset_now() -> None:
             self._silence()

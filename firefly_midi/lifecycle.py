@@ -9,25 +9,54 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from firefly_midi.player import Player
+from firefly_midi.swarm import kernels as K
+from firefly_midi.swarm.kernels.cache import cache_dir
 
 log = logging.getLogger("firefly_midi.daemon")
 
 
-def warm_up(values: dict[str, Any]) -> None:
+def warm_up(values: dict[str, Any], quiet: bool = False) -> None:
     """Load (or compile) every kernel ``values`` plays with before the first deadline, on a small
-    throwaway player: the tick thread must never compile."""
+    throwaway player: the tick thread must never compile.  Leaves a mark in the kernel cache that
+    says they are there (``kernels_cached``)."""
     started = time.perf_counter()
-    log.info("loading the swarm kernels (the very first start compiles them: a minute or two, once)")
+    if not quiet:
+        log.info("loading the swarm kernels (compiling them first where they are not in the cache: a minute or two, once)")
     spare = Player({**values, "swarm.n": min(values["swarm.n"], 64)})
     spare.hear([0x90, 60, 100], 0.5)
     for k in range(3):
         spare.tick(k)
     spare.tick(6)  # the catch-up path after skipped ticks
     spare.all_notes_off()
-    log.info("kernels ready in %.2f s", time.perf_counter() - started)
+    with contextlib.suppress(OSError):
+        _cached_mark(values).touch()
+    if not quiet:
+        log.info("kernels ready in %.2f s", time.perf_counter() - started)
+
+
+def _delayed(values: dict[str, Any]) -> bool:
+    return values["swarm.delay_ms"] > 0.0 and values["swarm.model"] != "kuramoto"
+
+
+def _cached_mark(values: dict[str, Any]) -> Path:
+    shape = f"{values['swarm.model']}-{values['swarm.topology']}-{'delayed' if _delayed(values) else 'instant'}"
+    return cache_dir() / f"warm-{shape}"
+
+
+def kernels_loaded(values: dict[str, Any]) -> bool:
+    """Whether this process has loaded the swarm kernels ``values`` step with (one tick and the offline loop)."""
+    step, run = (K.tick_delayed, K.run_delayed) if _delayed(values) else (K.tick, K.run)
+    return bool(step.signatures and run.signatures)
+
+
+def kernels_cached(values: dict[str, Any]) -> bool:
+    """Whether the kernels ``values`` play with are loaded in this process already, or ``warm_up``
+    of values like these completed before with this cache: they load in a fraction of a second."""
+    return kernels_loaded(values) or _cached_mark(values).exists()
 
 
 @contextlib.contextmanager

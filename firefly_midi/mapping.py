@@ -43,19 +43,21 @@ measures the tempo of incoming MIDI clock.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
 
+from firefly_midi import interpreted as interp
 from firefly_midi import midi
 from firefly_midi import params as P
 from firefly_midi.midi import ALL_NOTES_OFF, NOTE_OFF, NOTE_ON
 from firefly_midi.swarm import topology
-from firefly_midi.swarm.tempo import LiveTempo
+from firefly_midi.swarm.tempo import LiveTempo, whole_cycles_hz
 
 SCALE_STEPS: dict[str, tuple[int, ...]] = {
     "major": (0, 2, 4, 5, 7, 9, 11),
@@ -285,6 +287,29 @@ def sort_events(ev_time, ev_status, ev_d1, ev_d2, ev_size, count):
     return 0
 
 
+class MapKernels(NamedTuple):
+    """The kernels a mapper calls (its tempo's included)."""
+
+    plan_bursts: Callable
+    collect_due_offs: Callable
+    oldest_sounding: Callable
+    sort_events: Callable
+    whole_cycles_hz: Callable
+
+
+@functools.cache
+def _interpreted_kernels() -> MapKernels:
+    twins = interp.collect_due_offs, interp.oldest_sounding
+    return MapKernels(interp.interpreted(plan_bursts), *twins, interp.interpreted(sort_events), interp.interpreted(whole_cycles_hz))
+
+
+def _compiled_kernels() -> MapKernels:
+    return MapKernels(plan_bursts, collect_due_offs, oldest_sounding, sort_events, whole_cycles_hz)
+
+
+KERNELS = {"compiled": _compiled_kernels, "numpy": _interpreted_kernels}
+
+
 # ----------------------------------------------------------------------------------------------- events
 class EventBuffer:
     """Preallocated MIDI events of one tick: parallel arrays, in time order, never grown."""
@@ -298,6 +323,7 @@ class EventBuffer:
         self.count = 0
         self.overflow = 0
         self._messages = ([0], [0, 0], [0, 0, 0])  # one reusable list per message size
+        self.sort_kernel = sort_events  # or its interpreted twin (Mapper.use_engine)
 
     @property
     def capacity(self) -> int:
@@ -333,7 +359,7 @@ class EventBuffer:
 
     def sort(self) -> None:
         if self.count > 1:
-            sort_events(self.time_s, self.status, self.data1, self.data2, self.size, self.count)
+            self.sort_kernel(self.time_s, self.status, self.data1, self.data2, self.size, self.count)
 
     def as_list(self) -> list[tuple[float, list[int]]]:
         """(time, bytes) of every event: for tests and offline use (allocates)."""
@@ -377,13 +403,15 @@ class Mapper:
         event_capacity: int = EVENT_CAPACITY,
         tempo: LiveTempo | None = None,
     ):
-        """``tempo``: a live tempo to share (the mapper updates it every tick); by default its own."""
+        """``tempo``: a live tempo to share (the mapper updates it every tick); by default its own.
+        The kernels are those of the swarm's engine (compiled, or interpreted while numba compiles)."""
         self.swarm = swarm
         self.dt = float(swarm.dt)
         self.values = _checked({**getattr(swarm, "values", {}), **values})
         self.events = EventBuffer(event_capacity)
         self.pending_capacity = min(max(1, pending_capacity), SLOTS)
         self.tempo = tempo or LiveTempo(swarm.n, self.dt, 4.0, self.values["swarm.freq_hz"])
+        self.use_engine(getattr(swarm, "engine", "compiled"))
         self.clock = ClockOut()
         self.notes_out = 0
         self.dropped_notes = 0
@@ -398,17 +426,23 @@ class Mapper:
         self._tokens = self.bucket_capacity
         self._warm_up()
 
+    def use_engine(self, engine: str) -> None:
+        """The compiled kernels, or (engine "numpy") their interpreted twins, from the next call on."""
+        k = self.kernels = KERNELS[engine]()
+        self.events.sort_kernel = k.sort_events
+        self.tempo.cycles_hz = k.whole_cycles_hz
+
     def _warm_up(self) -> None:
         """Call every kernel once on nothing, so the first real tick does not load machine code."""
-        none = self.layout.voice_of[:0]
-        plan_bursts(
+        none, k = self.layout.voice_of[:0], self.kernels
+        k.plan_bursts(
             none, self._first[:0], self.layout.voice_of, self._counts, self._first, self._touched, self._hold_until,
             self._burst, self.layout.size, 0.0, self.dt, 0.0, 0, self._start_voice, self._start_time, self._start_share,
         )  # fmt: skip
         ev = self.events
-        collect_due_offs(self._off_time, -np.inf, ev.time_s, ev.status, ev.data1, ev.data2, ev.size, 0)
-        sort_events(ev.time_s, ev.status, ev.data1, ev.data2, ev.size, 0)
-        oldest_sounding(self._off_time, self._on_time)
+        k.collect_due_offs(self._off_time, -np.inf, ev.time_s, ev.status, ev.data1, ev.data2, ev.size, 0)
+        k.sort_events(ev.time_s, ev.status, ev.data1, ev.data2, ev.size, 0)
+        k.oldest_sounding(self._off_time, self._on_time)
         _ = self.tempo.hz
 
     # ------------------------------------------------------------------- set-up and live changes
@@ -477,7 +511,7 @@ class Mapper:
         hz = self.tempo.hz
         limit = min(self.max_per_tick, int(self._tokens))
         lay = self.layout
-        kept, starts = plan_bursts(
+        kept, starts = self.kernels.plan_bursts(
             ids, times, lay.voice_of, self._counts, self._first, self._touched, self._hold_until, self._burst, lay.size,
             t0, self.dt, 0.5 / hz, limit, self._start_voice, self._start_time, self._start_share,
         )  # fmt: skip
@@ -509,7 +543,7 @@ class Mapper:
         if pending != np.inf:  # still sounding: its off now (or when due, if that is earlier)
             events.push(min(pending, t), NOTE_OFF | channel, note, 0)
         elif self._sounding >= self.pending_capacity:
-            self._end_early(oldest_sounding(self._off_time, self._on_time), t)
+            self._end_early(self.kernels.oldest_sounding(self._off_time, self._on_time), t)
             self._sounding += 1
         else:
             self._sounding += 1
@@ -527,7 +561,7 @@ class Mapper:
 
     def _end_due_notes(self, end: float) -> None:
         ev = self.events
-        count, freed, left, self._next_off = collect_due_offs(
+        count, freed, left, self._next_off = self.kernels.collect_due_offs(
             self._off_time, end, ev.time_s, ev.status, ev.data1, ev.data2, ev.size, ev.count
         )
         ev.count = count

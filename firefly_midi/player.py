@@ -55,9 +55,9 @@ class Parts(NamedTuple):
     inputs: InputMap
 
 
-def build_parts(values: dict[str, Any], threads: int = 1) -> Parts:
+def build_parts(values: dict[str, Any], threads: int = 1, engine: str = "compiled") -> Parts:
     """A swarm, its mapper and its input map for ``values`` (allocates and loads kernels: not on the tick)."""
-    swarm = Swarm(values, threads=threads)
+    swarm = Swarm(values, threads=threads, engine=engine)
     mapper = Mapper(swarm.values, swarm)
     return Parts(swarm.values, swarm, mapper, InputMap(swarm.values, mapper))
 
@@ -69,8 +69,8 @@ class Player:
     way out for bindings MIDI learn makes: whoever keeps the saved state drains it.
     """
 
-    def __init__(self, values: dict[str, Any] | None = None, parts: Parts | None = None, threads: int = 1):
-        self.parts = parts or build_parts(values or {}, threads)
+    def __init__(self, values: dict[str, Any] | None = None, parts: Parts | None = None, threads: int = 1, engine: str = "compiled"):
+        self.parts = parts or build_parts(values or {}, threads, engine)
         self.counts = self.parts.inputs.counts
         self.clock_in = ClockIn()
         self.r = 0.0
@@ -97,6 +97,17 @@ class Player:
     @property
     def mapper(self) -> Mapper:
         return self.parts.mapper
+
+    @property
+    def engine(self) -> str:
+        """What steps the swarm: "compiled" (the numba kernels) or "numpy" (while they compile)."""
+        return self.swarm.engine
+
+    def use_engine(self, engine: str) -> None:
+        """Hand the swarm and the mapper over to ``engine`` at this tick boundary; they go on from
+        where they are (the compiled kernels must be loaded already: ``lifecycle.warm_up``)."""
+        self.swarm.use_engine(engine)
+        self.mapper.use_engine(engine)
 
     @property
     def events(self) -> EventBuffer:
@@ -252,6 +263,7 @@ class Player:
         try:
             value = P.check(key, value)
             P.check_consistency(dict(self.values, **{key: value}))
+            self.swarm.check_engine(dict(self.values, **{key: value}))
         except P.ParamError as exc:
             log.warning("ignored %s = %r: %s", key, value, exc)
             return
@@ -277,18 +289,21 @@ class Player:
 
     def reshaped(self, key: str, value: Any) -> Swarm:
         """A new swarm for a reshaping change, to build off the tick thread and hand to ``adopt``."""
-        return Swarm({**self.values, key: value}, threads=self.swarm.threads)
+        return Swarm({**self.values, key: value}, threads=self.swarm.threads, engine=self.engine)
 
     def adopt(self, key: str, value: Any, swarm: Swarm) -> None:
         """Take a swarm built by ``reshaped`` (at a tick boundary); the mapper keeps its sounding notes."""
         self.parts.values[key] = value
+        swarm.use_engine(self.engine)  # built before a handover, maybe
         self.parts = self.parts._replace(swarm=swarm)
         self.mapper.swarm = swarm
         self._follow(key)
 
     def swap(self, parts: Parts) -> None:
-        """Play ``parts`` from now on (a preset switch): call ``silence`` first, with the old mapper."""
-        self.parts = parts
+        """Play ``parts`` from now on (a preset switch): call ``silence`` first, with the old mapper.
+        They play on the engine playing now (they may have been built before a handover)."""
+        engine, self.parts = self.engine, parts
+        self.use_engine(engine)
         parts.inputs.counts = self.counts
         self._knobs.clear()
         self._cadence()

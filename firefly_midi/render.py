@@ -67,9 +67,11 @@ def _collect(player: Player, count: int, out: list[tuple[float, list[int]]]) -> 
     out.extend((float(events.time_s[i]), list(events.message(i))) for i in range(count))
 
 
-def _render(values: dict[str, Any], seconds: float, input_path: Path | None) -> tuple[mido.MidiFile, dict[str, Any]]:
+def _render(
+    values: dict[str, Any], seconds: float, input_path: Path | None, engine: str = "compiled"
+) -> tuple[mido.MidiFile, dict[str, Any]]:
     started = time.perf_counter()
-    player = Player(values)
+    player = Player(values, engine=engine)
     swarm = player.swarm
     ticks = max(1, round(seconds / swarm.dt))
     timed = read_input(input_path) if input_path else []
@@ -109,8 +111,11 @@ def render(values: dict[str, Any], seconds: float, input_path: Path | None = Non
     return _render(values, seconds, input_path)[0]
 
 
-def write_render(values: dict[str, Any], seconds: float, out_path: Path, input_path: Path | None = None) -> dict[str, Any]:
-    """Render to ``out_path``; return a summary: notes, flashes, seconds, wall_s and more."""
-    midi, summary = _render(values, seconds, input_path)
+def write_render(
+    values: dict[str, Any], seconds: float, out_path: Path, input_path: Path | None = None, engine: str = "compiled"
+) -> dict[str, Any]:
+    """Render to ``out_path``; return a summary: notes, flashes, seconds, wall_s and more.  ``engine``:
+    "numpy" starts at once where numba would first compile the kernels (the same notes: ``Swarm``)."""
+    midi, summary = _render(values, seconds, input_path, engine)
     midi.save(out_path)
     return {**summary, "path": str(out_path)}

@@ -21,13 +21,19 @@ SERIES_POINTS = 400
 
 
 def simulate(
-    values: dict[str, Any], seconds: float, raster: bool = False, damage: Sequence[Damage] = (), threads: int = 1
+    values: dict[str, Any],
+    seconds: float,
+    raster: bool = False,
+    damage: Sequence[Damage] = (),
+    threads: int = 1,
+    engine: str = "compiled",
 ) -> tuple[dict[str, Any], Swarm, Recorder]:
     """Run the swarm for ``seconds`` of swarm time, damaged as ``damage`` says; return the metrics, the swarm and its recording.
 
-    ``threads``: see ``Swarm``; the tuner keeps 1, as it runs candidates side by side.
+    ``threads``: see ``Swarm``; the tuner keeps 1, as it runs candidates side by side.  ``engine``:
+    "numpy" runs at once where numba would first compile the kernels (``Swarm``).
     """
-    player = Player(values, threads=threads)
+    player = Player(values, threads=threads, engine=engine)
     swarm = player.swarm
     ticks = max(1, round(seconds / swarm.dt))
     recorder = Recorder.for_run(ticks, swarm.n, swarm.dt, raster=raster)

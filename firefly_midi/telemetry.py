@@ -115,6 +115,7 @@ def status(daemon: Any) -> dict[str, Any]:
         "lost_ticks": player.lost_ticks,
         "behind_ticks": player.behind_ticks,
         "paused": player.paused,
+        **daemon.engines.status(),
         **clock,
         "ports": daemon.ports.status(),
     }
@@ -145,6 +146,7 @@ def frame(daemon: Any, cursor: int, points: int) -> tuple[dict[str, Any], int]:
         "lateness_recent_us": clock["lateness_recent_us"],
         "skipped_ticks": clock["skipped_ticks"],
         "ports": daemon.ports.status(),
+        **daemon.engines.status(),
     }
     return picture, cursor
 

@@ -295,6 +295,16 @@ def test_the_status_shows_the_recent_lateness_and_the_runs_p99_beside_the_skippe
     run(test)
 
 
+def test_the_status_says_the_numpy_engine_plays_while_the_kernels_compile():
+    async def test(app, pilot, daemon):
+        await show(pilot, daemon, frame(3, 4.0, spread(10), engine="numpy", kernels={"state": "compiling", "seconds": 12.4}))
+        assert "engine   numpy · kernels compiling 12 s" in app.query_one(StatusPanel).text()
+        await show(pilot, daemon, frame(3, 5.0, spread(10), engine="compiled", kernels={"state": "ready", "seconds": 40.0}))
+        assert "numpy" not in app.query_one(StatusPanel).text()
+
+    run(test)
+
+
 def test_plots_and_status_show_the_frame():
     async def test(app, pilot, daemon):
         await show(pilot, daemon, frame(3, 4.0, spread(10), flashes_in=7, dropped_in=2))

@@ -26,7 +26,7 @@ def start_daemon_in_background(path: str | os.PathLike[str] | None, daemon_args:
     path = socket_path(path)
     answer = _daemon_answers(path)
     if answer is None:
-        print("a firefly-midi daemon is starting (compiling the swarm's kernels); waiting for it", file=sys.stderr)
+        print("a firefly-midi daemon is starting; waiting for it", file=sys.stderr)
         wait_for_daemon(path, wait_s, who="the starting daemon")
     if answer is not False:
         return False
@@ -70,7 +70,7 @@ def wait_for_daemon(path: str | os.PathLike[str], wait_s: float = 300.0, child: 
         if _daemon_answers(path):
             return
         if not said and time.monotonic() > deadline - wait_s + 3.0:
-            print("compiling the swarm's kernels: the very first start takes a minute or two, later ones a moment", file=sys.stderr)
+            print("waiting for the daemon to answer (it plays at once; on a fresh install it compiles its kernels aside)", file=sys.stderr)
             said = True
         time.sleep(0.2)
     raise ControlError("daemon", f"{who} did not answer within {wait_s:g} s")

@@ -35,8 +35,8 @@ import numpy as np
 
 from firefly_midi import params as P
 from firefly_midi.swarm import kernels as K
+from firefly_midi.swarm import plain, topology
 from firefly_midi.swarm import state as S
-from firefly_midi.swarm import topology
 from firefly_midi.swarm.metrics import Recorder
 
 MODEL_CODES = {"pulse": K.PULSE, "mirollo_strogatz": K.MIROLLO_STROGATZ, "ermentrout": K.ERMENTROUT, "kuramoto": K.KURAMOTO}
@@ -52,25 +52,44 @@ _HELP_MIN_WORK = 1 << 22
 _EMPTY = np.empty(0, dtype=np.int64)
 _NO_TABLE = np.empty((0, 1), dtype=np.int32)  # global coupling: one aggregate count, no table
 _RESHAPING = P.keys_with_effect("reshape")
+ENGINES = ("numpy", "compiled")
 
 
 class Swarm:
     """A swarm of fireflies advancing by fixed ticks."""
 
-    def __init__(self, values: dict[str, Any] | None = None, threads: int = 1):
+    def __init__(self, values: dict[str, Any] | None = None, threads: int = 1, engine: str = "compiled"):
         """``threads``: how many threads an offline ``run`` may use for a global Kuramoto sweep of
         two chunks or more (K.CHUNK fireflies each); ``step`` always uses the calling thread alone.
-        Same results, bit for bit, whatever the count."""
+        Same results, bit for bit, whatever the count.  ``engine``: "compiled" (the numba kernels)
+        or "numpy" (``plain``: plays at once, before numba has compiled anything; see use_engine)."""
         if threads < 1:
             raise ValueError(f"threads must be 1 or more, got {threads}")
         self.threads = threads
+        self.use_engine(engine)
         merged = P.defaults()
         merged.update(values or {})
         for key, value in merged.items():
             merged[key] = P.check(key, value)
         P.check_consistency(merged)
+        self.check_engine(merged)
         self.values = merged
         self.reset()
+
+    def use_engine(self, engine: str) -> None:
+        """Step with the compiled kernels or their numpy twins from now on, on the same buffers: the
+        swarm goes on where it was (phases, frequencies, the generator, the mean field).  Handing over
+        to "compiled" is for a tick boundary after the kernels were loaded off the tick thread."""
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        self.engine = engine
+        self._k = K if engine == "compiled" else plain
+
+    def check_engine(self, values: dict[str, Any]) -> None:
+        """Raise ParamError when this swarm's engine cannot play ``values`` (numpy: ``plain.uncovered``)."""
+        why = plain.uncovered(values) if self.engine == "numpy" else ""
+        if why:
+            raise P.ParamError(f"{why} needs the compiled kernels, which are not loaded yet")
 
     # ----------------------------------------------------------------------------------- set-up
     def reset(self) -> None:
@@ -80,7 +99,7 @@ class Swarm:
         self.state, rng = S.fresh(v)
         key = S.seed_key(v["swarm.seed"])
         counter = np.uint64(rng.integers(0, 2**62))
-        table, counter = topology.build(v["swarm.topology"], self.n, v["swarm.neighbors"], key, counter)
+        table, counter = topology.build(v["swarm.topology"], self.n, v["swarm.neighbors"], key, counter, self._k.rewire)
         self.table = _NO_TABLE if table is None else table
         self._rng = np.array([key, counter], dtype=np.uint64)
         self.in_degree = topology.in_degree(table, self.n)
@@ -174,6 +193,7 @@ class Swarm:
         value = P.check(key, value)
         trial = dict(self.values, **{key: value})
         P.check_consistency(trial)
+        self.check_engine(trial)
         self.values = trial
         if key in _RESHAPING:
             self.reset()
@@ -201,12 +221,12 @@ class Swarm:
         """Advance one tick of ``clock.tick_ms``; return the flash count (see ``flashes()``)."""
         prev, external = self.count, 0
         if self._ext_count:
-            K.clear_fired(self.fired, self.flash_ids, prev)
+            self._k.clear_fired(self.fired, self.flash_ids, prev)
             prev, external = 0, self._apply_external()
         if self._delayed:
-            n = K.tick_delayed(*self._delayed_buffers(), self.ticks, prev, external)
+            n = self._k.tick_delayed(*self._delayed_buffers(), self.ticks, prev, external)
         else:
-            n = K.tick(*self._buffers(), self.ticks, prev, external)
+            n = self._k.tick(*self._buffers(), self.ticks, prev, external)
         self.count = n
         self.ticks += 1
         self.flashes_total += n
@@ -224,10 +244,10 @@ class Swarm:
         if ticks <= 0:
             return self.count
         if self._delayed:
-            self.count, flashes = K.run_delayed(ticks, self.ticks, self.count, *self._delayed_buffers(), *rec.reserve(ticks))
+            self.count, flashes = self._k.run_delayed(ticks, self.ticks, self.count, *self._delayed_buffers(), *rec.reserve(ticks))
         else:
             with self._sweep_helpers(ticks):
-                self.count, flashes = K.run(ticks, self.ticks, self.count, *self._buffers(), *rec.reserve(ticks))
+                self.count, flashes = self._k.run(ticks, self.ticks, self.count, *self._buffers(), *rec.reserve(ticks))
         rec.commit(ticks, flashes)
         self.ticks += ticks
         self.flashes_total += flashes
@@ -241,7 +261,12 @@ class Swarm:
     @contextmanager
     def _sweep_helpers(self, ticks: int) -> Iterator[None]:
         """Helper threads for the Kuramoto sweeps of one run, when there is enough to share."""
-        shared = self.codes[K.C_MODEL] == K.KURAMOTO and self.codes[K.C_GLOBAL] and self.codes[K.C_PRC] != K.SAWTOOTH
+        shared = (
+            self.engine == "compiled"
+            and self.codes[K.C_MODEL] == K.KURAMOTO
+            and self.codes[K.C_GLOBAL]
+            and self.codes[K.C_PRC] != K.SAWTOOTH
+        )
         count = min(self.threads, usable_cpus()) - 1
         if not shared or count < 1 or self.n <= K.CHUNK or ticks * self.n < _HELP_MIN_WORK:
             yield
@@ -276,11 +301,11 @@ class Swarm:
             if self.codes[K.C_MODEL] == K.KURAMOTO:
                 amount = strength * self.coef[K.F_K_HZ] / self.coef[K.F_F0]
                 everyone = targets is None
-                K.kuramoto_kick(st.phase, _EMPTY if everyone else targets, everyone, amount, self.codes[K.C_PRC] == K.SAWTOOTH)
+                self._k.kuramoto_kick(st.phase, _EMPTY if everyone else targets, everyone, amount, self.codes[K.C_PRC] == K.SAWTOOTH)
             elif targets is None:
-                n = K.receive_all(*args, strength * self.in_degree, *coupling, t, self.flash_ids, self.flash_times, n)
+                n = self._k.receive_all(*args, strength * self.in_degree, *coupling, t, self.flash_ids, self.flash_times, n)
             else:
-                n = K.receive_subset(*args, targets, strength * self.in_degree, *coupling, t, self.flash_ids, self.flash_times, n)
+                n = self._k.receive_subset(*args, targets, strength * self.in_degree, *coupling, t, self.flash_ids, self.flash_times, n)
         self._ext_count = 0
         self._mf[K.M_STALE] = 1.0
         return n
@@ -313,7 +338,7 @@ class Swarm:
             st.phase[ids] = np.nan
         elif kind in ("scramble", "revive"):
             draws = np.empty(ids.size)
-            self._rng[K.R_COUNTER] = K.fill_uniform(draws, self._rng[K.R_KEY], self._rng[K.R_COUNTER])
+            self._rng[K.R_COUNTER] = self._k.fill_uniform(draws, self._rng[K.R_KEY], self._rng[K.R_COUNTER])
             st.phase[ids] = draws
             if kind == "revive":
                 st.freq[ids] = st.natural[ids]
@@ -328,7 +353,7 @@ class Swarm:
 
     def mean_field(self) -> tuple[float, float, float, int]:
         """(Re Z, Im Z, Σφ, live) where Z = mean e^{2πiφ} over the live fireflies."""
-        c, s, total, live = K.mean_field(self.state.phase)
+        c, s, total, live = self._k.mean_field(self.state.phase)
         if not live:
             return 0.0, 0.0, 0.0, 0
         return c / live, s / live, total, live

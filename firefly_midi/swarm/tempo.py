@@ -72,6 +72,7 @@ class LiveTempo:
         self._total = 0
         self._last_hz = 0.0
         self._fresh = False  # hz is recomputed once per tick at most, when asked
+        self.cycles_hz = whole_cycles_hz  # or its interpreted twin, while the kernels compile (Mapper.use_engine)
 
     def update(self, flash_count: int) -> None:
         """Record one tick's flash count."""
@@ -86,7 +87,7 @@ class LiveTempo:
     def hz(self) -> float:
         """The live tempo in cycles (beats) per second."""
         if not self._fresh:
-            measured = whole_cycles_hz(self._cum, self._newest, self._filled, self.n_live, self.dt)
+            measured = self.cycles_hz(self._cum, self._newest, self._filled, self.n_live, self.dt)
             if measured > 0.0:
                 self._last_hz = measured
             self._fresh = True

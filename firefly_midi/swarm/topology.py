@@ -8,6 +8,7 @@ table: the engine couples through one aggregate count instead, in O(N).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -69,15 +70,18 @@ def grid_distance(n: int, row: float, col: float) -> np.ndarray:
     return np.hypot(ids // cols - row, ids % cols - col)
 
 
-def random_peers(n: int, k: int, key: np.uint64, counter: np.uint64) -> tuple[np.ndarray, np.uint64]:
-    """Each flash seen by k peers drawn at random (with replacement, never oneself)."""
+def random_peers(n: int, k: int, key: np.uint64, counter: np.uint64, rewire: Callable = kernels.rewire) -> tuple[np.ndarray, np.uint64]:
+    """Each flash seen by k peers drawn at random (with replacement, never oneself); ``rewire``
+    draws them (the kernel, or its numpy twin while the kernels compile)."""
     table = np.empty((n, min(k, n - 1)), dtype=np.int32)
     if n > 1:
-        counter = kernels.rewire(table, key, counter)
+        counter = rewire(table, key, counter)
     return table, counter
 
 
-def build(name: str, n: int, k: int, key: np.uint64, counter: np.uint64) -> tuple[np.ndarray | None, np.uint64]:
+def build(
+    name: str, n: int, k: int, key: np.uint64, counter: np.uint64, rewire: Callable = kernels.rewire
+) -> tuple[np.ndarray | None, np.uint64]:
     """The neighbour table for topology ``name`` (None for global) and the advanced RNG counter."""
     if name == "global" or n < 2:
         return None, counter
@@ -85,7 +89,7 @@ def build(name: str, n: int, k: int, key: np.uint64, counter: np.uint64) -> tupl
         return ring(n, k), counter
     if name == "grid":
         return grid(n, k), counter
-    return random_peers(n, k, key, counter)
+    return random_peers(n, k, key, counter, rewire)
 
 
 def in_degree(table: np.ndarray | None, n: int) -> float:

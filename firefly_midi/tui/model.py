@@ -88,6 +88,8 @@ class StatusView:
     lateness_recent_us: dict[str, float] = field(default_factory=dict)  # the last seconds (window_s)
     ports: dict[str, Any] = field(default_factory=dict)
     frames: int = 0
+    engine: str = "compiled"  # "numpy" while the daemon's kernels compile (handover.py)
+    kernels: dict[str, Any] = field(default_factory=dict)  # their state and seconds so far
 
 
 class _Series:
@@ -234,6 +236,8 @@ class FrameModel:
             lateness_recent_us=dict(frame.get("lateness_recent_us") or {}),
             ports=dict(frame.get("ports") or {}),
             frames=self.frames,
+            engine=str(frame.get("engine", "compiled")),
+            kernels=dict(frame.get("kernels") or {}),
         )
 
     def _rate(self, column: int, over_s: float = 2.0) -> float:

@@ -43,6 +43,12 @@ def _ports(ports: dict[str, Any]) -> Text:
     return Text(text, style="green" if ports.get("state") == "open" else "bold red")
 
 
+def _engine(v: StatusView) -> Text:
+    """While the kernels compile (a fresh install), the numpy engine plays: say so, and for how long."""
+    state, seconds = v.kernels.get("state", "compiling"), float(v.kernels.get("seconds", 0.0) or 0.0)
+    return Text(f"numpy · kernels {state} {seconds:.0f} s", style="yellow")
+
+
 class StatusPanel(Widget):
     """Holds the connection state (``connection``, ``connected``) and the latest ``StatusView``."""
 
@@ -74,6 +80,8 @@ class StatusPanel(Widget):
             ("ticks", f"{v.skipped_ticks:,} skipped · run p99 {_us(late.get('p99'))}"),
             ("frames", f"{v.frames:,} · {v.dropped_frames:,} dropped · {v.flashes_lost:,} flashes lost"),
         ]
+        if v.engine == "numpy":  # in the frames' row: the panel has no line to spare, and this lasts a minute
+            rows[-1] = ("engine", _engine(v))
         # One row a line, cut with an ellipsis: a long socket path or port problem wrapping onto a
         # second line pushed the last rows out of the panel.
         width = self.content_size.width or 200
