@@ -616,7 +616,7 @@ class InputMap:
 
     def apply(self, message: Sequence[int], time_frac: float, swarm: Any) -> bool:
         """Inject ``message`` if it is a note-on that counts; False for anything else, never raising."""
-        note_on = self._note_on(message)
+        note_on = self.note_on(message)
         if note_on is None:
             self.counts.ignored += 1
             return False
@@ -629,7 +629,7 @@ class InputMap:
         self.counts.flashes += 1
         return True
 
-    def _note_on(self, message: Any) -> tuple[int, int] | None:
+    def note_on(self, message: Any) -> tuple[int, int] | None:
         """(note, velocity) of a note-on that passes the filters, else None."""
         if not self.enabled:
             return None
