@@ -29,6 +29,7 @@ class Drummer:
     hits: list[tuple[float, list[int]]]  # every note-on and note-off, in time order
     beats: np.ndarray  # the beats the drummer means, in seconds (no humanising)
     bpm: np.ndarray  # the tempo at each beat
+    played: np.ndarray  # when the drummer's stroke on each beat sounded (humanised; NaN: dropped)
     fills: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of each fill
     restart_s: float | None = None  # when the drummer starts again after a stop
     seconds: float = 0.0
@@ -44,8 +45,8 @@ def _beat_times(bpm_at: Any, start: float, end: float) -> tuple[np.ndarray, np.n
     return np.array(beats), np.array(tempi)
 
 
-def _bar(beats: np.ndarray, bar: int, fill: bool) -> list[tuple[float, int, int, bool]]:
-    """(time, note, velocity, counts-as-a-beat-hit) of one bar's strokes, from its four beats."""
+def _bar(beats: np.ndarray, bar: int, fill: bool) -> list[tuple[float, int, int, int]]:
+    """(time, note, velocity, beat) of one bar's strokes, from its four beats (beat -1: between beats)."""
     b = beats[4 * bar : 4 * bar + 5]
     if b.size < 5:
         return []
@@ -53,15 +54,15 @@ def _bar(beats: np.ndarray, bar: int, fill: bool) -> list[tuple[float, int, int,
     out = []
     for i in range(4):
         at, p = b[i], period[i]
-        out.append((at, KICK if i in (0, 2) else SNARE, 110 if i in (0, 2) else 100, True))
-        out.append((at, HAT, 70, False))
-        out.append((at + p / 2, HAT, 60, False))
+        out.append((at, KICK if i in (0, 2) else SNARE, 110 if i in (0, 2) else 100, 4 * bar + i))
+        out.append((at, HAT, 70, -1))
+        out.append((at + p / 2, HAT, 60, -1))
         if fill and i >= 2:
-            out.extend((at + j * p / 4, SNARE, 85 + 10 * (j == 0), False) for j in range(1, 4))
+            out.extend((at + j * p / 4, SNARE, 85 + 10 * (j == 0), -1) for j in range(1, 4))
         elif i == 1:
-            out.append((at + 3 * p / 4, SNARE, 28, False))  # ghost note
+            out.append((at + 3 * p / 4, SNARE, 28, -1))  # ghost note
         elif i == 2:
-            out.append((at + p / 2, KICK, 90, False))  # syncopated kick on the "and" of 3
+            out.append((at + p / 2, KICK, 90, -1))  # syncopated kick on the "and" of 3
     return out
 
 
@@ -78,39 +79,46 @@ def play(
     """A drummer at ``bpm_at(t)``; ``stop`` = (from_s, to_s) of silence, the tempo after it is ``bpm_at``'s."""
     rng = np.random.default_rng(seed)
     spans = [(0.5, seconds)] if stop is None else [(0.5, stop[0]), (stop[1], seconds)]
-    hits, all_beats, all_bpm, fills = [], [], [], []
+    hits, all_beats, all_bpm, all_played, fills = [], [], [], [], []
     for start, end in spans:
         beats, tempi = _beat_times(bpm_at, start, end)
-        all_beats.append(beats[: 4 * ((beats.size - 1) // 4)])
-        all_bpm.append(tempi[: 4 * ((beats.size - 1) // 4)])
-        for bar in range((beats.size - 1) // 4):
+        used = 4 * max((beats.size - 1) // 4, 0)
+        all_beats.append(beats[:used])
+        all_bpm.append(tempi[:used])
+        played = np.full(used, np.nan)
+        all_played.append(played)
+        for bar in range(used // 4):
             fill = fill_every > 0 and bar % fill_every == fill_every - 1
             if fill:
                 fills.append((beats[4 * bar + 2], beats[4 * bar + 4]))
-            for at, note, velocity, beat_hit in _bar(beats, bar, fill):
-                if beat_hit and drop and rng.random() < drop:
+            for at, note, velocity, beat in _bar(beats, bar, fill):
+                if beat >= 0 and drop and rng.random() < drop:
                     continue
                 at += rng.normal(0.0, sigma_ms / 1000.0)
-                if note == SNARE and beat_hit and rng.random() < 0.15:
+                if beat >= 0:
+                    played[beat] = at
+                if note == SNARE and beat >= 0 and rng.random() < 0.15:
                     hits.append((at - 0.025, [0x90 | CHANNEL, SNARE, 45]))  # a flam's grace note
                     hits.append((at - 0.025 + 0.01, [0x80 | CHANNEL, SNARE, 0]))
                 hits.append((at, [0x90 | CHANNEL, note, velocity]))
                 hits.append((at + 0.05, [0x80 | CHANNEL, note, 0]))
     hits.sort(key=lambda h: h[0])
     restart = stop[1] if stop else None
-    return Drummer(name, hits, np.concatenate(all_beats), np.concatenate(all_bpm), fills, restart, seconds)
+    beats, bpm, played = (np.concatenate(parts) for parts in (all_beats, all_bpm, all_played))
+    return Drummer(name, hits, beats, bpm, played, fills, restart, seconds)
 
 
-def standard(seconds: float = 60.0) -> list[Drummer]:
+def standard(seconds: float = 60.0, seed: int = 1) -> list[Drummer]:
     """The drummers of the issue: steady, ramp 90 → 110, humanised σ 15 ms, fills, dropped hits, stop and restart."""
     ramp_s = seconds - 5.0
+    half = seconds / 2
     return [
-        play("steady", lambda t: 100.0, seconds),
-        play("ramp 90→110", lambda t: 90.0 + 20.0 * min(max(t / ramp_s, 0.0), 1.0), seconds),
-        play("humanised σ15ms", lambda t: 100.0, seconds, sigma_ms=15.0),
-        play("fill every 4th bar", lambda t: 100.0, seconds, fill_every=4),
-        play("dropped hits 20%", lambda t: 100.0, seconds, drop=0.2),
-        play("stop, restart 100→125", lambda t: 100.0 if t < seconds / 2 else 125.0, seconds, stop=(seconds / 2 - 8.0, seconds / 2)),
+        play("steady", lambda t: 100.0, seconds, seed=seed),
+        play("ramp 90→110", lambda t: 90.0 + 20.0 * min(max(t / ramp_s, 0.0), 1.0), seconds, seed=seed),
+        play("humanised σ15ms", lambda t: 100.0, seconds, sigma_ms=15.0, seed=seed),
+        play("fill every 4th bar", lambda t: 100.0, seconds, fill_every=4, seed=seed),
+        play("dropped hits 20%", lambda t: 100.0, seconds, drop=0.2, seed=seed),
+        play("stop, restart 100→125", lambda t: 100.0 if t < half else 125.0, seconds, stop=(half - 8.0, half), seed=seed),
     ]
 
 
@@ -172,8 +180,10 @@ def score(drummer: Drummer, followed: Followed, settle_beats: int = 8) -> dict[s
     tempo_error = np.abs(followed.grid_bpm - bpm)[after]
     clock_error = np.abs(followed.clock_bpm - bpm)[after]
     phase = np.abs(offsets[after]) * 1000.0
+    heard = after & ~np.isnan(drummer.played)
+    to_hits = np.abs(_nearest(followed.bursts, drummer.played[heard])) * 1000.0
     slope = np.gradient(bpm)  # BPM per beat
-    ramping = after & (np.abs(slope) > 1e-6)
+    ramping = after & (np.abs(slope) > 1e-6) & (drummer.restart_s is None)  # a restart's jump is no ramp
     lag = np.median((bpm - followed.grid_bpm)[ramping] / slope[ramping]) if ramping.any() else 0.0
     excursion = 0.0
     for start, end in drummer.fills:
@@ -189,6 +199,7 @@ def score(drummer: Drummer, followed: Followed, settle_beats: int = 8) -> dict[s
         "ramp_lag_beats": float(lag),
         "phase_err_median_ms": float(np.median(phase)),
         "phase_err_p95_ms": float(np.percentile(phase, 95)),
+        "hit_err_median_ms": float(np.median(to_hits)),
         "fill_excursion_bpm": excursion,
         "relock_beats": relock_beats,
     }
