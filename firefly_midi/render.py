@@ -75,8 +75,7 @@ def _render(values: dict[str, Any], seconds: float, input_path: Path | None) -> 
     timed = read_input(input_path) if input_path else []
     played = play_offline(player, ticks, TimedInput(timed, swarm.dt))
     beats_per_s = player.values["swarm.freq_hz"]
-    stamped = [(round(t * beats_per_s * TICKS_PER_BEAT), m) for t, m in played if m[0] < REALTIME]
-    midi = _midi_file(stamped, beats_per_s, player.values)
+    midi, stamped = _midi_file(played, beats_per_s, player.values)
     summary = {
         "notes": player.mapper.notes_out,
         "dropped_notes": player.mapper.dropped_notes,
@@ -90,7 +89,9 @@ def _render(values: dict[str, Any], seconds: float, input_path: Path | None) -> 
     return midi, summary
 
 
-def _midi_file(stamped: list[tuple[int, list[int]]], beats_per_s: float, values: dict[str, Any]) -> mido.MidiFile:
+def _midi_file(played: list[tuple[float, list[int]]], beats_per_s: float, values: dict[str, Any]) -> tuple[mido.MidiFile, list]:
+    """The played events but MIDI clock (real-time messages live in no file) at 960 ticks a beat of ``beats_per_s``."""
+    stamped = [(round(t * beats_per_s * TICKS_PER_BEAT), m) for t, m in played if m[0] < REALTIME]
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("track_name", name=f"firefly-midi {values['swarm.model']} n={values['swarm.n']}", time=0))
     track.append(mido.MetaMessage("set_tempo", tempo=round(1_000_000 / beats_per_s), time=0))
@@ -101,7 +102,7 @@ def _midi_file(stamped: list[tuple[int, list[int]]], beats_per_s: float, values:
     track.append(mido.MetaMessage("end_of_track", time=0))
     midi = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT)
     midi.tracks.append(track)
-    return midi
+    return midi, stamped
 
 
 def render(values: dict[str, Any], seconds: float, input_path: Path | None = None) -> mido.MidiFile:
@@ -114,3 +115,19 @@ def write_render(values: dict[str, Any], seconds: float, out_path: Path, input_p
     midi, summary = _render(values, seconds, input_path)
     midi.save(out_path)
     return {**summary, "path": str(out_path)}
+
+
+def write_replay(recording: Path, out_path: Path, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Play a ``daemon --record`` session again (over ``values``: another preset) into ``out_path``."""
+    from firefly_midi.replay import load, recorded_values, replay
+
+    started = time.perf_counter()
+    header, _ = load(recording)
+    values = values or recorded_values(header)
+    played = replay(recording, values)
+    midi, stamped = _midi_file(played, values["swarm.freq_hz"], values)
+    midi.save(out_path)
+    notes = sum(1 for _, m in stamped if m[0] & 0xF0 == 0x90 and m[2] > 0)
+    seconds = played[-1][0] if played else 0.0
+    return {"recorded_preset": header["preset"], "notes": notes, "events": len(stamped), "seconds": seconds,
+            "wall_s": time.perf_counter() - started, "path": str(out_path)}  # fmt: skip
