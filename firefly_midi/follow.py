@@ -72,6 +72,7 @@ class Follower:
         """Forget the drummer: unlocked, the grid at ``period_s`` from time 0, nothing pending."""
         self.period = min(max(period_s, self.period_min), self.period_max)
         self.ref = 0.0  # a beat of the grid, in swarm seconds
+        self.ref_beat = 0  # its number, counted since the grid began (MIDI clock out counts on it)
         self.locked = False  # following a grid now
         self.ever_locked = False  # pulses start with the first lock and then never stop
         self.last_pulse = -math.inf
@@ -142,6 +143,7 @@ class Follower:
         else:
             self.off_grid_run += 1
         pull = weight * grid_weight
+        self.ref_beat += n
         self.ref = beat + self.phase_gain * pull * error
         step = self.tempo_gain * pull * error
         most = self.period - 60.0 / (60.0 / self.period + self.max_bpm_per_beat)  # a faster beat by max_bpm_per_beat
@@ -156,11 +158,21 @@ class Follower:
             return
         if abs(first - second) > _ACQUIRE_TOLERANCE * max(first, second):
             return
+        if self.ever_locked:  # the beat count goes on from the old grid's nearest beat
+            self.ref_beat += math.floor((t - self.ref) / self.period + 0.5)
         self.period = 0.5 * (first + second)
         self.ref = t
         self.locked = self.ever_locked = True
         self.last_on_grid, self.off_grid_run, self.last_error_s = t, 0, 0.0
         self.relocks += 1
+
+    def time_of(self, beat: float) -> float:
+        """When the grid reaches ``beat`` (a beat number, fractions between), in swarm seconds."""
+        return self.ref + (beat - self.ref_beat) * self.period
+
+    def beat_at(self, t: float) -> float:
+        """The grid's beat number at swarm time ``t`` (fractions between beats)."""
+        return self.ref_beat + (t - self.ref) / self.period
 
     # ------------------------------------------------------------------------------------ the tick
     def tick(self, t0: float, dt: float, swarm: Any) -> bool:

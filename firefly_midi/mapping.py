@@ -54,6 +54,7 @@ from numba import njit
 from firefly_midi import midi
 from firefly_midi import params as P
 from firefly_midi.midi import ALL_NOTES_OFF, NOTE_OFF, NOTE_ON
+from firefly_midi.midi_clock import ClockOut
 from firefly_midi.swarm import topology
 from firefly_midi.swarm.tempo import LiveTempo
 
@@ -338,31 +339,6 @@ class EventBuffer:
     def as_list(self) -> list[tuple[float, list[int]]]:
         """(time, bytes) of every event: for tests and offline use (allocates)."""
         return [(float(self.time_s[i]), list(self.message(i))) for i in range(self.count)]
-
-
-class ClockOut:
-    """MIDI clock out: start, then 24 clocks per beat at the live tempo, stop on panic."""
-
-    def __init__(self) -> None:
-        self.running = False
-        self._to_next = 0.0  # clock pulses (1/24 beat) still to go before the next clock is due
-
-    def tick(self, events: EventBuffer, t0: float, dt: float, hz: float) -> None:
-        """Start if stopped, then a clock at the exact time of every 1/24-beat crossing in [t0, t0 + dt)."""
-        if not self.running:
-            events.push(t0, START, size=1)
-            self.running = True
-            self._to_next = 0.0  # the first clock goes with the start
-        step = 24.0 * hz * dt  # pulses this tick, at the live tempo
-        while self._to_next < step:
-            events.push(t0 + self._to_next / step * dt, CLOCK, size=1)
-            self._to_next += 1.0
-        self._to_next -= step
-
-    def stop(self, events: EventBuffer, t: float) -> None:
-        if self.running:
-            events.push(t, STOP, size=1)
-            self.running = False
 
 
 # ----------------------------------------------------------------------------------------------- mapper

@@ -62,7 +62,9 @@ def build_parts(values: dict[str, Any], threads: int = 1) -> Parts:
     """A swarm, its mapper and its input map for ``values`` (allocates and loads kernels: not on the tick)."""
     swarm = Swarm(values, threads=threads)
     mapper = Mapper(swarm.values, swarm)
-    return Parts(swarm.values, swarm, mapper, InputMap(swarm.values, mapper), Follower(swarm.values))
+    follower = Follower(swarm.values)
+    mapper.clock.lead = follower  # MIDI clock out counts on the drummer's grid while following
+    return Parts(swarm.values, swarm, mapper, InputMap(swarm.values, mapper), follower)
 
 
 class Player:

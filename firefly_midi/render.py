@@ -3,8 +3,8 @@
 The player is ticked as the daemon ticks it, and every event lands in a type-0 file at its exact
 time: 960 ticks per beat at the nominal tempo (``swarm.freq_hz`` · 60 BPM, one beat per swarm
 cycle), file ticks = round(time_s × freq_hz × 960), delta times taken between rounded absolute times
-so nothing drifts.  A final ``silence`` ends every note.  MIDI clock (real-time messages) cannot
-live in a file and is left out.
+so nothing drifts.  A final ``silence`` ends every note.  MIDI clock (real-time messages) and Song
+Position cannot live in a file and are left out.
 
 An input file's messages (read with mido, which honours its tempo map) are heard in the tick they
 fall in, at their sub-tick fraction, exactly as the daemon hears its input port.  Same values,
@@ -19,10 +19,10 @@ from typing import Any
 
 import mido
 
-from firefly_midi.midi import REALTIME
 from firefly_midi.player import Player
 
 TICKS_PER_BEAT = 960
+SYSTEM = 0xF0  # status bytes from here up are system messages: clock, Start, Song Position...
 
 
 def read_input(path: Path) -> list[tuple[float, list[int]]]:
@@ -90,8 +90,8 @@ def _render(values: dict[str, Any], seconds: float, input_path: Path | None) -> 
 
 
 def _midi_file(played: list[tuple[float, list[int]]], beats_per_s: float, values: dict[str, Any]) -> tuple[mido.MidiFile, list]:
-    """The played events but MIDI clock (real-time messages live in no file) at 960 ticks a beat of ``beats_per_s``."""
-    stamped = [(round(t * beats_per_s * TICKS_PER_BEAT), m) for t, m in played if m[0] < REALTIME]
+    """The played channel messages at 960 ticks a beat of ``beats_per_s`` (MIDI clock and Song Position live in no file)."""
+    stamped = [(round(t * beats_per_s * TICKS_PER_BEAT), m) for t, m in played if m[0] < SYSTEM]
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("track_name", name=f"firefly-midi {values['swarm.model']} n={values['swarm.n']}", time=0))
     track.append(mido.MetaMessage("set_tempo", tempo=round(1_000_000 / beats_per_s), time=0))

@@ -90,6 +90,7 @@ def test_a_recorded_session_replays_the_same_notes_order_and_clock(session):
     assert daemon.player.follower.locked
     replayed = [m for _, m in replay(path)]
     assert sum(m[0] == 0xF8 for m in sent) > 100, "the session sent MIDI clock"
+    assert [0xFB] in sent and any(m[0] == 0xF2 for m in sent), "after the pause: Song Position and Continue"
     assert replayed == sent, "render --replay plays exactly what the daemon sent"
 
 
@@ -99,7 +100,7 @@ def test_render_replay_writes_the_session_to_a_midi_file(session, tmp_path, caps
     assert main(["render", "--replay", str(path), "-o", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["recorded_preset"] == "follow-drummer"
     in_file = [m.bytes() for m in mido.MidiFile(out) if not m.is_meta]
-    assert in_file == [m for m in sent if m[0] < 0xF8], "every message but MIDI clock, in order"
+    assert in_file == [m for m in sent if m[0] < 0xF0], "every channel message, in order (no clock, Song Position)"
 
 
 def test_the_same_drummer_replays_over_another_preset(session):

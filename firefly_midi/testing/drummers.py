@@ -129,8 +129,9 @@ class Followed:
 
     bursts: np.ndarray  # time of each burst of notes (its first note-on)
     grid_bpm: np.ndarray  # the follower's tempo at each of the drummer's beats
-    clock_bpm: np.ndarray  # the swarm's live tempo (what MIDI clock out sends) at each beat
+    clock_bpm: np.ndarray  # the swarm's live tempo, measured from its flashes, at each beat
     locked: np.ndarray  # whether the follower was locked at each beat
+    clock_beats: np.ndarray  # the beats of MIDI clock out: every 24th clock since Start (or Continue)
     notes: list[tuple[float, list[int]]]
 
 
@@ -142,17 +143,24 @@ def follow(values: dict[str, Any], drummer: Drummer) -> Followed:
     beat_ticks = {int(b / dt): i for i, b in enumerate(drummer.beats)}
     grid, clock, locked = (np.full(drummer.beats.size, np.nan) for _ in range(3))
     notes: list[tuple[float, list[int]]] = []
+    clock_beats: list[float] = []
     for k in range(round(drummer.seconds / dt)):
         source.k = k
+        clocks = player.mapper.clock.pulses
         count = player.tick(k, source)
         events = player.events
         notes.extend((float(events.time_s[i]), list(events.message(i))) for i in range(count) if events.status[i] & 0xF0 == 0x90)
+        for i in range(count):
+            if events.status[i] == 0xF8:
+                if clocks % 24 == 0:
+                    clock_beats.append(float(events.time_s[i]))
+                clocks += 1
         if k in beat_ticks:
             i = beat_ticks[k]
             grid[i], clock[i], locked[i] = player.follower.bpm, player.mapper.tempo.bpm, player.follower.locked
     times = np.array([t for t, m in notes if m[2] > 0])
     bursts = times[np.r_[True, np.diff(times) > 0.1]] if times.size else times
-    return Followed(bursts, grid, clock, locked.astype(bool), notes)
+    return Followed(bursts, grid, clock, locked.astype(bool), np.array(clock_beats), notes)
 
 
 def _nearest(bursts: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -180,6 +188,7 @@ def score(drummer: Drummer, followed: Followed, settle_beats: int = 8) -> dict[s
     tempo_error = np.abs(followed.grid_bpm - bpm)[after]
     clock_error = np.abs(followed.clock_bpm - bpm)[after]
     phase = np.abs(offsets[after]) * 1000.0
+    clock_phase = np.abs(_nearest(followed.clock_beats, beats[after])) * 1000.0
     heard = after & ~np.isnan(drummer.played)
     to_hits = np.abs(_nearest(followed.bursts, drummer.played[heard])) * 1000.0
     slope = np.gradient(bpm)  # BPM per beat
@@ -200,6 +209,7 @@ def score(drummer: Drummer, followed: Followed, settle_beats: int = 8) -> dict[s
         "phase_err_median_ms": float(np.median(phase)),
         "phase_err_p95_ms": float(np.percentile(phase, 95)),
         "hit_err_median_ms": float(np.median(to_hits)),
+        "clock_phase_err_median_ms": float(np.median(clock_phase)),
         "fill_excursion_bpm": excursion,
         "relock_beats": relock_beats,
     }
