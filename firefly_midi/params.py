@@ -217,7 +217,12 @@ _TABLE = (
     Param("mapping.max_notes_per_s", "int", 400, "cap on notes started per second; the excess is counted, not queued", "", 1, 10_000),
     Param("mapping.cc_order", "int", -1, "send the order parameter r (0..1 → 0..127) on this CC number (-1 = off)", "", -1, 127),
     Param("mapping.cc_channel", "int", 1, "channel of the CC outputs", "", 1, 16),
-    Param("mapping.clock_out", "bool", False, "send MIDI clock (24 PPQN, start/stop) following the swarm's live tempo"),
+    Param(
+        "mapping.clock_out",
+        "bool",
+        False,
+        "send MIDI clock (24 PPQN, start/stop, song position) at the swarm's live tempo, or on the drummer's beats when following",
+    ),
     # How incoming MIDI acts on the swarm.
     Param("input.enabled", "bool", True, "incoming notes are flashes the swarm sees"),
     Param("input.channels", "intlist", (), "channels (1..16) that count; empty = all", "", 1, 16),
