@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firefly_midi import params as P
-from firefly_midi import presets
+from firefly_midi import presets, telemetry
 from firefly_midi.player import Player
 from firefly_midi.render import TimedInput
 from firefly_midi.testing import drummers as D
@@ -107,6 +107,23 @@ def test_any_steady_tempo_in_the_window_is_locked_on_the_third_hit(values, bpm, 
         if k == third:
             assert player.follower.locked and player.follower.bpm == pytest.approx(bpm, rel=0.03)
     assert player.follower.locked and player.follower.bpm == pytest.approx(bpm, abs=1.0)
+
+
+def test_status_reports_the_drummers_tempo_the_bands_and_the_phase_error(values):
+    player = Player(values)
+    assert telemetry.following(player) == {
+        "locked": False, "band_bpm": None, "drummer_bpm": None, "phase_error_ms": 0.0, "hits": 0, "relocks": 0,
+    }  # fmt: skip
+    drummer = D.play("steady", lambda t: 104.0, 10.0)
+    source = TimedInput(drummer.hits, player.swarm.dt)
+    for k in range(round(10.0 / player.swarm.dt)):
+        source.k = k
+        player.tick(k, source)
+    shown = telemetry.following(player)
+    assert shown["locked"] and shown["relocks"] == 1 and shown["hits"] > 20
+    assert shown["band_bpm"] == pytest.approx(104.0, abs=0.5) and shown["drummer_bpm"] == pytest.approx(104.0, abs=2.0)
+    assert abs(shown["phase_error_ms"]) < 15.0
+    assert telemetry.following(Player(presets.resolve("entrain"))) is None
 
 
 def test_bpm_min_must_be_below_bpm_max(values):
