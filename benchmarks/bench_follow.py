@@ -7,6 +7,7 @@ The swarm's bursts (the first note-on of each) are its beats.  Prints a table of
 each figure and writes benchmarks/results/bench_follow.json.
 
     python benchmarks/bench_follow.py [--seconds 60] [--seeds 3] [--set KEY=VALUE ...]
+    python benchmarks/bench_follow.py --live [--seconds 60] [--seeds 1]     # over JACK: benchmarks/follow_live.py
 
 Figures after lock (the first 8 beats after the follower locks, and after a restart, left out):
 tempo error of the followed tempo (the grid's, which MIDI clock out counts on) and of the swarm's
@@ -88,17 +89,24 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each drummer (default: %(default)s)")
     ap.add_argument("--seeds", type=int, default=3, help="drummer seeds (default: %(default)s)")
     ap.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
-    ap.add_argument("--json", type=Path, default=HERE / "results" / "bench_follow.json", help="results (default: %(default)s)")
+    ap.add_argument("--live", action="store_true", help="play each drummer into a daemon over a private JACK server")
+    ap.add_argument("--json", type=Path, default=None, help="results (default: benchmarks/results/bench_follow[_live].json)")
     args = ap.parse_args()
-    values = presets.resolve("follow-drummer", args.assignments)
+    args.json = args.json or HERE / "results" / f"bench_follow{'_live' if args.live else ''}.json"
     started = time.perf_counter()
-    runs = measure(values, args.seconds, args.seeds)
+    if args.live:
+        from follow_live import measure_live
+
+        runs = measure_live(args.seconds, args.seeds, args.assignments)
+    else:
+        runs = measure(presets.resolve("follow-drummer", args.assignments), args.seconds, args.seeds)
     report = {
         "command": " ".join(["python", "benchmarks/bench_follow.py", *sys.argv[1:]]),
         "commit": commit(),
         "machine": describe(),
         "seconds": args.seconds,
         "seeds": args.seeds,
+        "mode": "live over JACK (jack-native daemon, 48 kHz, 64 frames)" if args.live else "offline (render's input path)",
         "wall_s": round(time.perf_counter() - started, 1),
         "runs": runs,
     }
@@ -106,7 +114,8 @@ def main() -> None:
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     print(table(runs))
     m = report["machine"]
-    print(f"\nworst of {args.seeds} drummer seeds, {args.seconds:g} s each; command: {report['command']}; commit {report['commit']}")
+    print(f"\n{report['mode']}; worst of {args.seeds} drummer seeds, {args.seconds:g} s each")
+    print(f"command: {report['command']}; commit {report['commit']}")
     print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; results: {args.json}")
 
 
