@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 
 from firefly_midi import params as P
 from firefly_midi import presets, telemetry
+from firefly_midi.follow import Follower
 from firefly_midi.player import Player
 from firefly_midi.render import TimedInput
+from firefly_midi.swarm import Swarm
 from firefly_midi.testing import drummers as D
 
 pytestmark = pytest.mark.timeout(300)
@@ -153,3 +155,52 @@ def test_following_a_steady_drummer_allocates_nothing(values):
         tracemalloc.stop()
     assert end - start < 1024, f"{end - start} bytes kept after 10 s of following"
     assert peak - start < 4096, f"{peak - start} bytes alive at once while following"
+
+
+# ------------------------------------------------------------------------------------- the follower alone
+def locked(values, bpm: float = 100.0, **changes) -> tuple[Follower, Swarm]:
+    """A follower that heard three kicks a beat apart, the last at 2 s, and settled them."""
+    values = {**values, **changes}
+    follower, swarm = Follower(values), Swarm(values)
+    period = 60.0 / bpm
+    for beat in range(3):
+        follower.hear(D.KICK, 110, 2.0 - (2 - beat) * period)
+    follower.tick(2.5, swarm.dt, swarm)
+    assert follower.locked and follower.bpm == pytest.approx(bpm)
+    return follower, swarm
+
+
+def heard_at(follower: Follower, swarm: Swarm, t: float, velocity: int = 127, note: int = D.KICK) -> None:
+    follower.hear(note, velocity, t)
+    follower.tick(t + 1.0, swarm.dt, swarm)  # past the refractory window: settled
+
+
+def test_a_flam_is_one_beat_at_its_loudest_stroke(values):
+    follower, swarm = locked(values)
+    follower.hear(D.SNARE, 40, 2.6 - 0.025)  # the grace note, early
+    follower.hear(D.SNARE, 120, 2.6 + 0.004)  # the stroke, 4 ms late
+    follower.tick(3.0, swarm.dt, swarm)
+    assert follower.heard == 4 and follower.last_error_s == pytest.approx(0.004)
+
+
+def test_a_hit_off_the_grid_pulls_far_less_than_one_on_it(values):
+    on, swarm = locked(values)
+    off, _ = locked(values)
+    heard_at(on, swarm, 2.6 + 0.02)  # 20 ms late: on the grid
+    heard_at(off, swarm, 2.6 + 0.15)  # a sixteenth late: a fill's stroke
+    moved_on, moved_off = abs(on.period - 0.6), abs(off.period - 0.6)
+    assert moved_on > 0 and moved_off < moved_on / 100
+
+
+def test_an_accent_pulls_harder_than_a_soft_hit(values):
+    loud, swarm = locked(values)
+    soft, _ = locked(values)
+    heard_at(loud, swarm, 2.62, velocity=127)
+    heard_at(soft, swarm, 2.62, velocity=40)
+    assert abs(loud.period - 0.6) > 2 * abs(soft.period - 0.6) > 0
+
+
+def test_the_tempo_moves_at_most_max_bpm_per_beat(values):
+    follower, swarm = locked(values, **{"follow.max_bpm_per_beat": 0.5, "follow.tempo_gain": 1.0, "follow.grid_window": 0.3})
+    heard_at(follower, swarm, 2.6 - 0.05)  # 50 ms early at full gain: about 9 BPM faster, unclamped
+    assert follower.bpm == pytest.approx(100.5)
