@@ -23,8 +23,8 @@ so the grid re-locks on the third hit of the new tempo.
 The swarm hears the grid, not the hits: on every beat of the grid (once it has locked) the follower
 injects one flash at its exact sub-tick time, with ``input.strength``, and it keeps the swarm's own
 tempo at ``follow.pace`` × the followed one, so each pulse fires the fireflies before they would
-fire on their own.  All state is scalars and one preallocated array: hearing a hit and ticking
-allocate nothing.
+fire on their own.  All state is scalars and two small preallocated arrays: hearing a hit
+and ticking allocate nothing.
 """
 
 from __future__ import annotations
@@ -97,9 +97,6 @@ class Follower:
         return self.pace / self.period
 
     # ------------------------------------------------------------------------------------ hearing
-    def counts(self, note: int) -> bool:
-        return bool(self._counts[note])
-
     def hear(self, note: int, velocity: int, t: float) -> bool:
         """A note-on at swarm time ``t``; True when it is a beat candidate (its note counts)."""
         if not self._counts[note]:
