@@ -66,6 +66,7 @@ class Follower:
         self.phase_gain, self.tempo_gain = values["follow.phase_gain"], values["follow.tempo_gain"]
         self.relock_beats = values["follow.relock_beats"]
         self.pace = values["follow.pace"]
+        self.lead_s = values["follow.lead_ms"] / 1000.0
         self.strength = values["input.strength"]
 
     def reset(self, period_s: float) -> None:
@@ -164,12 +165,13 @@ class Follower:
         self.relocks += 1
 
     def time_of(self, beat: float) -> float:
-        """When the grid reaches ``beat`` (a beat number, fractions between), in swarm seconds."""
-        return self.ref + (beat - self.ref_beat) * self.period
+        """When the band plays ``beat`` (a beat number, fractions between), in swarm seconds: the
+        grid's time, ``follow.lead_ms`` early."""
+        return self.ref + (beat - self.ref_beat) * self.period - self.lead_s
 
     def beat_at(self, t: float) -> float:
-        """The grid's beat number at swarm time ``t`` (fractions between beats)."""
-        return self.ref_beat + (t - self.ref) / self.period
+        """The beat number the band plays at swarm time ``t`` (fractions between beats)."""
+        return self.ref_beat + (t + self.lead_s - self.ref) / self.period
 
     # ------------------------------------------------------------------------------------ the tick
     def tick(self, t0: float, dt: float, swarm: Any) -> bool:
@@ -181,9 +183,9 @@ class Follower:
             settled = True
         if not self.ever_locked:
             return False
-        after = max(self.last_pulse + 0.5 * self.period, t0)
+        after = max(self.last_pulse + 0.5 * self.period, t0 + self.lead_s)
         beat = self.ref + math.ceil((after - self.ref) / self.period) * self.period
-        if beat < t0 + dt:
-            swarm.inject((beat - t0) / dt, self.strength)
+        if beat - self.lead_s < t0 + dt:  # played lead_s early: the output's latency, live
+            swarm.inject((beat - self.lead_s - t0) / dt, self.strength)
             self.last_pulse = beat
         return settled

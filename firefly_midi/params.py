@@ -259,6 +259,15 @@ _TABLE = (
         1,
         64,
     ),
+    Param(
+        "follow.lead_ms",
+        "float",
+        0.0,
+        "play the band's beats this early: live, clock.tick_ms + clock.lookahead_ms cancels the daemon's own latency",
+        "ms",
+        0.0,
+        200.0,
+    ),
     Param("follow.pace", "float", 0.9, "the swarm's own tempo as a share of the followed one (below 1: each pulse fires it)", "", 0.5, 1.0),
     # Parameter ramps over time.
     Param("automation", "ramps", (), "parameter ramps: [[automation]] key, from, to, seconds, curve, repeat, start_s"),

@@ -204,3 +204,17 @@ def test_the_tempo_moves_at_most_max_bpm_per_beat(values):
     follower, swarm = locked(values, **{"follow.max_bpm_per_beat": 0.5, "follow.tempo_gain": 1.0, "follow.grid_window": 0.3})
     heard_at(follower, swarm, 2.6 - 0.05)  # 50 ms early at full gain: about 9 BPM faster, unclamped
     assert follower.bpm == pytest.approx(100.5)
+
+
+def test_lead_ms_plays_the_bands_beats_that_much_early(values):
+    """Live, the daemon hears a hit a tick late and sends its answer clock.lookahead_ms late: lead_ms cancels that."""
+    drummer = D.play("steady", lambda t: 100.0, 20.0)
+    offsets = {}
+    for lead in (0.0, 10.0):
+        followed = D.follow({**values, "follow.lead_ms": lead}, drummer)
+        late = drummer.beats[drummer.beats > 6.0]
+        bursts = np.median([followed.bursts[np.argmin(np.abs(followed.bursts - b))] - b for b in late])
+        clock = np.median([followed.clock_beats[np.argmin(np.abs(followed.clock_beats - b))] - b for b in late])
+        offsets[lead] = (bursts, clock)
+    assert offsets[10.0][0] - offsets[0.0][0] == pytest.approx(-0.010, abs=0.002)
+    assert offsets[10.0][1] - offsets[0.0][1] == pytest.approx(-0.010, abs=0.002)
