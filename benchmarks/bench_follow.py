@@ -59,11 +59,11 @@ def commit() -> str:
     return out.stdout.strip()
 
 
-def measure(values: dict, seconds: float, seeds: int) -> dict[str, list[dict[str, float]]]:
-    """Every drummer's scores, one per seed."""
+def measure(values: dict, seconds: float, seeds: int, only: str = "") -> dict[str, list[dict[str, float]]]:
+    """Every drummer's scores (those whose name starts with ``only``), one per seed."""
     runs: dict[str, list[dict[str, float]]] = {}
     for seed in range(1, seeds + 1):
-        for drummer in D.standard(seconds, seed):
+        for drummer in D.standard(seconds, seed, only):
             runs.setdefault(drummer.name, []).append(D.score(drummer, D.follow(values, drummer)))
     return runs
 
@@ -90,6 +90,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help="drummer seeds (default: %(default)s)")
     ap.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
     ap.add_argument("--live", action="store_true", help="play each drummer into a daemon over a private JACK server")
+    ap.add_argument("--only", default="", metavar="NAME", help="only the drummers whose name starts with NAME")
     ap.add_argument("--json", type=Path, default=None, help="results (default: benchmarks/results/bench_follow[_live].json)")
     args = ap.parse_args()
     args.json = args.json or HERE / "results" / f"bench_follow{'_live' if args.live else ''}.json"
@@ -97,9 +98,9 @@ def main() -> None:
     if args.live:
         from follow_live import measure_live
 
-        runs = measure_live(args.seconds, args.seeds, args.assignments)
+        runs = measure_live(args.seconds, args.seeds, args.assignments, args.only)
     else:
-        runs = measure(presets.resolve("follow-drummer", args.assignments), args.seconds, args.seeds)
+        runs = measure(presets.resolve("follow-drummer", args.assignments), args.seconds, args.seeds, args.only)
     report = {
         "command": " ".join(["python", "benchmarks/bench_follow.py", *sys.argv[1:]]),
         "commit": commit(),

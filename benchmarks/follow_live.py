@@ -87,12 +87,12 @@ def followed(heard: list[tuple[list[int], int]], frame0: int, drummer: D.Drummer
     return D.Followed(bursts, bpm, bpm, locked, np.array(beats), [])
 
 
-def measure_live(seconds: float, seeds: int, assignments: list[str]) -> dict[str, list[dict[str, float]]]:
-    """Every drummer's scores over JACK, one per seed."""
+def measure_live(seconds: float, seeds: int, assignments: list[str], only: str = "") -> dict[str, list[dict[str, float]]]:
+    """Every drummer's scores over JACK (those whose name starts with ``only``), one per seed."""
     runs: dict[str, list[dict[str, float]]] = {}
     with private_jack(RATE, FRAMES) as env:
         for seed in range(1, seeds + 1):
-            for drummer in D.standard(seconds, seed):
+            for drummer in D.standard(seconds, seed, only):
                 print(f"bench_follow --live: {drummer.name}, seed {seed}", file=sys.stderr, flush=True)
                 runs.setdefault(drummer.name, []).append(one(env, drummer, assignments))
     return runs

@@ -108,11 +108,12 @@ def play(
     return Drummer(name, hits, beats, bpm, played, fills, restart, seconds)
 
 
-def standard(seconds: float = 60.0, seed: int = 1) -> list[Drummer]:
-    """The drummers of the issue: steady, ramp 90 → 110, humanised σ 15 ms, fills, dropped hits, stop and restart."""
+def standard(seconds: float = 60.0, seed: int = 1, only: str = "") -> list[Drummer]:
+    """The drummers of the issue: steady, ramp 90 → 110, humanised σ 15 ms, fills, dropped hits, stop and
+    restart (those whose name starts with ``only``)."""
     ramp_s = seconds - 5.0
     half = seconds / 2
-    return [
+    every = [
         play("steady", lambda t: 100.0, seconds, seed=seed),
         play("ramp 90→110", lambda t: 90.0 + 20.0 * min(max(t / ramp_s, 0.0), 1.0), seconds, seed=seed),
         play("humanised σ15ms", lambda t: 100.0, seconds, sigma_ms=15.0, seed=seed),
@@ -120,6 +121,7 @@ def standard(seconds: float = 60.0, seed: int = 1) -> list[Drummer]:
         play("dropped hits 20%", lambda t: 100.0, seconds, drop=0.2, seed=seed),
         play("stop, restart 100→125", lambda t: 100.0 if t < half else 125.0, seconds, stop=(half - 8.0, half), seed=seed),
     ]
+    return [drummer for drummer in every if drummer.name.startswith(only)]
 
 
 # ----------------------------------------------------------------------------------------------- scoring
