@@ -207,6 +207,7 @@ class Player:
     def _hit(self, message: list[int], frac: float) -> None:
         """Following: a note-on that counts is a hit on swarm time (replays exactly offline)."""
         note_on = self.parts.inputs.note_on(message)
+        frac = frac if 0.0 <= frac <= 1.0 else (1.0 if frac > 1.0 else 0.0)  # NaN and beyond: the tick's edges
         if note_on is not None and self.follower.hear(note_on[0], note_on[1], (self.swarm.ticks + frac) * self.swarm.dt):
             self.counts.flashes += 1
         else:

@@ -8,6 +8,7 @@ re-lock within 4 beats.
 
 from __future__ import annotations
 
+import math
 import tracemalloc
 
 import numpy as np
@@ -126,6 +127,18 @@ def test_status_reports_the_drummers_tempo_the_bands_and_the_phase_error(values)
     assert shown["band_bpm"] == pytest.approx(104.0, abs=0.5) and shown["drummer_bpm"] == pytest.approx(104.0, abs=2.0)
     assert abs(shown["phase_error_ms"]) < 15.0
     assert telemetry.following(Player(presets.resolve("entrain"))) is None
+
+
+@pytest.mark.parametrize("frac", [math.inf, -math.inf, math.nan, 1e300])
+def test_a_hit_with_a_wild_tick_fraction_is_heard_at_the_ticks_edge(values, frac):
+    player = Player(values)
+    player.hear([0x99, D.KICK, 100], frac)  # PortInput and TimedInput never say this; hear is public
+    hits = [(0.5 + 0.5 * i, [0x99, D.KICK, 100]) for i in range(6)]
+    source = TimedInput(hits, player.swarm.dt)
+    for k in range(round(3.5 / player.swarm.dt)):
+        source.k = k
+        player.tick(k, source)
+    assert player.follower.locked and player.follower.bpm == pytest.approx(120.0, abs=0.5)
 
 
 def test_bpm_min_must_be_below_bpm_max(values):
