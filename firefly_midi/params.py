@@ -248,7 +248,7 @@ _TABLE = (
     Param("follow.max_bpm_per_beat", "float", 2.0, "most the followed tempo moves in one beat while locked", "BPM", 0.01, 100.0),
     Param("follow.refractory_ms", "float", 60.0, "hits closer than this merge into one beat, the loudest kept (flams)", "ms", 0.0, 500.0),
     Param("follow.grid_window", "float", 0.06, "on-grid weight σ: a hit this far off the beat pulls 0.6 as hard", "beats", 0.005, 0.5),
-    Param("follow.phase_gain", "float", 0.5, "share of a hit's timing error the beat grid moves by", "", 0.0, 1.0),
+    Param("follow.phase_gain", "float", 0.3, "share of a hit's timing error the beat grid moves by", "", 0.0, 1.0),
     Param("follow.tempo_gain", "float", 0.2, "share of a hit's timing error the beat period moves by", "", 0.0, 1.0),
     Param(
         "follow.relock_beats",
