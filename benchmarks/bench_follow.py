@@ -14,7 +14,8 @@ tempo error of the followed tempo (the grid's, which MIDI clock out counts on) a
 live tempo measured from its flashes, against the drummer's; ramp lag in beats; phase error of the
 swarm's bursts against the drummer's beats (the grid it means) and against its hits as played, and
 of MIDI clock out's beats (every 24th clock) against the drummer's beats; tempo excursion during
-fills; beats from a restart until the tempo is within 1 BPM and the burst within 15 ms.
+fills (of the followed tempo, and of the clock's beat-by-beat tempo: 60 / each beat's length);
+beats from a restart until the tempo is within 1 BPM and the burst within 15 ms.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ COLUMNS = (  # (key, heading, format): the worst seed is shown (the largest, for
     ("hit_err_median_ms", "phase err vs hits median (ms)", "{:.1f}"),
     ("clock_phase_err_median_ms", "MIDI clock beats err median (ms)", "{:.1f}"),
     ("fill_excursion_bpm", "fill excursion (BPM)", "{:.2f}"),
+    ("clock_fill_excursion_bpm", "fill excursion, clock beat by beat (BPM)", "{:.2f}"),
     ("relock_beats", "re-lock (beats)", "{:.0f}"),
 )
 

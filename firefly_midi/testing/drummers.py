@@ -174,6 +174,26 @@ def _nearest(bursts: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.where(np.abs(before - at) < np.abs(after - at), before - at, after - at)
 
 
+def _beat_by_beat(clock_beats: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """The clock's tempo at each beat: 60 / the length of its last whole beat (NaN before two)."""
+    at = np.searchsorted(clock_beats, beats + 0.03) - 1  # the clock's beat at (or just after) each beat
+    ok = at >= 1
+    out = np.full(beats.size, np.nan)
+    out[ok] = 60.0 / (clock_beats[at[ok]] - clock_beats[at[ok] - 1])
+    return out
+
+
+def _excursion(drummer: Drummer, tempo: np.ndarray, after: np.ndarray) -> float:
+    """How far ``tempo`` moves during each fill and the beat after it, from where it was just before."""
+    beats, excursion = drummer.beats, 0.0
+    for start, end in drummer.fills:
+        before = np.searchsorted(beats, start) - 1
+        span = (beats >= start) & (beats <= end + 60.0 / drummer.bpm[before]) & after
+        if before >= 0 and span.any():
+            excursion = max(excursion, float(np.nanmax(np.abs(tempo[span] - tempo[before]))))
+    return excursion
+
+
 def score(drummer: Drummer, followed: Followed, settle_beats: int = 8) -> dict[str, float]:
     """The issue's figures: tempo error after lock, ramp lag, phase error, fill excursion, re-lock."""
     beats, bpm = drummer.beats, drummer.bpm
@@ -196,12 +216,6 @@ def score(drummer: Drummer, followed: Followed, settle_beats: int = 8) -> dict[s
     slope = np.gradient(bpm)  # BPM per beat
     ramping = after & (np.abs(slope) > 1e-6) & (drummer.restart_s is None)  # a restart's jump is no ramp
     lag = np.median((bpm - followed.grid_bpm)[ramping] / slope[ramping]) if ramping.any() else 0.0
-    excursion = 0.0
-    for start, end in drummer.fills:
-        before = np.searchsorted(beats, start) - 1
-        span = (beats >= start) & (beats <= end + 60.0 / bpm[before]) & after
-        if before >= 0 and span.any():
-            excursion = max(excursion, float(np.max(np.abs(followed.grid_bpm[span] - followed.grid_bpm[before]))))
     return {
         "lock_beat": float(first),
         "tempo_err_median_bpm": float(np.median(tempo_error)),
@@ -212,6 +226,7 @@ def score(drummer: Drummer, followed: Followed, settle_beats: int = 8) -> dict[s
         "phase_err_p95_ms": float(np.percentile(phase, 95)),
         "hit_err_median_ms": float(np.median(to_hits)),
         "clock_phase_err_median_ms": float(np.median(clock_phase)),
-        "fill_excursion_bpm": excursion,
+        "fill_excursion_bpm": _excursion(drummer, followed.grid_bpm, after),
+        "clock_fill_excursion_bpm": _excursion(drummer, _beat_by_beat(followed.clock_beats, beats), after),
         "relock_beats": relock_beats,
     }
