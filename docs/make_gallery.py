@@ -109,18 +109,42 @@ def click_track(path: Path, seconds: float) -> list[float]:
     return times
 
 
-def mix_click(rendered: Path, times: list[float]) -> None:
-    """Add the click to the rendered file as a second track, on the render's own tick grid."""
+def click_hits(times: list[float]) -> list[tuple[float, list[int]]]:
+    """The click as (seconds, bytes): each stroke 60 ms long."""
+    channel, note, velocity = CLICK
+    hits = [(at, [0x90 | channel, note, velocity]) for at in times] + [(at + 0.06, [0x80 | channel, note, 64]) for at in times]
+    return sorted(hits, key=lambda hit: hit[0])
+
+
+def drum_track(path: Path, seconds: float) -> list[tuple[float, list[int]]]:
+    """The follow-drummer demo's drummer (a groove with a fill every fourth bar, 100 BPM speeding up to
+    112, a stop and a start again) as a MIDI file: the swarm's input.  Returns its messages."""
+    from firefly_midi.testing.drummers import play  # the benchmark's and the tests' drummer
+
+    stop = (0.6 * seconds, 0.6 * seconds + 2.5)
+    hits = play("demo", lambda t: 100.0 + 12.0 * min(t / stop[0], 1.0), seconds, sigma_ms=8.0, fill_every=4, stop=stop).hits
+    track, previous = mido.MidiTrack(), 0
+    ticks_per_s = 960  # at mido's default 120 BPM with 480 ticks a beat
+    for at, message in hits:
+        tick = round(at * ticks_per_s)
+        track.append(mido.Message.from_bytes(message, time=tick - previous))
+        previous = tick
+    midi = mido.MidiFile(type=0, ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(path)
+    return hits
+
+
+def mix_input(rendered: Path, hits: list[tuple[float, list[int]]]) -> None:
+    """Add the input (a click, a drummer) to the rendered file as a second track, on the render's own tick grid."""
     midi = mido.MidiFile(rendered)
     tempo = next(m.tempo for m in midi.tracks[0] if m.type == "set_tempo")
     ticks_per_s = midi.ticks_per_beat * 1_000_000 / tempo
-    channel, note, velocity = CLICK
     track, previous = mido.MidiTrack(), 0
-    for at in times:
-        on, off = round(at * ticks_per_s), round((at + 0.06) * ticks_per_s)
-        track.append(mido.Message("note_on", channel=channel, note=note, velocity=velocity, time=on - previous))
-        track.append(mido.Message("note_off", channel=channel, note=note, time=off - on))
-        previous = off
+    for at, message in hits:
+        tick = round(at * ticks_per_s)
+        track.append(mido.Message.from_bytes(message, time=tick - previous))
+        previous = tick
     merged = mido.MidiFile(type=1, ticks_per_beat=midi.ticks_per_beat)
     merged.tracks.extend([midi.tracks[0], track])
     merged.save(rendered)
@@ -157,10 +181,14 @@ def make_one(name: str, seconds: float, seed: int | None) -> dict:
         work = Path(folder)
         midi = work / f"{name}.mid"
         render = ["render", "--preset", name, "--seconds", f"{seconds:g}", *seed_args, "-o", str(midi)]
-        clicks = click_track(work / "click.mid", seconds) if name == "entrain" else []
-        firefly(work, *render, *(["--input", str(work / "click.mid")] if clicks else []))
-        if clicks:
-            mix_click(midi, clicks)
+        heard = work / "input.mid"
+        if name == "entrain":
+            hits = click_hits(click_track(heard, seconds))
+        else:
+            hits = drum_track(heard, seconds) if name == "follow-drummer" else []
+        firefly(work, *render, *(["--input", str(heard)] if hits else []))
+        if hits:
+            mix_input(midi, hits)
         synthesize(midi, GALLERY / f"{name}.opus", work, f"firefly-midi preset {name}")
         picture = GALLERY / f"{name}.png"
         simulate = ["simulate", "--preset", name, "--seconds", f"{seconds:g}", *seed_args, "--json", "--raster", str(picture)]
@@ -197,7 +225,9 @@ played by FluidSynth's General MIDI piano (the presets send no program change, s
 patch plays them), and its flash raster (one dot a flash, firefly id against time) above the order
 parameter r(t) (1 = all in phase), from `firefly-midi simulate --raster`, which gives the numbers too.
 `entrain` follows a pulse: its demo feeds it a {CLICK_BPM:g} BPM side stick from {CLICK_FROM_S:g} to
-{CLICK_UNTIL_S:g} s (mixed into the audio); its raster and numbers show it alone.
+{CLICK_UNTIL_S:g} s (mixed into the audio); its raster and numbers show it alone. `follow-drummer`
+follows a drummer: its demo feeds it a rock groove (100 BPM speeding up to 112, a fill every fourth
+bar, a short stop), mixed in on the drum channel; its raster and numbers show it alone.
 
 Play one live with `firefly-midi run --preset NAME`. Regenerate this page and docs/gallery/ with
 `.venv/bin/python docs/make_gallery.py` (on Debian, as root, it installs fluidsynth,

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     daemon.add_argument("--connect-in", metavar="NAME", help="connect to the existing output port matching NAME instead of a virtual port")
     daemon.add_argument("--no-input", action="store_true", help="open no input port")
     daemon.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
+    daemon.add_argument(
+        "--record", type=Path, metavar="FILE", help="keep the session (start values, every incoming message, commands) for render --replay"
+    )
     daemon.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     daemon.add_argument("--status-every", type=float, default=0.0, metavar="S", help="log a status line every S seconds (0: never)")
     daemon.add_argument(
@@ -101,10 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_ctl_parser(commands)
 
     ren = commands.add_parser("render", help="run the swarm offline and write what it plays to a MIDI file")
-    _add_preset_args(ren)
+    _add_preset_args(ren, default=None, unset=f"{presets.DEFAULT_PRESET}; with --replay, the recorded values")
     ren.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
     ren.add_argument("--seconds", type=float, default=60.0, help="swarm time to render (default: %(default)s)")
     ren.add_argument("--input", type=Path, metavar="IN.mid", help="note messages from this file are flashes the swarm sees")
+    ren.add_argument(
+        "--replay",
+        type=Path,
+        metavar="FILE",
+        help="play a daemon --record session again, exactly (with --preset or --set: that preset over the same input)",
+    )
     ren.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mid")
     ren.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
@@ -185,11 +194,12 @@ def _add_tune_parser(commands: argparse._SubParsersAction) -> None:
     tune.add_argument("--json", action="store_true", help="print the achieved metrics and the best parameters as JSON")
 
 
-def _add_preset_args(parser: argparse.ArgumentParser, default: str | None = presets.DEFAULT_PRESET) -> None:
+def _add_preset_args(parser: argparse.ArgumentParser, default: str | None = presets.DEFAULT_PRESET, unset: str = "") -> None:
+    """``unset``: what no --preset means, when ``default`` is None (else: the last run's, as the daemon does)."""
     help_text = (
         "preset name or path (default: %(default)s)"
         if default
-        else (f"preset name or path (default: what the last run was playing, else {presets.DEFAULT_PRESET})")
+        else (f"preset name or path (default: {unset or 'what the last run was playing, else ' + presets.DEFAULT_PRESET})")
     )
     parser.add_argument("--preset", default=default, help=help_text)
     parser.add_argument(
@@ -293,6 +303,13 @@ def _render(args: argparse.Namespace) -> int:
         raise ParamError(f"--seconds must be positive, got {args.seconds}")
     if args.input is not None and not args.input.is_file():
         raise FileNotFoundError(f"no MIDI file {args.input}")
+    if args.replay is not None:
+        from firefly_midi.render import write_replay
+
+        own = args.preset is not None or args.assignments or args.seed is not None
+        values = presets.resolve(args.preset, args.assignments, args.seed) if own else None
+        _report(write_replay(args.replay, args.output, values), args.json)
+        return 0
     values = presets.resolve(args.preset, args.assignments, args.seed)
     summary = write_render(values, args.seconds, args.output, args.input, _engine_for(values))
     _report(summary, args.json)
@@ -363,6 +380,8 @@ def _daemon(args: argparse.Namespace) -> int:
         clock_in=values["input.clock_in"],
     )
     daemon = Daemon(values, preset, config)
+    if args.record is not None:
+        daemon.record(args.record)
     try:
         control = serve(daemon, args.socket)  # a second daemon stops here, before it writes or opens anything
     except ControlError as exc:

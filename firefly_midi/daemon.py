@@ -36,6 +36,7 @@ from firefly_midi.handover import Handover
 from firefly_midi.lifecycle import dying_on_signals, tell_scheduling
 from firefly_midi.player import Player, build_parts
 from firefly_midi.ports import PortConfig, Ports
+from firefly_midi.replay import Recorder
 from firefly_midi.saved_state import SavedState
 from firefly_midi.swarm import Swarm
 from firefly_midi.telemetry import FlashRing
@@ -105,6 +106,7 @@ class Daemon:
         self._errors_in_a_row = 0
         self.stopped = threading.Event()
         self.exit_code = 0
+        self.recorder: Recorder | None = None  # daemon --record: the session's input and commands
 
     @property
     def ports(self) -> Any:
@@ -181,7 +183,18 @@ class Daemon:
         self.clock.stop()
         self._silence()
         self.ports.close()
+        if self.recorder is not None:
+            self.recorder.close()
         self.stopped.set()
+
+    def record(self, path: Path) -> None:
+        """Keep the session in ``path`` (before ``start``): ``render --replay`` plays it again exactly."""
+        self.recorder = Recorder(path, self.preset, self.values, self._input)
+
+    def _did(self, what: str, *args: Any) -> None:
+        """A command reached the player (on the tick thread): the recording keeps it."""
+        if self.recorder is not None:
+            self.recorder.log.did(what, *args)
 
     def run_forever(self, control: ControlServer | None = None) -> int:
         """Run until SIGINT/SIGTERM (or a ``stop`` command); silence everything; return the exit code."""
@@ -212,6 +225,8 @@ class Daemon:
             tell_scheduling(self.clock, told)
             self.upkeep.look()
             self.keep_learned()
+            if self.recorder is not None:
+                self.recorder.drain()
             self.clock.lateness.roll(time.monotonic())
             if self._status_every and time.monotonic() >= next_status:
                 next_status = max(next_status + self._status_every, time.monotonic())  # no burst after a long reopen
@@ -251,9 +266,9 @@ class Daemon:
             log.warning("clock.tick_ms changes take effect on restart")
         elif P.PARAMS[key].effect == "reshape":
             swarm = self.player.reshaped(key, value)  # drawn here, not on the tick
-            self.submit(lambda: self.player.adopt(key, value, swarm))
+            self.submit(lambda: (self.player.adopt(key, value, swarm), self._did("set", key, P.plain(value))))
         else:
-            self.submit(lambda: self.player.apply(key, value))
+            self.submit(lambda: (self.player.apply(key, value), self._did("set", key, P.plain(value))))
         return value
 
     def load(self, values: dict[str, Any], preset: str = "") -> None:
@@ -261,10 +276,12 @@ class Daemon:
         values = {**values, "clock.tick_ms": self.values["clock.tick_ms"]}
         self.saved.replace(values, preset)
         parts = build_parts(values, engine=self.engines.engine_for(values))  # all before the tick sees them
+        kept = P.jsonable(parts.values) if self.recorder is not None else None
 
         def switch() -> None:
             self._silence()
             self.player.swap(parts)
+            self._did("load", kept)
             log.info("switched to preset %s", preset or "(custom)")
 
         self.submit(switch)
@@ -293,11 +310,12 @@ class Daemon:
         def pause_now() -> None:
             self._silence()
             self.player.paused = True
+            self._did("pause")
 
         self.submit(pause_now)
 
     def resume(self) -> None:
-        self.submit(lambda: setattr(self.player, "paused", False))
+        self.submit(lambda: (setattr(self.player, "paused", False), self._did("resume")))
 
     def reset(self) -> None:
         """Draw the swarm afresh from its parameters (same seed: the same start)."""
@@ -307,6 +325,7 @@ class Daemon:
             self._silence()
             self.player.adopt("swarm.seed", swarm.values["swarm.seed"], swarm)
             self.mapper.tempo.reset()
+            self._did("reseed", swarm.values["swarm.seed"])
 
         self.submit(reset_now)
 
@@ -318,6 +337,7 @@ class Daemon:
         def forward_now() -> None:
             self._silence()
             self.player.forward(max(1, round(seconds / self.swarm.dt)))
+            self._did("forward", max(1, round(seconds / self.swarm.dt)))
 
         self.submit(forward_now)
 
@@ -327,7 +347,7 @@ class Daemon:
         param = P.PARAMS[key]
         lo = P.check(key, param.lo if lo is None else lo)
         hi = P.check(key, param.hi if hi is None else hi)
-        self.submit(lambda: self.player.arm_learn(key, float(lo), float(hi)))
+        self.submit(lambda: (self.player.arm_learn(key, float(lo), float(hi)), self._did("learn", key, float(lo), float(hi))))
         log.info("MIDI learn: move a controller to bind it to %s (%g..%g)", key, lo, hi)
         return {"key": key, "lo": lo, "hi": hi}
 
@@ -354,6 +374,9 @@ class Daemon:
 
     # ------------------------------------------------------------------------------------ tick
     def _tick(self, k: int) -> None:
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.log.start_tick(k)
         try:
             commands = self._commands
             if commands:
@@ -364,7 +387,7 @@ class Daemon:
             if k % self._guard_every == 0:
                 self.ports.end_stray_sysex(k * self.clock.tick_s)
             player = self.player
-            count = player.tick(k, self._input)
+            count = player.tick(k, self._input if recorder is None else recorder.input)
             if player.stepped:
                 swarm = player.swarm
                 ids, times = swarm.flashes()
@@ -373,6 +396,9 @@ class Daemon:
             self._errors_in_a_row = 0
         except Exception:
             self._on_error()
+        finally:
+            if recorder is not None:
+                recorder.log.end_tick()
 
     def _on_error(self) -> None:
         self.errors += 1
@@ -410,7 +436,9 @@ class Daemon:
 
     def _silence(self) -> None:
         self._send(self.player.silence())
+        self._did("silence")
 
     def _all_notes_off(self) -> None:
         """Forget pending notes and send All Notes Off on every channel the preset may play on."""
         self._send(self.player.all_notes_off())
+        self._did("all_notes_off")

@@ -56,6 +56,7 @@ from firefly_midi import interpreted as interp
 from firefly_midi import midi
 from firefly_midi import params as P
 from firefly_midi.midi import ALL_NOTES_OFF, NOTE_OFF, NOTE_ON
+from firefly_midi.midi_clock import ClockOut
 from firefly_midi.swarm import topology
 from firefly_midi.swarm.tempo import LiveTempo, whole_cycles_hz
 
@@ -366,31 +367,6 @@ class EventBuffer:
         return [(float(self.time_s[i]), list(self.message(i))) for i in range(self.count)]
 
 
-class ClockOut:
-    """MIDI clock out: start, then 24 clocks per beat at the live tempo, stop on panic."""
-
-    def __init__(self) -> None:
-        self.running = False
-        self._to_next = 0.0  # clock pulses (1/24 beat) still to go before the next clock is due
-
-    def tick(self, events: EventBuffer, t0: float, dt: float, hz: float) -> None:
-        """Start if stopped, then a clock at the exact time of every 1/24-beat crossing in [t0, t0 + dt)."""
-        if not self.running:
-            events.push(t0, START, size=1)
-            self.running = True
-            self._to_next = 0.0  # the first clock goes with the start
-        step = 24.0 * hz * dt  # pulses this tick, at the live tempo
-        while self._to_next < step:
-            events.push(t0 + self._to_next / step * dt, CLOCK, size=1)
-            self._to_next += 1.0
-        self._to_next -= step
-
-    def stop(self, events: EventBuffer, t: float) -> None:
-        if self.running:
-            events.push(t, STOP, size=1)
-            self.running = False
-
-
 # ----------------------------------------------------------------------------------------------- mapper
 class Mapper:
     """Turns each tick's flashes into note, CC and clock events in ``self.events``."""
@@ -650,7 +626,7 @@ class InputMap:
 
     def apply(self, message: Sequence[int], time_frac: float, swarm: Any) -> bool:
         """Inject ``message`` if it is a note-on that counts; False for anything else, never raising."""
-        note_on = self._note_on(message)
+        note_on = self.note_on(message)
         if note_on is None:
             self.counts.ignored += 1
             return False
@@ -663,7 +639,7 @@ class InputMap:
         self.counts.flashes += 1
         return True
 
-    def _note_on(self, message: Any) -> tuple[int, int] | None:
+    def note_on(self, message: Any) -> tuple[int, int] | None:
         """(note, velocity) of a note-on that passes the filters, else None."""
         if not self.enabled:
             return None

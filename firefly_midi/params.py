@@ -217,7 +217,12 @@ _TABLE = (
     Param("mapping.max_notes_per_s", "int", 400, "cap on notes started per second; the excess is counted, not queued", "", 1, 10_000),
     Param("mapping.cc_order", "int", -1, "send the order parameter r (0..1 → 0..127) on this CC number (-1 = off)", "", -1, 127),
     Param("mapping.cc_channel", "int", 1, "channel of the CC outputs", "", 1, 16),
-    Param("mapping.clock_out", "bool", False, "send MIDI clock (24 PPQN, start/stop) following the swarm's live tempo"),
+    Param(
+        "mapping.clock_out",
+        "bool",
+        False,
+        "send MIDI clock (24 PPQN, start/stop, song position) at the swarm's live tempo, or on the drummer's beats when following",
+    ),
     # How incoming MIDI acts on the swarm.
     Param("input.enabled", "bool", True, "incoming notes are flashes the swarm sees"),
     Param("input.channels", "intlist", (), "channels (1..16) that count; empty = all", "", 1, 16),
@@ -234,6 +239,36 @@ _TABLE = (
     ),
     Param("input.max_per_tick", "int", 64, "incoming messages handled per tick; the rest are dropped and counted", "", 1, 4096),
     Param("input.clock_in", "bool", False, "incoming MIDI clock sets swarm.freq_hz (one beat per flash cycle)"),
+    # Following a drummer (firefly_midi/follow.py, docs/follow.md).
+    Param("follow.enabled", "bool", False, "incoming hits lead: the swarm pulses on the drummer's beat grid instead of on each note"),
+    Param("follow.notes", "intlist", (35, 36, 38, 40), "notes that are beats (GM kick 35, 36 and snare 38, 40)", "", 0, 127),
+    Param("follow.velocity_weight", "float", 1.0, "a hit pulls with (velocity / 127) to this power (0 = all alike)", "", 0.0, 4.0),
+    Param("follow.bpm_min", "float", 60.0, "slowest tempo followed", "BPM", 20.0, 400.0),
+    Param("follow.bpm_max", "float", 180.0, "fastest tempo followed", "BPM", 20.0, 400.0),
+    Param("follow.max_bpm_per_beat", "float", 2.0, "most the followed tempo moves in one beat while locked", "BPM", 0.01, 100.0),
+    Param("follow.refractory_ms", "float", 60.0, "hits closer than this merge into one beat, the loudest kept (flams)", "ms", 0.0, 500.0),
+    Param("follow.grid_window", "float", 0.06, "on-grid weight σ: a hit this far off the beat pulls 0.6 as hard", "beats", 0.005, 0.5),
+    Param("follow.phase_gain", "float", 0.3, "share of a hit's timing error the beat grid moves by", "", 0.0, 1.0),
+    Param("follow.tempo_gain", "float", 0.2, "share of a hit's timing error the beat period moves by", "", 0.0, 1.0),
+    Param(
+        "follow.relock_beats",
+        "int",
+        4,
+        "after this many beats with no hit on the grid, or this many off-grid hits in a row, look for a new tempo",
+        "beats",
+        1,
+        64,
+    ),
+    Param(
+        "follow.lead_ms",
+        "float",
+        0.0,
+        "play the band's beats this early: live, clock.tick_ms + clock.lookahead_ms cancels the daemon's own latency",
+        "ms",
+        0.0,
+        200.0,
+    ),
+    Param("follow.pace", "float", 0.9, "the swarm's own tempo as a share of the followed one (below 1: each pulse fires it)", "", 0.5, 1.0),
     # Parameter ramps over time.
     Param("automation", "ramps", (), "parameter ramps: [[automation]] key, from, to, seconds, curve, repeat, start_s"),
     Param("learn", "bindings", (), "MIDI learn: [[learn]] an incoming CC (cc, channel) moves key between lo and hi"),
@@ -392,6 +427,8 @@ def check_consistency(values: dict[str, Any]) -> None:
 def _check_mapping_consistency(values: dict[str, Any]) -> None:
     if values["mapping.velocity_min"] > values["mapping.velocity_max"]:
         raise ParamError("mapping.velocity_min must not exceed mapping.velocity_max", "mapping.velocity_min")
+    if values["follow.bpm_min"] >= values["follow.bpm_max"]:
+        raise ParamError("follow.bpm_min must be below follow.bpm_max", "follow.bpm_min")
     if values["input.note_min"] > values["input.note_max"]:
         raise ParamError("input.note_min must not exceed input.note_max", "input.note_min")
     if values["mapping.root"] + 12 * values["mapping.octaves"] > 127:

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Protocol
 
 from firefly_midi import midi
 from firefly_midi import params as P
+from firefly_midi.follow import Follower
 from firefly_midi.mapping import ClockIn, EventBuffer, InputMap, Mapper
 from firefly_midi.swarm import Swarm
 from firefly_midi.swarm.metrics import Recorder
@@ -27,6 +28,7 @@ R_EVERY_TICKS = 10  # the order parameter is O(N): refreshed every 10 ticks, liv
 AUTOMATION_EVERY_S = 0.01
 MAX_CATCH_UP = 8  # skipped ticks the swarm steps through at most, per tick
 MAX_BEHIND_S = 1.0  # the swarm repays at most this much skipped time; beyond it, ticks are lost
+RETUNE_SHARE = 0.02  # following: the swarm's own tempo is retuned when off by more than this share
 _CLOCK_STATUSES = (midi.TIMING_CLOCK, midi.SONG_START, midi.SONG_STOP)
 
 
@@ -53,13 +55,16 @@ class Parts(NamedTuple):
     swarm: Swarm
     mapper: Mapper
     inputs: InputMap
+    follower: Follower
 
 
 def build_parts(values: dict[str, Any], threads: int = 1, engine: str = "compiled") -> Parts:
     """A swarm, its mapper and its input map for ``values`` (allocates and loads kernels: not on the tick)."""
     swarm = Swarm(values, threads=threads, engine=engine)
     mapper = Mapper(swarm.values, swarm)
-    return Parts(swarm.values, swarm, mapper, InputMap(swarm.values, mapper))
+    follower = Follower(swarm.values)
+    mapper.clock.lead = follower  # MIDI clock out counts on the drummer's grid while following
+    return Parts(swarm.values, swarm, mapper, InputMap(swarm.values, mapper), follower)
 
 
 class Player:
@@ -110,6 +115,10 @@ class Player:
         self.mapper.use_engine(engine)
 
     @property
+    def follower(self) -> Follower:
+        return self.parts.follower
+
+    @property
     def events(self) -> EventBuffer:
         """The events of the last ``tick`` or ``silence`` (overwritten by the next)."""
         return self.parts.mapper.events
@@ -131,6 +140,8 @@ class Player:
         self._hear(source)
         swarm = self.swarm
         step = swarm.ticks
+        if self.follower.enabled:
+            self._lead(step)
         if self.values["automation"] and step % self._automation_every == 0:
             self._automate()
         swarm.step()
@@ -199,8 +210,29 @@ class Player:
             counts.other += 1
         elif status & 0xF0 == midi.CONTROL_CHANGE and len(message) == 3 and self._control_change(status & 0x0F, message[1], message[2]):
             counts.other += 1
+        elif self.follower.enabled:
+            self._hit(message, frac)
         else:
             self.parts.inputs.apply(message, frac, self.swarm)  # counts into the same InputCounts
+
+    def _hit(self, message: list[int], frac: float) -> None:
+        """Following: a note-on that counts is a hit on swarm time (replays exactly offline)."""
+        note_on = self.parts.inputs.note_on(message)
+        frac = frac if 0.0 <= frac <= 1.0 else (1.0 if frac > 1.0 else 0.0)  # NaN and beyond: the tick's edges
+        if note_on is not None and self.follower.hear(note_on[0], note_on[1], (self.swarm.ticks + frac) * self.swarm.dt):
+            self.counts.flashes += 1
+        else:
+            self.counts.ignored += 1
+
+    def _lead(self, step: int) -> None:
+        """The follower's beat pulse for this step; the swarm's own tempo follows the grid's."""
+        swarm = self.swarm
+        if self.follower.tick(step * swarm.dt, swarm.dt, swarm) and self.follower.locked:
+            hz = self.follower.swarm_hz
+            # The pulses keep the beat; the swarm's own tempo only has to stay below them, so it is
+            # retuned (a new values dict: rare, not every beat) when it is off by more than 2 %.
+            if abs(hz - self.values["swarm.freq_hz"]) > RETUNE_SHARE * hz:
+                self.apply_if_valid("swarm.freq_hz", hz)
 
     def _clock(self, status: int, frac: float) -> None:
         if not self.values["input.clock_in"]:
@@ -284,6 +316,8 @@ class Player:
         if key.startswith(("mapping.", "input.")) or P.PARAMS[key].effect != "live":
             self.mapper.update(self.values)
             self.parts.inputs.update(self.values)
+        if key.startswith("follow.") or key == "input.strength":
+            self.follower.update(self.values)
         if key == "clock.tick_ms":
             self._cadence()
 
@@ -313,6 +347,7 @@ class Player:
         self.swarm.reset()
         self.mapper.update(self.values)
         self.mapper.tempo.reset()
+        self.follower.restart(self.values)
 
     def forward(self, ticks: int) -> None:
         """Run ahead ``ticks`` ticks silently, as fast as the kernels go."""

@@ -3,8 +3,8 @@
 The player is ticked as the daemon ticks it, and every event lands in a type-0 file at its exact
 time: 960 ticks per beat at the nominal tempo (``swarm.freq_hz`` · 60 BPM, one beat per swarm
 cycle), file ticks = round(time_s × freq_hz × 960), delta times taken between rounded absolute times
-so nothing drifts.  A final ``silence`` ends every note.  MIDI clock (real-time messages) cannot
-live in a file and is left out.
+so nothing drifts.  A final ``silence`` ends every note.  MIDI clock (real-time messages) and Song
+Position cannot live in a file and are left out.
 
 An input file's messages (read with mido, which honours its tempo map) are heard in the tick they
 fall in, at their sub-tick fraction, exactly as the daemon hears its input port.  Same values,
@@ -19,10 +19,10 @@ from typing import Any
 
 import mido
 
-from firefly_midi.midi import REALTIME
 from firefly_midi.player import Player
 
 TICKS_PER_BEAT = 960
+SYSTEM = 0xF0  # status bytes from here up are system messages: clock, Start, Song Position...
 
 
 def read_input(path: Path) -> list[tuple[float, list[int]]]:
@@ -77,8 +77,7 @@ def _render(
     timed = read_input(input_path) if input_path else []
     played = play_offline(player, ticks, TimedInput(timed, swarm.dt))
     beats_per_s = player.values["swarm.freq_hz"]
-    stamped = [(round(t * beats_per_s * TICKS_PER_BEAT), m) for t, m in played if m[0] < REALTIME]
-    midi = _midi_file(stamped, beats_per_s, player.values)
+    midi, stamped = _midi_file(played, beats_per_s, player.values)
     summary = {
         "notes": player.mapper.notes_out,
         "dropped_notes": player.mapper.dropped_notes,
@@ -92,7 +91,9 @@ def _render(
     return midi, summary
 
 
-def _midi_file(stamped: list[tuple[int, list[int]]], beats_per_s: float, values: dict[str, Any]) -> mido.MidiFile:
+def _midi_file(played: list[tuple[float, list[int]]], beats_per_s: float, values: dict[str, Any]) -> tuple[mido.MidiFile, list]:
+    """The played channel messages at 960 ticks a beat of ``beats_per_s`` (MIDI clock and Song Position live in no file)."""
+    stamped = [(round(t * beats_per_s * TICKS_PER_BEAT), m) for t, m in played if m[0] < SYSTEM]
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("track_name", name=f"firefly-midi {values['swarm.model']} n={values['swarm.n']}", time=0))
     track.append(mido.MetaMessage("set_tempo", tempo=round(1_000_000 / beats_per_s), time=0))
@@ -103,7 +104,7 @@ def _midi_file(stamped: list[tuple[int, list[int]]], beats_per_s: float, values:
     track.append(mido.MetaMessage("end_of_track", time=0))
     midi = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT)
     midi.tracks.append(track)
-    return midi
+    return midi, stamped
 
 
 def render(values: dict[str, Any], seconds: float, input_path: Path | None = None) -> mido.MidiFile:
@@ -119,3 +120,19 @@ def write_render(
     midi, summary = _render(values, seconds, input_path, engine)
     midi.save(out_path)
     return {**summary, "path": str(out_path)}
+
+
+def write_replay(recording: Path, out_path: Path, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Play a ``daemon --record`` session again (over ``values``: another preset) into ``out_path``."""
+    from firefly_midi.replay import load, recorded_values, replay
+
+    started = time.perf_counter()
+    header, _ = load(recording)
+    values = values or recorded_values(header)
+    played = replay(recording, values)
+    midi, stamped = _midi_file(played, values["swarm.freq_hz"], values)
+    midi.save(out_path)
+    notes = sum(1 for _, m in stamped if m[0] & 0xF0 == 0x90 and m[2] > 0)
+    seconds = played[-1][0] if played else 0.0
+    return {"recorded_preset": header["preset"], "notes": notes, "events": len(stamped), "seconds": seconds,
+            "wall_s": time.perf_counter() - started, "path": str(out_path)}  # fmt: skip

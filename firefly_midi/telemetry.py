@@ -89,6 +89,22 @@ def phase_snapshot(phase: np.ndarray, points: int, grid: bool) -> dict[str, obje
     return {"stride": stride, "grid": shape, "phase": quantised.tolist()}
 
 
+def following(player: Any) -> dict[str, Any] | None:
+    """The drummer's tempo, the band's (the follower's grid) and the last on-grid hit's offset, or
+    None when not following."""
+    follower = player.follower
+    if not follower.enabled:
+        return None
+    return {
+        "locked": follower.locked,
+        "band_bpm": follower.bpm if follower.ever_locked else None,
+        "drummer_bpm": follower.drummer_bpm or None,
+        "phase_error_ms": 1000.0 * follower.last_error_s,
+        "hits": follower.heard,
+        "relocks": follower.relocks,
+    }
+
+
 def status(daemon: Any) -> dict[str, Any]:
     """A daemon's snapshot for ``ctl status``, logs and tests (read from any thread)."""
     player, clock = daemon.player, daemon.clock.stats()
@@ -102,6 +118,7 @@ def status(daemon: Any) -> dict[str, Any]:
         "order_parameter": player.r,
         "tempo_bpm": 60.0 * mapper.tempo.hz,
         "nominal_tempo_bpm": 60.0 * values["swarm.freq_hz"],
+        "follow": following(player),
         "notes_out": mapper.notes_out,
         "dropped_notes": mapper.dropped_notes,
         "flashes_in": counts.flashes,
@@ -139,6 +156,7 @@ def frame(daemon: Any, cursor: int, points: int) -> tuple[dict[str, Any], int]:
         "tempo_bpm": 60.0 * tempo_hz,
         "nominal_tempo_bpm": 60.0 * nominal_hz,
         "drift_bpm": 60.0 * (tempo_hz - nominal_hz),
+        "follow": following(player),
         "notes_out": player.mapper.notes_out,
         "flashes_in": player.counts.flashes,
         "dropped_in": player.counts.dropped,

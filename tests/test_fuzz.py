@@ -65,6 +65,25 @@ messages = st.one_of(
 )
 
 
+@pytest.fixture(scope="module")
+def following() -> Player:
+    return Player(presets.resolve("follow-drummer"))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(batch=st.lists(st.tuples(messages, st.floats(allow_nan=True, allow_infinity=True)), max_size=30))
+def test_a_follower_hears_anything_counts_it_and_keeps_its_grid_finite(following, batch):
+    before = counted(following)
+    for message, frac in batch:
+        following.hear(message, frac)
+    following.tick(following.next_k)
+    # no controller is bound here: all but clock messages are hits, ignored or dropped
+    assert counted(following) - before == sum(kind(m) != "clock" for m, _ in batch)
+    follower = following.follower
+    assert math.isfinite(follower.period) and math.isfinite(follower.ref)
+    assert math.isnan(follower.pending_t) or abs(follower.pending_t - following.swarm.time_s) < 1.0
+
+
 @pytest.mark.slow  # hundreds of examples: 6-23 s each here
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(batch=st.lists(st.tuples(messages, st.floats(allow_nan=True, allow_infinity=True)), max_size=30))

@@ -305,6 +305,19 @@ def test_the_status_says_the_numpy_engine_plays_while_the_kernels_compile():
     run(test)
 
 
+def test_following_a_drummer_the_status_shows_his_tempo_the_bands_and_the_phase_error():
+    async def test(app, pilot, daemon):
+        listening = {"locked": False, "band_bpm": None, "drummer_bpm": None, "phase_error_ms": 0.0, "hits": 1, "relocks": 0}
+        await show(pilot, daemon, frame(3, 4.0, spread(10), follow=listening))
+        assert "listening · drummer – · band – bpm" in app.query_one(StatusPanel).text()
+        locked = {"locked": True, "band_bpm": 111.9, "drummer_bpm": 112.3, "phase_error_ms": 3.4, "hits": 9, "relocks": 1}
+        await show(pilot, daemon, frame(4, 5.0, spread(10), follow=locked))
+        text = app.query_one(StatusPanel).text()
+        assert "drummer 112.3 · band 111.9 bpm · phase +3 ms" in text, text
+
+    run(test)
+
+
 def test_plots_and_status_show_the_frame():
     async def test(app, pilot, daemon):
         await show(pilot, daemon, frame(3, 4.0, spread(10), flashes_in=7, dropped_in=2))

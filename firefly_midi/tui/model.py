@@ -77,6 +77,7 @@ class StatusView:
     tempo_bpm: float = 0.0
     nominal_tempo_bpm: float = 0.0
     drift_bpm: float = 0.0
+    follow: dict[str, Any] | None = None  # following a drummer: his tempo, the band's, the phase error
     notes_out: int = 0
     notes_per_s: float = 0.0
     flashes_in: int = 0
@@ -225,6 +226,7 @@ class FrameModel:
             tempo_bpm=tempo,
             nominal_tempo_bpm=nominal,
             drift_bpm=float(frame.get("drift_bpm", tempo - nominal) or 0.0),
+            follow=dict(frame["follow"]) if frame.get("follow") else None,
             notes_out=notes,
             notes_per_s=self._rate(NOTES),
             flashes_in=int(frame.get("flashes_in", 0) or 0),

@@ -49,6 +49,21 @@ def _engine(v: StatusView) -> Text:
     return Text(f"numpy · kernels {state} {seconds:.0f} s", style="yellow")
 
 
+def _tempo(v: StatusView) -> Text | str:
+    """The swarm's tempo; following a drummer: the drummer's, the band's (the clock's) and the phase error."""
+    follow = v.follow
+    if not follow:
+        return f"{v.tempo_bpm:.1f} bpm · nominal {v.nominal_tempo_bpm:.1f} · drift {v.drift_bpm:+.1f}"
+    tempi = f"drummer {_bpm(follow.get('drummer_bpm'))} · band {_bpm(follow.get('band_bpm'))} bpm"
+    if not follow.get("locked"):
+        return Text(f"listening · {tempi}", style="yellow")
+    return f"{tempi} · phase {follow.get('phase_error_ms') or 0.0:+.0f} ms"
+
+
+def _bpm(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
 class StatusPanel(Widget):
     """Holds the connection state (``connection``, ``connected``) and the latest ``StatusView``."""
 
@@ -73,7 +88,7 @@ class StatusPanel(Widget):
             ("preset", Text.assemble((v.preset or "–", "bold"), "  ", state)),
             ("swarm", shown),
             ("time", f"{v.time_s:,.1f} s · r {v.order_parameter:.3f}"),
-            ("tempo", f"{v.tempo_bpm:.1f} bpm · nominal {v.nominal_tempo_bpm:.1f} · drift {v.drift_bpm:+.1f}"),
+            ("tempo", _tempo(v)),
             ("notes", _notes(v)),
             ("input", f"{v.flashes_in:,} flashes in · {v.dropped_in:,} dropped"),
             ("lateness", _lateness(v.lateness_recent_us, late)),
