@@ -3,7 +3,7 @@
 Each of the ring's ``slots`` rows holds the deliveries landing in one tick: ``dq_to`` (receiver,
 -1: everyone) and ``dq_t`` (arrival time within its tick), filled from the left; ``dq_meta`` =
 [dropped, the rows' counts...].  A slot's deliveries lie side by side, so a burst of 10⁵ of them
-is read in order rather than chased through a linked pool (docs/performance.md).  Queueing
+is read in order rather than chased through a linked pool (git show e4e48e4:docs/performance.md).  Queueing
 allocates nothing; a full row drops the delivery and counts it in dq_meta[DQ_DROPPED].
 """
 

@@ -18,7 +18,7 @@ def advance(phase, freq, dt, fired, ids, times, n):
     those at or past 1 (it vectorises: its indices are unsigned, so numba emits no negative-index
     check, which would stop LLVM's vectoriser), and, only in a block where one crossed, a scan
     that wraps it and records who and when.  Wrapping in the first pass and keeping the span of
-    crossings instead costs 1.3x this (800 fireflies, in L1; docs/performance.md).
+    crossings instead costs 1.3x this (800 fireflies, in L1; git show e4e48e4:docs/performance.md).
     """
     size = phase.size
     for start in range(0, size, CROSSING_BLOCK):
