@@ -237,6 +237,9 @@ class Daemon:
         learned = self.player.learned
         while learned:
             self.saved.learned(learned.popleft())
+        values = self.player.learned_values
+        while values:
+            self.saved.change(*values.popleft())
 
     def _greet_ports(self) -> None:
         """Ports just opened: make the kept connections, then silence the synths on the tick, before
@@ -350,6 +353,12 @@ class Daemon:
         self.submit(lambda: (self.player.arm_learn(key, float(lo), float(hi)), self._did("learn", key, float(lo), float(hi))))
         log.info("MIDI learn: move a controller to bind it to %s (%g..%g)", key, lo, hi)
         return {"key": key, "lo": lo, "hi": hi}
+
+    def learn_beats(self, count: int, seconds: float) -> dict[str, Any]:
+        """The next ``count`` distinct notes on the input (or those within ``seconds`` of the first) become follow.notes."""
+        self.submit(lambda: (self.player.arm_note_learn(count, seconds), self._did("learnbeats", count, seconds)))
+        log.info("learning the notes that are beats: play %d different drums", count)
+        return {"count": count, "seconds": seconds}
 
     def unlearn(self, key: str) -> int:
         """Forget the controllers bound to ``key``; returns how many."""

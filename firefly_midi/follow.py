@@ -189,3 +189,35 @@ class Follower:
             swarm.inject((beat - self.lead_s - t0) / dt, self.strength)
             self.last_pulse = beat
         return settled
+
+
+class NoteLearner:
+    """Learn which notes count from the drummer: the next ``count`` distinct notes heard, or those heard
+    within ``seconds`` of the first, become ``follow.notes`` (armed by the ``learnbeats`` command)."""
+
+    def __init__(self) -> None:
+        self.count = 0  # notes still wanted in all; 0: not learning
+        self.seconds = 0.0
+        self._notes = np.zeros(128, dtype=np.bool_)
+        self._heard = 0
+        self._since = math.inf  # when the first note was heard
+
+    def arm(self, count: int, seconds: float) -> None:
+        self.count, self.seconds, self._heard, self._since = count, seconds, 0, math.inf
+        self._notes[:] = False
+
+    def hear(self, note: int, t: float) -> tuple[int, ...] | None:
+        """A note-on at swarm time ``t``; the notes learnt once it is the ``count``-th distinct one."""
+        if not self._notes[note]:
+            self._notes[note] = True
+            self._heard += 1
+            self._since = min(self._since, t)
+        return self._learnt() if self._heard >= self.count else None
+
+    def due(self, t: float) -> tuple[int, ...] | None:
+        """The notes heard so far, once ``seconds`` have passed since the first."""
+        return self._learnt() if self._heard and t - self._since >= self.seconds else None
+
+    def _learnt(self) -> tuple[int, ...]:
+        self.count = 0
+        return tuple(int(n) for n in np.flatnonzero(self._notes))

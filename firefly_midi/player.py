@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 
 from firefly_midi import midi
 from firefly_midi import params as P
-from firefly_midi.follow import Follower
+from firefly_midi.follow import Follower, NoteLearner
 from firefly_midi.mapping import ClockIn, EventBuffer, InputMap, Mapper
 from firefly_midi.swarm import Swarm
 from firefly_midi.swarm.metrics import Recorder
@@ -87,6 +87,8 @@ class Player:
         self.behind_ticks = 0  # skipped ticks not yet stepped: repaid MAX_CATCH_UP a tick
         self.learned: deque[tuple[P.Binding, ...]] = deque()
         self._learning: tuple[str, float, float] | None = None
+        self.note_learner = NoteLearner()
+        self.learned_values: deque[tuple[str, Any]] = deque()  # values learnt on the tick, for the saved state
         self._knobs: dict[str, float | int] = {}
         self._cadence()
 
@@ -138,6 +140,8 @@ class Player:
         if missed > 0 or self.behind_ticks:
             self._catch_up(missed)
         self._hear(source)
+        if self.note_learner.count:
+            self._learnt_notes(self.note_learner.due(self.swarm.time_s))
         swarm = self.swarm
         step = swarm.ticks
         if self.follower.enabled:
@@ -214,6 +218,15 @@ class Player:
             self._hit(message, frac)
         else:
             self.parts.inputs.apply(message, frac, self.swarm)  # counts into the same InputCounts
+        if self.note_learner.count and (note_on := self.parts.inputs.note_on(message)) is not None:
+            self._learnt_notes(self.note_learner.hear(note_on[0], self.swarm.time_s))
+
+    def _learnt_notes(self, notes: tuple[int, ...] | None) -> None:
+        """Note learning ended: its notes are the beats from now on, and kept like a ``set``."""
+        if notes is not None:
+            self.apply_if_valid("follow.notes", notes)
+            self.learned_values.append(("follow.notes", notes))
+            log.info("learnt the notes that are beats: %s", ", ".join(map(str, notes)))
 
     def _hit(self, message: list[int], frac: float) -> None:
         """Following: a note-on that counts is a hit on swarm time (replays exactly offline)."""
@@ -246,6 +259,10 @@ class Player:
             self.apply_if_valid("swarm.freq_hz", hz)
 
     # ------------------------------------------------------------------------------ MIDI learn
+    def arm_note_learn(self, count: int, seconds: float) -> None:
+        """The next ``count`` distinct notes heard (or those within ``seconds`` of the first) become follow.notes."""
+        self.note_learner.arm(count, seconds)
+
     def arm_learn(self, key: str, lo: float, hi: float) -> None:
         """Bind the next incoming control change to ``key`` (already checked by the caller)."""
         self._learning = (key, lo, hi)

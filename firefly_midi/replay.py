@@ -197,6 +197,8 @@ def _do(player: Player, what: str, args: list[Any]) -> int:
         player.forward(args[0])
     elif what == "learn":
         player.arm_learn(args[0], args[1], args[2])
+    elif what == "learnbeats":
+        player.arm_note_learn(args[0], args[1])
     elif what == "silence":
         return player.silence()
     elif what == "all_notes_off":

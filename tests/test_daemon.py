@@ -324,6 +324,22 @@ def test_midi_learn_binds_the_next_controller_and_the_state_keeps_it(tmp_path):
         daemon.stop()
 
 
+def test_learnt_beats_are_kept_with_the_state(tmp_path):
+    daemon = playing(make("follow-drummer"), 0.05)
+    try:
+        daemon.state_path = tmp_path / "state.toml"
+        assert daemon.learn_beats(2, 4.0) == {"count": 2, "seconds": 4.0}
+        assert wait_for(lambda: daemon.player.note_learner.count == 2), "armed at the next tick"
+        for note in (37, 37, 39):
+            daemon.ports.inject([0x99, note, 100])
+        assert wait_for(lambda: daemon.values["follow.notes"] == (37, 39))
+        daemon.save_state()
+        _, kept = presets.load_state(daemon.state_path)
+        assert kept["follow.notes"] == (37, 39), "kept like a set"
+    finally:
+        daemon.stop()
+
+
 def test_a_set_racing_midi_learn_keeps_the_binding_in_the_saved_state(tmp_path, monkeypatch):
     """``set`` (a control thread) and MIDI learn (the tick) both change what the state keeps.  Here
     the learn lands while the set is checking its value: neither change may be lost."""

@@ -54,6 +54,7 @@ def test_after_lock_the_tempo_is_within_1_bpm_and_the_beat_within_15_ms(scores, 
 
 def test_fills_move_the_tempo_by_at_most_1_bpm(scores):
     assert scores["fill every 4th bar"]["fill_excursion_bpm"] <= 1.0
+    assert scores["fill every 4th bar"]["clock_fill_excursion_bpm"] <= 1.0, "MIDI clock out's beat by beat too"
 
 
 def test_a_restart_at_another_tempo_relocks_within_4_beats(scores):

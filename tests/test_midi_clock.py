@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from firefly_midi import presets
 from firefly_midi.follow import Follower
 from firefly_midi.mapping import EventBuffer
-from firefly_midi.midi_clock import ClockOut
+from firefly_midi.midi_clock import SLEW_BPM, ClockOut
 from firefly_midi.swarm import Swarm
 
 pytestmark = pytest.mark.timeout(60)
@@ -69,3 +69,37 @@ def test_a_led_clock_puts_the_daws_downbeats_on_the_grids_beats(period, ref, sen
     gaps = np.diff(clocks)
     assert gaps.max() < period + DT, "aligning waits at most a beat"
     assert gaps.min() > period / 24 - DT, "and never bursts"
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.floats(0.015, 0.03), st.sampled_from([-1.0, 1.0]))
+def test_a_led_clock_spreads_the_grids_phase_correction_over_several_beats(off, sign):
+    """A kick on every beat, the fourth ``late`` s off: the grid's phase jumps, the clock's beats follow gently."""
+    period, late = 0.6, sign * off
+    values = presets.resolve("follow-drummer")
+    clock, swarm = ClockOut(), Swarm(values)
+    clock.lead = follower = locked_follower(0.0, period)
+    clock.running = True
+    kicks = {round((beat * period + (late if beat == 4 else 0.0)) / DT) for beat in range(1, 9)}
+    downbeats, grid_bpm, refs = [], [], set()
+    for k in range(round(0.5 * period / DT), round(30 * period / DT)):
+        if k in kicks:
+            follower.hear(36, 127, k * DT)
+        follower.tick(k * DT, DT, swarm)
+        refs.add(follower.ref)
+        events, pulses = EventBuffer(), clock.pulses
+        clock.tick(events, k * DT, DT, 2.0)
+        for i, (at, m) in enumerate(events.as_list()):
+            if m == [0xF8] and (pulses + i) % 24 == 0:
+                downbeats.append(at)
+                grid_bpm.append(follower.bpm)
+    jumps = np.diff(sorted(refs)) - period * np.round(np.diff(sorted(refs)) / period)
+    assert np.abs(jumps).max() > 0.004, "the late kick moved the grid's phase (a beat of a clock on it by 0.67 BPM)"
+    tempo = 60.0 / np.diff(downbeats)
+    ends = np.array([grid_bpm[:-1], grid_bpm[1:]])  # the grid's tempo at the start and the end of each beat
+    slew = SLEW_BPM + 0.01
+    assert (tempo <= ends.max(axis=0) + slew).all() and (tempo >= ends.min(axis=0) - slew).all(), (
+        "no beat of the clock is further than SLEW_BPM from the grid's tempo"
+    )
+    beats = (downbeats[-1] - follower.ref) / follower.period
+    assert abs(beats - round(beats)) * follower.period < 0.002, "and some beats later it is back on the grid"

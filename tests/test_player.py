@@ -73,6 +73,30 @@ def test_midi_learn_binds_the_next_controller_and_it_moves_the_parameter():
     assert player.counts.other == 4 and player.counts.flashes == 1
 
 
+def test_learning_beats_takes_the_next_different_notes_played_as_follow_notes():
+    player = make("follow-drummer")
+    player.arm_note_learn(2, 4.0)
+    player.tick(0, Queue(([0x99, 37, 100], 0.2), ([0x99, 37, 90], 0.6)))  # a rim click twice: one note
+    assert player.values["follow.notes"] == (35, 36, 38, 40), "one note heard of two: still learning"
+    player.tick(1, Queue(([0x89, 37, 0], 0.0), ([0x99, 39, 110], 0.5)))  # a note-off is no note; a clap is
+    assert player.values["follow.notes"] == (37, 39)
+    assert list(player.learned_values) == [("follow.notes", (37, 39))], "handed to whoever keeps the state"
+    assert player.follower.hear(37, 100, 1.0) and not player.follower.hear(36, 100, 1.1), "the follower counts them"
+    player.tick(2, Queue(([0x99, 42, 100], 0.0)))
+    assert player.values["follow.notes"] == (37, 39), "learning ended with the second note"
+
+
+def test_learning_beats_takes_what_was_played_when_its_time_is_up():
+    player = make("follow-drummer")
+    player.arm_note_learn(3, 0.5)
+    half = round(0.5 / player.swarm.dt)
+    for k in range(3 * half):  # one note, then nothing for longer than the half second
+        player.tick(k, Queue(([0x99, 45, 100], 0.0)) if k == half // 2 else Queue())
+        if k == half:
+            assert player.values["follow.notes"] == (35, 36, 38, 40), "still listening within the half second"
+    assert player.values["follow.notes"] == (45,)
+
+
 def test_input_beyond_the_per_tick_limit_is_dropped_and_counted():
     player = make("pulse-sine", **{"input.max_per_tick": 4})
     player.tick(0, Queue(*[([0x90, 60, 100], 0.5)] * 10, ([0x80, 60, 0], 0.5)))

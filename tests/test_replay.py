@@ -68,6 +68,10 @@ def live_session(path, preset: str = "follow-drummer") -> tuple[Daemon, list[lis
                 daemon.set("mapping.velocity_max", 90)  # a command on the tick, halfway
         daemon.pause()
         daemon.resume()
+        daemon.learn_beats(2, 4.0)  # the drummer has stopped: a kick and a snare are the beats from now on
+        assert wait_for(lambda: daemon.player.note_learner.count == 2)
+        tap.heard.extend([[0x99, D.KICK, 100], [0x99, D.SNARE, 100]])
+        assert wait_for(lambda: daemon.values["follow.notes"] == (D.KICK, D.SNARE))
         assert wait_for(lambda: daemon.swarm.time_s >= 6.5)
     finally:
         daemon.stop()
@@ -86,7 +90,7 @@ def test_a_recorded_session_replays_the_same_notes_order_and_clock(session):
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert lines[0]["preset"] == "follow-drummer" and lines[-1]["end"] and lines[-1]["lost"] == 0
     assert sum("m" in line for line in lines) > 50, "the drummer's hits are in the recording"
-    assert {line["do"] for line in lines if "do" in line} >= {"all_notes_off", "set", "pause", "resume", "silence"}
+    assert {line["do"] for line in lines if "do" in line} >= {"all_notes_off", "set", "pause", "resume", "silence", "learnbeats"}
     assert daemon.player.follower.locked
     replayed = [m for _, m in replay(path)]
     assert sum(m[0] == 0xF8 for m in sent) > 100, "the session sent MIDI clock"

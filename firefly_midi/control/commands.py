@@ -277,6 +277,18 @@ _COMMANDS = (
         said="move a controller on the input to bind it to {result[key]} ({result[lo]}..{result[hi]})",
     ),
     Command(
+        "learnbeats",
+        lambda d, _, count=2, seconds=4.0: d.learn_beats(count, seconds),
+        help="learn which notes are beats (`follow.notes`): the next `count` different notes played on the input, or "
+        "those played within `seconds` of the first, kept like a `set`",
+        result='`{"count", "seconds"}`',
+        args=(
+            Arg("count", "int", "how many different notes", required=False, default=2, lo=1, hi=16),
+            Arg("seconds", "number", "how long after the first note to listen", required=False, default=4.0, lo=0, hi=60, lo_open=True),
+        ),
+        said="play {result[count]} different drums on the input: they will be the beats",
+    ),
+    Command(
         "unlearn",
         lambda d, _, key: {"removed": d.unlearn(key)},
         help="forget the controllers bound to `key`",

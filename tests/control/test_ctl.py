@@ -76,6 +76,14 @@ def test_ctl_pause_panic_reset_resume(own, capsys):
     eventually(lambda: not status(path)["paused"] and status(path)["time_s"] > 0)
 
 
+def test_ctl_learnbeats_arms_note_learning(own, capsys):
+    daemon, path = own
+    assert ctl(path, "learnbeats", "3") == 0
+    assert capsys.readouterr().out.strip() == "play 3 different drums on the input: they will be the beats"
+    eventually(lambda: daemon.player.note_learner.count == 3)
+    assert ctl(path, "learnbeats", "0") == 2, "at least one note"
+
+
 def test_ctl_learn_and_unlearn(own, capsys):
     _, path = own
     assert ctl(path, "learn", "swarm.coupling", "0", "0.5") == 0
