@@ -42,7 +42,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from jackserver import connect, jack_ports, private_jack, wait_for_port  # noqa: E402
+from jackserver import connect, jack_ports, private_jack, stop_process, wait_for_port  # noqa: E402
 from machine import describe  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -337,15 +337,6 @@ def _probe(env: dict[str, str], targets: dict[str, tuple[str, str]], probes: int
             port.close_port()
             port.delete()
     return times
-
-
-def stop_process(popen: subprocess.Popen) -> None:
-    popen.terminate()
-    try:
-        popen.wait(20)
-    except subprocess.TimeoutExpired:
-        popen.kill()
-        popen.wait()
 
 
 def reaction(env: dict[str, str], probes: int, interval: float, seed: int = 1) -> dict:

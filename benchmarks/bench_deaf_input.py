@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from jackserver import private_jack, server_log, wait_for_port  # noqa: E402
+from jackserver import private_jack, server_log, stop_process, wait_for_port  # noqa: E402
 from machine import describe  # noqa: E402
 
 from firefly_midi.control import ControlError, request, wait_for_daemon  # noqa: E402
@@ -65,17 +64,6 @@ def first_heard(path: Path, within: float) -> tuple[float | None, dict]:
             return time.monotonic() - start, status
         time.sleep(0.1)
     return None, status
-
-
-def stop(proc: subprocess.Popen, timeout: float) -> int | None:
-    """SIGTERM, then the exit code, or None (and SIGKILL) when it did not exit within ``timeout``."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return None
 
 
 def one_start(env: dict[str, str], tmp: Path, heard_within: float) -> dict:
@@ -106,8 +94,8 @@ def one_start(env: dict[str, str], tmp: Path, heard_within: float) -> dict:
         seconds, status = first_heard(path, heard_within)
     finally:
         if peer is not None:
-            stop(peer, 30)
-        code = stop(daemon, 30)
+            stop_process(peer, 30)
+        code = stop_process(daemon, 30)
     ports = status.get("ports", {})
     return {
         "heard_s": seconds,

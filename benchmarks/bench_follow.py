@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from firefly_midi.testing import drummers as D
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from machine import describe  # noqa: E402
+from machine import commit, describe  # noqa: E402
 
 COLUMNS = (  # (key, heading, format): the worst seed is shown (the largest, for errors and beats)
     ("lock_beat", "lock (beats)", "{:.0f}"),
@@ -51,14 +50,6 @@ COLUMNS = (  # (key, heading, format): the worst seed is shown (the largest, for
     ("clock_fill_excursion_bpm", "fill excursion, clock beat by beat (BPM)", "{:.2f}"),
     ("relock_beats", "re-lock (beats)", "{:.0f}"),
 )
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=HERE, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip()
 
 
 def measure(values: dict, seconds: float, seeds: int, only: str = "") -> dict[str, list[dict[str, float]]]:

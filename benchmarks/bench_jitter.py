@@ -53,7 +53,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from jackserver import connect, jack_ports, private_jack, wait_for_port  # noqa: E402
+from jackserver import connect, jack_ports, private_jack, stop_process, wait_for_port  # noqa: E402
 from machine import describe  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -185,16 +185,6 @@ def start_firefly(env: dict[str, str], home: str, log) -> tuple[subprocess.Popen
     return daemon, f"{client}:out"
 
 
-def stop(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def one_run(env: dict[str, str], sender: str, seconds: float, frames_per_period: int) -> dict:
     """``sender`` alone for WARM_S + ``seconds``, heard by jack_midi_dump and a monotonic receiver."""
     import rtmidi
@@ -226,7 +216,8 @@ def one_run(env: dict[str, str], sender: str, seconds: float, frames_per_period:
             end = start + seconds
             time.sleep(end + 0.2 - time.monotonic())
         finally:
-            stop(proc)
+            if proc is not None:
+                stop_process(proc)
             time.sleep(0.2)
             receiver.close_port()
             receiver.delete()

@@ -35,7 +35,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))  # this checkout's firefly_midi, not an installed one
 
-from jackserver import private_jack, wait_for_port  # noqa: E402
+from jackserver import private_jack, stop_process, wait_for_port  # noqa: E402
 from machine import describe  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -96,7 +96,7 @@ def daemon_start(env: dict[str, str], copy: Path, cache: Path, preset: str, wait
             time.sleep(1.0)  # a status line (every 0.5 s) after the takeover, for around_handover
     finally:
         for proc in (daemon, ear):
-            stop(proc)
+            stop_process(proc)
     return {
         "first_note_s": None if first is None else round(first - began, 3),
         "compiled_takes_over_s": None if handover is None else round(handover - began, 3),
@@ -105,15 +105,6 @@ def daemon_start(env: dict[str, str], copy: Path, cache: Path, preset: str, wait
         "daemon_rc": daemon.returncode,
         **({} if first is not None else {"log_tail": _all(log)[-1500:]}),
     }
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def around_handover(statuses: list[dict]) -> dict | None:

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,7 +52,7 @@ from firefly_midi.tune.tuner import Tuner
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from machine import describe  # noqa: E402
+from machine import commit, describe  # noqa: E402
 
 RESULTS = HERE / "results"
 PLOT = HERE.parent / "docs" / "tune-convergence.png"
@@ -79,14 +78,6 @@ COLOURS = {"cmaes": "tab:green", "ga": "tab:blue", "es": "tab:orange"}
 def load() -> list[float]:
     """The 1/5/15-minute load averages: on a shared machine, the context every figure needs."""
     return [round(x, 2) for x in os.getloadavg()]
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=HERE, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip()
 
 
 def make_spec(problem: str, algo: str, seed: int, out: Path, anchor: bool = True) -> TuneSpec:

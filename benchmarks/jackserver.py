@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from typing import IO
 
-from firefly_midi.testing.jackserver import (  # noqa: F401  (connect, jack_ports, wait_for_port: for the benchmarks)
+from firefly_midi.testing.jackserver import (  # noqa: F401  (connect, jack_ports, stop_process, wait_for_port: for the benchmarks)
     JackUnavailable,
     connect,
     jack_env,
@@ -21,6 +21,7 @@ from firefly_midi.testing.jackserver import (  # noqa: F401  (connect, jack_port
     log_tail,
     start_jackd,
     stop_jackd,
+    stop_process,
     wait_for_port,
 )
 

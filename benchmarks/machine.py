@@ -20,6 +20,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def commit(checkout: str | os.PathLike[str] | None = None) -> str:
+    """The short commit of a checkout (this script's by default), "-dirty" when its tracked files differ."""
+    where = str(checkout) if checkout is not None else os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "-C", where, "describe", "--always", "--dirty"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
 def describe(**extra: Any) -> dict[str, Any]:
     """CPU, cores this process may use, Python, kernel, date and load: the context of a measurement."""
     return {

@@ -125,16 +125,22 @@ def jackd_command(sync: bool = True, realtime: bool = False, rate: int = 48_000,
     ]
 
 
-def stop_jackd(server: subprocess.Popen) -> None:
-    """SIGTERM (a clean stop frees its registry slot), SIGKILL if it does not go within 5 s."""
-    if server.poll() is not None:
-        return
-    server.terminate()
+def stop_process(proc: subprocess.Popen, grace: float = 20.0) -> int | None:
+    """SIGTERM, then SIGKILL if it does not go within ``grace`` s; its exit code, None when killed."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.terminate()
     try:
-        server.wait(5)
+        return proc.wait(grace)
     except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+        proc.kill()
+        proc.wait()
+        return None
+
+
+def stop_jackd(server: subprocess.Popen) -> None:
+    """A clean stop (SIGTERM) frees the server's registry slot; SIGKILL if it does not go within 5 s."""
+    stop_process(server, grace=5.0)
 
 
 def start_jackd(
