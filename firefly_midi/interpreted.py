@@ -33,7 +33,7 @@ def interpreted(kernel: Any, _made: dict[Any, Callable] | None = None) -> Callab
 
 
 def collect_due_offs(off_time, end, ev_time, ev_status, ev_d1, ev_d2, ev_size, count):
-    """mapping.collect_due_offs in numpy: the due offs in slot order, as many as the buffer holds."""
+    """note_kernels.collect_due_offs in numpy: the due offs in slot order, as many as the buffer holds."""
     due = np.flatnonzero(off_time < end)
     sent = due[: max(ev_time.size - count, 0)]
     stop = count + sent.size
@@ -47,7 +47,7 @@ def collect_due_offs(off_time, end, ev_time, ev_status, ev_d1, ev_d2, ev_size, c
 
 
 def oldest_sounding(off_time, on_time):
-    """mapping.oldest_sounding in numpy: the sounding slot that started first (-1 if none)."""
+    """note_kernels.oldest_sounding in numpy: the sounding slot that started first (-1 if none)."""
     sounding = off_time != np.inf
     if not sounding.any():
         return -1

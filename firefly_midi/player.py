@@ -17,8 +17,10 @@ from typing import Any, NamedTuple, Protocol
 
 from firefly_midi import midi
 from firefly_midi import params as P
+from firefly_midi.events import EventBuffer
 from firefly_midi.follow import Follower, NoteLearner
-from firefly_midi.mapping import ClockIn, EventBuffer, InputMap, Mapper
+from firefly_midi.inputs import ClockIn, InputMap
+from firefly_midi.mapping import Mapper
 from firefly_midi.swarm import Swarm
 from firefly_midi.swarm.metrics import Recorder
 

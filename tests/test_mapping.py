@@ -14,16 +14,11 @@ from hypothesis import strategies as st
 
 from firefly_midi import params as P
 from firefly_midi import presets
-from firefly_midi.mapping import (
-    SCALE_STEPS,
-    ClockIn,
-    EventBuffer,
-    InputMap,
-    Mapper,
-    scale_notes,
-    voice_notes,
-)
+from firefly_midi.events import EventBuffer
+from firefly_midi.inputs import ClockIn, InputMap
+from firefly_midi.mapping import Mapper
 from firefly_midi.swarm import Swarm
+from firefly_midi.voicing import SCALE_STEPS, scale_notes, voice_notes
 
 NOTE_ON, NOTE_OFF = 0x90, 0x80
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firefly_midi import presets
+from firefly_midi.events import EventBuffer
 from firefly_midi.follow import Follower
-from firefly_midi.mapping import EventBuffer
 from firefly_midi.midi_clock import SLEW_BPM, ClockOut
 from firefly_midi.swarm import Swarm
 

@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_daemon import Tap, wait_for
 
-from firefly_midi import interpreted, mapping, presets
+from firefly_midi import interpreted, note_kernels, presets
 from firefly_midi.daemon import Daemon
+from firefly_midi.events import EventBuffer
 from firefly_midi.lifecycle import warm_up
-from firefly_midi.mapping import SLOTS, EventBuffer
+from firefly_midi.mapping import SLOTS
 from firefly_midi.player import Player
 from firefly_midi.render import write_render
 from firefly_midi.simulate import simulate
@@ -223,7 +224,7 @@ def test_ctl_status_says_the_numpy_engine_plays_while_the_kernels_compile():
 def test_the_mappers_numpy_twins_do_what_its_kernels_do(sounding, end, room):
     """collect_due_offs and oldest_sounding, numpy against numba: the same events, slots and answers."""
     results = []
-    kernels = (mapping.collect_due_offs, mapping.oldest_sounding)
+    kernels = (note_kernels.collect_due_offs, note_kernels.oldest_sounding)
     for collect, oldest in (kernels, (interpreted.collect_due_offs, interpreted.oldest_sounding)):
         off, starts, events = np.full(SLOTS, np.inf), np.zeros(SLOTS), EventBuffer(capacity=40)
         for slot, (off_at, on_at) in sounding.items():
@@ -239,9 +240,9 @@ def test_the_mappers_numpy_twins_do_what_its_kernels_do(sounding, end, room):
 def test_an_interpreted_kernel_compiles_nothing_and_answers_as_the_kernel():
     """interpreted() runs a kernel's Python, its calls to other kernels interpreted too."""
     cum = np.array([0, 3, 5, 9, 14, 20, 26, 30], dtype=np.int64)
-    fresh = interpreted.interpreted(mapping.whole_cycles_hz)
-    assert not isinstance(fresh, type(mapping.whole_cycles_hz))
-    assert fresh(cum, 7, 8, 4, 0.001) == mapping.whole_cycles_hz(cum, 7, 8, 4, 0.001) > 0.0
+    fresh = interpreted.interpreted(note_kernels.whole_cycles_hz)
+    assert not isinstance(fresh, type(note_kernels.whole_cycles_hz))
+    assert fresh(cum, 7, 8, 4, 0.001) == note_kernels.whole_cycles_hz(cum, 7, 8, 4, 0.001) > 0.0
 
 
 COLD_START = """
