@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from firefly_midi import __version__, presets, telemetry
+from firefly_midi import __version__, automation, presets, telemetry
 from firefly_midi import params as P
 from firefly_midi.clock import Clock
 from firefly_midi.control.protocol import MAX_FORWARD_S
@@ -346,7 +346,7 @@ class Daemon:
 
     def learn(self, key: str, lo: Any = None, hi: Any = None) -> dict[str, Any]:
         """Bind the next incoming control change to ``key`` (lo..hi; the key's whole range by default)."""
-        key = P.numeric_key(key, "learn")
+        key = automation.numeric_key(key, "learn")
         param = P.PARAMS[key]
         lo = P.check(key, param.lo if lo is None else lo)
         hi = P.check(key, param.hi if hi is None else hi)

@@ -15,7 +15,7 @@ import math
 from collections import deque
 from typing import Any, NamedTuple, Protocol
 
-from firefly_midi import midi
+from firefly_midi import automation, midi
 from firefly_midi import params as P
 from firefly_midi.events import EventBuffer
 from firefly_midi.follow import Follower, NoteLearner
@@ -87,7 +87,7 @@ class Player:
         self.caught_up_ticks = 0  # skipped ticks the swarm stepped silently
         self.lost_ticks = 0  # skipped ticks it could not catch up (the music fell behind by these)
         self.behind_ticks = 0  # skipped ticks not yet stepped: repaid MAX_CATCH_UP a tick
-        self.learned: deque[tuple[P.Binding, ...]] = deque()
+        self.learned: deque[tuple[automation.Binding, ...]] = deque()
         self._learning: tuple[str, float, float] | None = None
         self.note_learner = NoteLearner()
         self.learned_values: deque[tuple[str, Any]] = deque()  # values learnt on the tick, for the saved state
@@ -276,7 +276,7 @@ class Player:
         if self._learning is not None:
             key, lo, hi = self._learning
             self._learning = None
-            binding = P.Binding(cc, key, lo, hi, channel + 1)
+            binding = automation.Binding(cc, key, lo, hi, channel + 1)
             others = [b for b in self.values["learn"] if not (b.cc == cc and b.channel in (0, channel + 1))]
             bindings = (*others, binding)
             self.apply("learn", bindings)

@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from firefly_midi import automation, presets
 from firefly_midi import params as P
-from firefly_midi import presets
 
 log = logging.getLogger("firefly_midi.daemon")
 
@@ -53,7 +53,7 @@ class SavedState:
             self._values, self.preset = dict(values), preset
         self.save()
 
-    def learned(self, bindings: tuple[P.Binding, ...]) -> None:
+    def learned(self, bindings: tuple[automation.Binding, ...]) -> None:
         """MIDI learn made ``bindings`` on the tick: keep them with the other changes."""
         with self._lock:
             self._values = dict(self._values, learn=bindings)

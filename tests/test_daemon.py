@@ -14,8 +14,8 @@ from collections import deque
 
 import pytest
 
+from firefly_midi import automation, presets
 from firefly_midi import params as P
-from firefly_midi import presets
 from firefly_midi.daemon import Daemon
 from firefly_midi.ports import PortConfig, Ports
 
@@ -148,7 +148,7 @@ def test_preset_switch_silences_the_old_preset_first():
 
 def test_automation_ramps_a_parameter_over_time():
     values = presets.resolve("pulse-sine")
-    values["automation"] = P.check_ramps([{"key": "swarm.freq_hz", "from": 2.0, "to": 1.0, "seconds": 0.5}])
+    values["automation"] = automation.check_ramps([{"key": "swarm.freq_hz", "from": 2.0, "to": 1.0, "seconds": 0.5}])
     daemon = Daemon(values, "ramp")
     daemon.ports = Tap()
     playing(daemon, 0.0)
@@ -312,7 +312,7 @@ def test_midi_learn_binds_the_next_controller_and_the_state_keeps_it(tmp_path):
         daemon.learn("swarm.coupling", 0.0, 1.0)
         daemon.ports.inject([0x90, 60, 100])  # notes do not bind
         daemon.ports.inject([0xB3, 74, 0])  # CC 74 on channel 4: bound
-        assert wait_for(lambda: daemon.values["learn"] == (P.Binding(74, "swarm.coupling", 0.0, 1.0, 4),))
+        assert wait_for(lambda: daemon.values["learn"] == (automation.Binding(74, "swarm.coupling", 0.0, 1.0, 4),))
         daemon.ports.inject([0xB3, 74, 64])
         assert wait_for(lambda: daemon.swarm.values["swarm.coupling"] == pytest.approx(64 / 127))
         daemon.save_state()
@@ -361,7 +361,7 @@ def test_a_set_racing_midi_learn_keeps_the_binding_in_the_saved_state(tmp_path, 
         assert wait_for(lambda: daemon.values["swarm.coupling"] == 0.15)
     finally:
         daemon.stop()
-    assert daemon.values["learn"] == (P.Binding(20, "swarm.noise", 0.0, 0.01, 1),)
+    assert daemon.values["learn"] == (automation.Binding(20, "swarm.noise", 0.0, 0.01, 1),)
     daemon.state_path = tmp_path / "state.toml"
     daemon.save_state()
     _, kept = presets.load_state(daemon.state_path)

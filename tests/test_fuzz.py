@@ -16,7 +16,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firefly_midi import midi, presets
+from firefly_midi import automation, midi, presets
 from firefly_midi import params as P
 from firefly_midi.player import Player
 
@@ -36,7 +36,7 @@ class Queue:
 @pytest.fixture(scope="module")
 def player() -> Player:
     values = presets.resolve("pulse-sine")
-    values["learn"] = P.check_bindings([{"cc": LEARNED_CC, "key": "swarm.coupling", "lo": 0.0, "hi": 0.5}])
+    values["learn"] = automation.check_bindings([{"cc": LEARNED_CC, "key": "swarm.coupling", "lo": 0.0, "hi": 0.5}])
     values["input.clock_in"] = True
     return Player(values)
 

@@ -10,8 +10,8 @@ import tomli_w
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firefly_midi import automation, presets
 from firefly_midi import params as P
-from firefly_midi import presets
 from firefly_midi.cli import main
 
 NUMERIC = [p for p in P.PARAMS.values() if p.kind in ("int", "float")]
@@ -188,11 +188,11 @@ def _toml(value: object) -> str:
 
 
 def test_ramps_move_linearly_exponentially_and_loop():
-    linear = P.Ramp("swarm.freq_hz", 2.0, 1.0, 10.0)
+    linear = automation.Ramp("swarm.freq_hz", 2.0, 1.0, 10.0)
     assert linear.value_at(-1) is None and linear.value_at(5) == pytest.approx(1.5) and linear.value_at(99) == 1.0
-    exp = P.Ramp("swarm.freq_hz", 2.0, 0.5, 10.0, "exp")
+    exp = automation.Ramp("swarm.freq_hz", 2.0, 0.5, 10.0, "exp")
     assert exp.value_at(5) == pytest.approx(1.0)
-    loop = P.Ramp("swarm.freq_hz", 1.0, 2.0, 10.0, repeat="loop")
+    loop = automation.Ramp("swarm.freq_hz", 1.0, 2.0, 10.0, repeat="loop")
     assert loop.value_at(12.5) == pytest.approx(1.25)
-    pingpong = P.Ramp("swarm.freq_hz", 1.0, 2.0, 10.0, repeat="pingpong")
+    pingpong = automation.Ramp("swarm.freq_hz", 1.0, 2.0, 10.0, repeat="pingpong")
     assert pingpong.value_at(12.5) == pytest.approx(1.75)

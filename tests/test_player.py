@@ -7,8 +7,7 @@ from collections import deque
 
 import pytest
 
-from firefly_midi import params as P
-from firefly_midi import presets
+from firefly_midi import automation, presets
 from firefly_midi.player import Player, build_parts
 from firefly_midi.render import TimedInput, play_offline
 
@@ -63,7 +62,7 @@ def test_midi_learn_binds_the_next_controller_and_it_moves_the_parameter():
     player = make()
     player.arm_learn("swarm.coupling", 0.0, 1.0)
     player.tick(0, Queue(([0x90, 60, 100], 0.0), ([0xB3, 74, 0], 0.0)))  # the note does not bind; CC 74 on channel 4 does
-    assert player.values["learn"] == (P.Binding(74, "swarm.coupling", 0.0, 1.0, 4),)
+    assert player.values["learn"] == (automation.Binding(74, "swarm.coupling", 0.0, 1.0, 4),)
     assert list(player.learned) == [player.values["learn"]], "the binding is handed to whoever keeps the state"
     player.tick(1, Queue(*[([0xB3, 74, v], 0.0) for v in (10, 127, 64)]))  # a burst in one tick: the latest wins
     assert player.values["swarm.coupling"] == pytest.approx(64 / 127)
@@ -116,7 +115,7 @@ def test_clock_in_follows_the_incoming_tempo_on_swarm_time():
 
 def test_automation_ramps_a_parameter_on_swarm_time_offline_too():
     values = presets.resolve("pulse-sine")
-    values["automation"] = P.check_ramps([{"key": "swarm.freq_hz", "from": 2.0, "to": 1.0, "seconds": 0.5}])
+    values["automation"] = automation.check_ramps([{"key": "swarm.freq_hz", "from": 2.0, "to": 1.0, "seconds": 0.5}])
     ticking, running = Player(values), Player(values)
     for k in range(250):
         ticking.tick(k)
