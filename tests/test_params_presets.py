@@ -123,7 +123,7 @@ def test_console_script_runs_and_draws_a_raster(tmp_path):
 
 
 def test_docs_list_every_parameter_as_the_table_says(capsys):
-    """docs/presets.md carries the generated table: a key added to params.py must show up there."""
+    """docs/presets.md carries the generated table: a key added to param_table.py must show up there."""
     from pathlib import Path
 
     assert main(["params", "--markdown"]) == 0
