@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from firefly_midi.swarm.kernels import cache
@@ -30,6 +31,24 @@ def test_the_folder_follows_the_environment_variable(tmp_path, monkeypatch):
     assert cache.cache_root() != tmp_path and "firefly-midi" in str(cache.cache_root())
 
 
+def test_folders_unused_for_a_month_are_pruned_and_the_rest_kept(tmp_path):
+    root = tmp_path / "numba"
+    month_ago = time.time() - 31 * 86400
+    names = ("stale-stamped", "stale-unstamped", "recent-stamped", "mine")
+    for name in names:
+        (root / name).mkdir(parents=True)
+        (root / name / "x.nbi").write_bytes(b"code")
+    for name in ("stale-stamped", "recent-stamped"):
+        (root / name / cache.STAMP).touch()
+    os.utime(root / "stale-stamped" / cache.STAMP, (month_ago, month_ago))
+    os.utime(root / "stale-unstamped", (month_ago, month_ago))
+    os.utime(root / "mine", (month_ago, month_ago))  # the folder in use is never removed
+    (root / "notes.txt").write_text("not a key folder")
+    assert sorted(cache.prune_unused(root, keep="mine")) == ["stale-stamped", "stale-unstamped"]
+    assert sorted(p.name for p in root.iterdir()) == ["mine", "notes.txt", "recent-stamped"]
+    assert cache.prune_unused(root, keep="mine") == []
+
+
 _PROBE = """
 import numpy as np
 from firefly_midi.swarm import kernels as K
@@ -52,5 +71,6 @@ def test_a_fresh_process_compiles_into_the_keyed_folder_and_the_next_one_loads_f
     folder, hits = _probe(tmp_path)
     assert folder == tmp_path / "numba" / cache.source_key()
     assert hits == 0
+    assert (folder / cache.STAMP).is_file()
     assert list(folder.glob("rng.fill_uniform-*.nbi")) and list(folder.glob("rng.fill_uniform-*.nbc"))
     assert _probe(tmp_path) == (folder, 1)

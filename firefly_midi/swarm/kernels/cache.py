@@ -9,6 +9,10 @@ kernel to load; and a new venv or checkout would compile everything again.  Here
 numpy and Python versions, and the host CPU's name and features: a stale or foreign kernel is never
 looked for, and the same sources on the same machine share one cache wherever they are installed.
 
+Every upgrade or edit makes a new key, so old folders would pile up (tens of MB each).  A process
+stamps the folder it uses (``last-used``); the first use in a process removes the sibling folders no
+process has used for ``UNUSED_DAYS``, so checkouts used side by side keep theirs.
+
 ``FIREFLY_MIDI_CACHE_DIR`` replaces the user cache folder (tests, a fresh-start benchmark).
 """
 
@@ -17,8 +21,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import llvmlite
@@ -30,6 +36,8 @@ from numba.core import caching
 
 ENV_VAR = "FIREFLY_MIDI_CACHE_DIR"
 PACKAGE_DIR = Path(__file__).resolve().parent
+UNUSED_DAYS = 30.0
+STAMP = "last-used"
 
 
 def cache_root() -> Path:
@@ -57,8 +65,35 @@ def source_key(package_dir: Path = PACKAGE_DIR) -> str:
 
 @functools.cache
 def cache_dir() -> Path:
-    """This process's kernel cache folder, ``<cache root>/numba/<source key>`` (fixed at first use)."""
-    return cache_root() / "numba" / source_key()
+    """This process's kernel cache folder, ``<cache root>/numba/<source key>`` (fixed at first use);
+    stamped as used, and the folders unused for ``UNUSED_DAYS`` beside it removed."""
+    folder = cache_root() / "numba" / source_key()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / STAMP).touch()
+        prune_unused(folder.parent, keep=folder.name)
+    except OSError:
+        pass  # an unwritable cache: the locator falls back to a private folder
+    return folder
+
+
+def prune_unused(root: Path, keep: str, days: float = UNUSED_DAYS) -> list[str]:
+    """Remove the key folders under ``root`` (but ``keep``) whose stamp, or the folder itself when
+    unstamped, is older than ``days``; returns their names.  Other files are left alone."""
+    cutoff = time.time() - days * 86400.0
+    removed = []
+    for folder in root.iterdir():
+        if folder.name == keep or not folder.is_dir():
+            continue
+        stamp = folder / STAMP
+        try:
+            used = (stamp if stamp.exists() else folder).stat().st_mtime
+        except OSError:
+            continue  # removed meanwhile by another process
+        if used < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
 
 
 class KernelCacheLocator(caching._CacheLocator):
