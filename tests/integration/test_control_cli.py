@@ -33,11 +33,11 @@ def env(compiled_kernels):
 
 
 @pytest.fixture
-def start(env):
+def start(env, backend):
     procs: list[subprocess.Popen] = []
 
     def run(sock: Path, wait: bool = True) -> subprocess.Popen:
-        args = [sys.executable, "-m", "firefly_midi", "daemon", "--fresh", "--preset", "pulse-sine", "--backend", "jack"]
+        args = [sys.executable, "-m", "firefly_midi", "daemon", "--fresh", "--preset", "pulse-sine", "--backend", backend]
         log_path = sock.parent / f"daemon-{len(procs)}.log"  # a file, not a pipe nobody reads while it runs
         with open(log_path, "w") as log:
             proc = subprocess.Popen([*args, "--socket", str(sock)], env=env, stdout=log, stderr=log, text=True)
@@ -109,12 +109,12 @@ def test_a_killed_daemon_leaves_a_socket_the_next_one_replaces(folder, env, star
     assert ctl(env, sock, "get", "swarm.n").returncode == 0
 
 
-def test_run_starts_a_daemon_in_the_background_once_and_it_outlives_the_caller(env, folder, monkeypatch):
+def test_run_starts_a_daemon_in_the_background_once_and_it_outlives_the_caller(env, folder, monkeypatch, backend):
     sock = folder / "c.sock"
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     try:
-        assert start_daemon_in_background(sock, ["--fresh", "--preset", "pulse-sine", "--backend", "jack"]) is True
+        assert start_daemon_in_background(sock, ["--fresh", "--preset", "pulse-sine", "--backend", backend]) is True
         assert request(sock, "status")["preset"] == "pulse-sine"
         assert start_daemon_in_background(sock, []) is False, "a daemon already answers: start none"
     finally:
