@@ -180,15 +180,17 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float, 
         env = {**env, **{k: str(Path(tmp) / k.lower()) for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR")}}
         log_path = Path(tmp) / "daemon.log"
         args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", backend, "--client-name", client, "--preset", preset]
-        args += ["--set", f"swarm.n={n}", "--socket", str(path), "--fresh"]
+        # the receiver first, and the daemon connects to it as it opens: every note it plays is heard (a
+        # daemon that plays as soon as its port appears, as the native backend's does, was ahead of a
+        # connection made after the port appeared, and its first notes went unheard)
+        receiver = Receiver(f"soak-rx-{tag}")
+        receiver.start()
+        args += ["--set", f"swarm.n={n}", "--socket", str(path), "--fresh", "--connect-out", f"soak-rx-{tag}:in"]
         with open(log_path, "w") as log:  # a file, never a pipe nobody reads
             daemon = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=HERE.parent)
         try:
             wait_for_port(env, f"{client}:out", timeout=120)
-            receiver = Receiver(f"soak-rx-{tag}")
-            receiver.start()
             sender = Sender(f"soak-tx-{tag}", notes_per_s)
-            connect(env, f"{client}:out", f"soak-rx-{tag}:in")
             connect(env, f"soak-tx-{tag}:out", f"{client}:in" if backend == "jack-native" else f"{client}-in:in")  # rtmidi: an input client
             wait_for_daemon(path, 120.0)  # it answers once it plays: notes sent while it probes its input are not the swarm's
             watcher = Watcher(path, 30)
