@@ -155,6 +155,12 @@ def test_tune_stops_on_its_budget_or_once_good_enough(tmp_path, compiled_kernels
 
 
 # ----------------------------------------------------------------------------------- the daemon
+# What these check (OSC, the log, the kept state) is the same code on every backend: each runs once,
+# on the native JACK backend, which opens in a fraction of rtmidi's time (no input probe).  The MIDI
+# tests (here the port names and --connect-in) run on both.
+CONTROL_PLANE = pytest.mark.parametrize("backend", ["jack-native"], indirect=True)
+
+
 def osc_call(port: int, address: str, *args: object, reply: bool = False, timeout: float = 5.0) -> OscMessage | None:
     builder = OscMessageBuilder(address)
     for arg in args:
@@ -167,6 +173,7 @@ def osc_call(port: int, address: str, *args: object, reply: bool = False, timeou
     return None
 
 
+@CONTROL_PLANE
 def test_osc_port_serves_every_address(daemon, short_dir, tmp_path):
     port, sock = free_udp_port(), short_dir / "c.sock"
     proc = daemon("--fresh", "--preset", "pulse-sine", "--socket", str(sock), "--osc-port", str(port))
@@ -242,6 +249,7 @@ def test_connect_in_wires_an_existing_output_to_the_input(daemon, jack_server):
     assert source.popen.poll() is None
 
 
+@CONTROL_PLANE
 def test_seed_and_log_level(daemon, short_dir):
     sock = short_dir / "s.sock"
     proc = daemon("--fresh", "--preset", "pulse-sine", "--seed", "1234", "--log-level", "debug", "--socket", str(sock))
@@ -251,6 +259,7 @@ def test_seed_and_log_level(daemon, short_dir):
     proc.finish()
 
 
+@CONTROL_PLANE
 def test_log_level_warning_keeps_the_info_lines_out(spawn, jack_server, short_dir, compiled_kernels, backend):
     sock = short_dir / "w.sock"
     args = [*COMMAND, "daemon", "--fresh", "--preset", "pulse-sine", "--backend", backend, "--client-name", "ffm-quiet"]
@@ -263,6 +272,7 @@ def test_log_level_warning_keeps_the_info_lines_out(spawn, jack_server, short_di
     assert " INFO " not in log and " status {" not in log, log[-2000:]
 
 
+@CONTROL_PLANE
 def test_an_unusable_kept_state_is_set_aside_and_the_default_plays(spawn, jack_server, tmp_path, compiled_kernels, backend):
     """The state file the last run kept is garbage: the daemon keeps it as state.toml.unusable (what the
     user made is not lost), says so, and plays the default preset."""

@@ -392,6 +392,8 @@ class Raw:
         return json.loads(self.file.readline())
 
 
+# the control plane is the same code on every backend: once, on the native one (test_commands.CONTROL_PLANE)
+@pytest.mark.parametrize("backend", ["jack-native"], indirect=True)
 def test_the_control_plane_survives_abuse_from_real_clients(daemon):
     folder = Path(tempfile.mkdtemp(prefix="ffm-"))  # a Unix socket path must stay under 108 bytes
     path = folder / "c.sock"
