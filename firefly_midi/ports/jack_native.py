@@ -29,7 +29,10 @@ from firefly_midi.ports.watch import server_gone
 
 log = logging.getLogger("firefly_midi.ports")
 
-DRAIN_S = 0.2  # at most this long, close() waits for the events still queued to leave
+# at most this long, close() waits for the events still queued to leave at their frames: usually a
+# lookahead, but after the dummy driver lost cycles the frames asked for lie that much further on
+# (see _send), and a flood's last note-offs were lost when close() gave up after 0.2 s
+DRAIN_S = 2.0
 DRAIN_CYCLES = 2  # and then for this many cycles: the last events reach their listeners before we go
 SERVER_EXIT_S = 0.5  # after a failed call into libjack, how long to look for the server's exit
 
@@ -127,8 +130,10 @@ class NativeJackBackend(Backend):
         deadline = time.monotonic() + DRAIN_S
         while client.active and client.queued() and time.monotonic() < deadline:
             time.sleep(0.005)
-        written = client.counters().cycles
-        while client.active and client.counters().cycles < written + DRAIN_CYCLES and time.monotonic() < deadline + DRAIN_S:
+        if client.active and client.queued():
+            log.warning("%d MIDI events were still queued after %.1f s: closing without them", client.queued(), DRAIN_S)
+        written, deadline = client.counters().cycles, time.monotonic() + 0.2
+        while client.active and client.counters().cycles < written + DRAIN_CYCLES and time.monotonic() < deadline:
             time.sleep(0.002)
         client.close()
 
