@@ -113,6 +113,8 @@ def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_ba
             daemon.stop(signal.SIGCONT)
         wait_until(lambda: theirs in connected_to(env, ours), 20, "the connection did not come back", daemon.log)
         wait_until(lambda: len(note_ons(heard(new))) >= 3, 20, "no notes after the server came back", daemon.log)
+        # the native backend plays again within a status period of its reopen: wait for the status too
+        wait_until(lambda: last_port_state(daemon.log()) == "open", 15, "no status of the reopened ports", daemon.log)
     finally:
         daemon.stop()  # the synth listens on past the daemon's end: it hears every note-off
         _, log, code = daemon.finish()
