@@ -1,6 +1,7 @@
 """Soak: the daemon playing 10^5 fireflies for minutes, watched, fed and heard; memory and timing over time.
 
 Run: python benchmarks/bench_soak.py [--minutes 10] [--seconds 60] [--n 100000] [--preset ermentrout-800]
+     [--backend jack|jack-native]
 Prints a table and writes benchmarks/results/soak.json.
 
 The daemon runs as ``python -m firefly_midi daemon`` (its own process) on a private JACK server
@@ -171,24 +172,26 @@ def settled(path: Path, sent: int, replies: list[float], wait_s: float = 5.0) ->
     return status
 
 
-def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) -> dict:
+def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float, backend: str = "jack") -> dict:
     tag = uuid.uuid4().hex[:6]
     client = f"ffm-soak-{tag}"
     with private_jack() as env, tempfile.TemporaryDirectory(prefix="ffm-soak-") as tmp:
         path = Path(tmp) / "c.sock"
         env = {**env, **{k: str(Path(tmp) / k.lower()) for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR")}}
         log_path = Path(tmp) / "daemon.log"
-        args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", "jack", "--client-name", client, "--preset", preset]
-        args += ["--set", f"swarm.n={n}", "--socket", str(path), "--fresh"]
+        args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", backend, "--client-name", client, "--preset", preset]
+        # the receiver first, and the daemon connects to it as it opens: every note it plays is heard (a
+        # daemon that plays as soon as its port appears, as the native backend's does, was ahead of a
+        # connection made after the port appeared, and its first notes went unheard)
+        receiver = Receiver(f"soak-rx-{tag}")
+        receiver.start()
+        args += ["--set", f"swarm.n={n}", "--socket", str(path), "--fresh", "--connect-out", f"soak-rx-{tag}:in"]
         with open(log_path, "w") as log:  # a file, never a pipe nobody reads
             daemon = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=HERE.parent)
         try:
             wait_for_port(env, f"{client}:out", timeout=120)
-            receiver = Receiver(f"soak-rx-{tag}")
-            receiver.start()
             sender = Sender(f"soak-tx-{tag}", notes_per_s)
-            connect(env, f"{client}:out", f"soak-rx-{tag}:in")
-            connect(env, f"soak-tx-{tag}:out", f"{client}-in:in")
+            connect(env, f"soak-tx-{tag}:out", f"{client}:in" if backend == "jack-native" else f"{client}-in:in")  # rtmidi: an input client
             wait_for_daemon(path, 120.0)  # it answers once it plays: notes sent while it probes its input are not the swarm's
             watcher = Watcher(path, 30)
             watcher.start()
@@ -246,7 +249,7 @@ def soak(seconds: float, n: int, preset: str, every: float, notes_per_s: float) 
     played = re.search(r"stopped; (\d+) notes played", log_text)  # the daemon's own count, after its last note
     totals = {"flashes_in": final["flashes_in"], "notes_out": int(played.group(1)) if played else None}
     totals |= {"ports": final["ports"], "replies": replies, "jackd_log_tail": jackd_tail}
-    return summarize(samples, totals, receiver, sender, watcher, hanging, code, log_text[-2000:], n, preset)
+    return {"backend": backend} | summarize(samples, totals, receiver, sender, watcher, hanging, code, log_text[-2000:], n, preset)
 
 
 def summarize(samples, totals, receiver, sender, watcher, hanging, code, log_tail, n, preset) -> dict:
@@ -291,7 +294,7 @@ def summarize(samples, totals, receiver, sender, watcher, hanging, code, log_tai
 def print_table(result: dict) -> None:
     machine = result["machine"]
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}")
-    print(f"soak: {result['preset']}, {result['n']} fireflies, {result['seconds']:.0f} s")
+    print(f"soak: {result['preset']}, {result['n']} fireflies, {result['seconds']:.0f} s, --backend {result['backend']}")
     head = (("t s", 6), ("RSS MB", 8), ("ticks", 8), ("skipped", 8), ("p50 us", 7), ("p99 us", 7), ("p99.9", 7), ("cpu", 5))
     print(" ".join(f"{h:>{w}}" for h, w in head) + f" {'out':>6} {'in':>5} {'frames':>7}")
     previous = 0
@@ -336,9 +339,10 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--notes-per-s", type=float, default=4.0, help="the steady input note stream")
     parser.add_argument("--output", type=Path, default=RESULTS / "soak.json")
+    parser.add_argument("--backend", choices=("jack", "jack-native"), default="jack", help="the daemon's JACK backend")
     args = parser.parse_args()
     seconds = args.seconds if args.seconds is not None else 60.0 * args.minutes
-    result = soak(seconds, args.n, args.preset, args.every, args.notes_per_s)
+    result = soak(seconds, args.n, args.preset, args.every, args.notes_per_s, args.backend)
     print_table(result)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1) + "\n")

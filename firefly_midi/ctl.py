@@ -30,6 +30,7 @@ from firefly_midi.control import (
     request,
 )
 from firefly_midi.params import show
+from firefly_midi.tui.model import NATIVE_COUNTERS
 
 EXIT_OK, EXIT_ERROR, EXIT_NO_DAEMON = 0, 2, 3
 DEFAULT_TIMEOUT_S = 5.0
@@ -173,6 +174,10 @@ def format_status(s: dict[str, Any]) -> str:
         f"clock      {s.get('ticks', '-')} ticks, {s.get('skipped_ticks', '-')} skipped; lateness µs: {late_text}",
         f"ports      {port_text}",
     ]
+    native = ports.get("native") if isinstance(ports, dict) else None
+    if isinstance(native, dict):  # the native JACK backend's counters (docs/jack-native.md)
+        counts = ", ".join(f"{key.replace('_', ' ')} {native.get(key, '-')}" for key in NATIVE_COUNTERS)
+        lines.append(f"jack       {counts}")
     if s.get("engine") == "numpy":  # a fresh install's first minute (docs/startup.md)
         kernels = s.get("kernels") or {}
         lines.append(f"engine     numpy while the kernels compile ({kernels.get('state', '?')}, {kernels.get('seconds', 0):.0f} s so far)")

@@ -239,3 +239,40 @@ def wait_for(condition, timeout: float = 30.0) -> bool:
             return False
         time.sleep(0.005)
     return True
+
+
+# ------------------------------------------------------------------------------ the native JACK backend
+class MovingClock:
+    """A frame<->time mapping that re-anchors: each frame_at answers from the next mapping."""
+
+    def __init__(self, frames: list[int]):
+        self.frames = iter(frames)
+
+    def frame_at(self, time_s: float) -> int:
+        return next(self.frames)
+
+
+class ScheduleRecorder:
+    active = True
+
+    def __init__(self, frames: list[int]):
+        self.clock = MovingClock(frames)
+        self.scheduled: list[tuple[list[int], int]] = []
+
+    def schedule(self, message, frame: int) -> bool:
+        self.scheduled.append((list(message), frame))
+        return True
+
+
+@given(st.lists(st.integers(0, 10_000), min_size=1, max_size=40))
+def test_the_native_backend_never_gives_an_event_a_frame_before_the_one_sent_before_it(frames):
+    """The mapping moves back by whole cycles after an xrun; the callback writes in frame order, so
+    a later event mapped to an earlier frame would overtake (a note-on its note-off): the floor."""
+    from firefly_midi.ports import NativeJackBackend
+
+    client = ScheduleRecorder(frames)
+    backend = NativeJackBackend(PortConfig(backend="jack-native"), client)
+    for i in range(len(frames)):
+        backend.send([0x90, i % 128, 100], 1.0 + i)
+    given_frames = [frame for _, frame in client.scheduled]
+    assert given_frames == [max(frames[: i + 1]) for i in range(len(frames))]

@@ -29,7 +29,11 @@ from firefly_midi.ports.watch import server_gone
 
 log = logging.getLogger("firefly_midi.ports")
 
-DRAIN_S = 0.2  # at most this long, close() waits for the events still queued to leave
+# at most this long, close() waits for the events still queued to leave at their frames: usually a
+# lookahead, but after the dummy driver lost cycles the frames asked for lie that much further on
+# (see _send), and a flood's last note-offs were lost when close() gave up after 0.2 s
+DRAIN_S = 2.0
+DRAIN_CYCLES = 2  # and then for this many cycles: the last events reach their listeners before we go
 SERVER_EXIT_S = 0.5  # after a failed call into libjack, how long to look for the server's exit
 
 
@@ -44,6 +48,7 @@ class NativeJackBackend(Backend):
         super().__init__()
         self.config, self.client = config, client
         self._timing = () if config.clock_in else (TIMING_CLOCK, MIDI_TIME_CODE)
+        self._last_frame = 0  # the frame the event sent last was given: see _send
 
     @classmethod
     def open(cls, config: PortConfig, server: str | None, dead: list[object]) -> NativeJackBackend:
@@ -67,9 +72,20 @@ class NativeJackBackend(Backend):
 
     # ------------------------------------------------------------------------------- traffic
     def _send(self, message: Sequence[int], time_s: float | None) -> None:
+        """At the frame ``time_s`` maps to, never before the frame of the event sent before it.
+
+        The callback writes events in frame order, and the frame<->time mapping moves with each
+        re-anchoring (backwards by whole cycles after an xrun of the dummy driver): without the floor,
+        a note-on due after a note-off (or an All Notes Off after the notes) could leave first.
+        """
         client = self.client
-        if client.active:  # a server that shut us down: the supervisor swaps us out at its next look
-            client.send(message, time_s)
+        if not client.active:  # a server that shut us down: the supervisor swaps us out at its next look
+            return
+        if time_s is None:
+            client.send(message, None)
+            return
+        self._last_frame = max(client.clock.frame_at(time_s), self._last_frame)
+        client.schedule(message, self._last_frame)
 
     def _poll(self) -> Incoming | None:
         while (item := self.client.poll()) is not None:
@@ -105,11 +121,20 @@ class NativeJackBackend(Backend):
         }
 
     def _close(self) -> None:
-        """Let what is queued leave first (the last note-offs, of all events), then close the client."""
+        """Let what is queued leave first (the last note-offs, of all events), then close the client.
+
+        Written is not yet heard: a listener reads our buffer later in the cycle, and deactivating
+        disconnects our ports, so the client stays DRAIN_CYCLES more cycles (seen: a SIGINT's
+        last note-offs lost when it closed at once)."""
         client = self.client
         deadline = time.monotonic() + DRAIN_S
         while client.active and client.queued() and time.monotonic() < deadline:
             time.sleep(0.005)
+        if client.active and client.queued():
+            log.warning("%d MIDI events were still queued after %.1f s: closing without them", client.queued(), DRAIN_S)
+        written, deadline = client.counters().cycles, time.monotonic() + 0.2
+        while client.active and client.counters().cycles < written + DRAIN_CYCLES and time.monotonic() < deadline:
+            time.sleep(0.002)
         client.close()
 
 

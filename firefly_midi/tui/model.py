@@ -22,6 +22,13 @@ import numpy as np
 PHASE_SCALE = 65536.0
 
 
+# The native JACK backend's counters that ctl status and the TUI show (ports.jack_native): events played
+# late, the server's xruns, events lost (the TX ring full: sent too many ahead; the RX ring full: read
+# too slowly), sysex dropped (by design: the output sends none, the input passes none on)
+NATIVE_COUNTERS = ("late", "xruns", "tx_full", "rx_overflow", "sysex_dropped")
+NATIVE_LOSSES = ("late", "tx_full", "rx_overflow")  # the ones the musician hears
+
+
 @dataclass(frozen=True, eq=False)
 class PhaseView:
     """The phases of one frame: ``phase[i]`` (0..1, NaN if silenced) belongs to firefly ``ids[i]``."""

@@ -33,6 +33,7 @@ from firefly_midi.testing.jackserver import (  # noqa: F401  (jack_lsp, jack_por
 
 HERE = Path(__file__).parent
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+JACK_BACKENDS = ("jack", "jack-native")  # python-rtmidi's JACK backend, and the native client (docs/jack-native.md)
 
 
 def unavailable(why: str) -> None:
@@ -157,20 +158,34 @@ def spawn(jack_server, tmp_path):
             popen.wait()
 
 
+@pytest.fixture(params=JACK_BACKENDS)
+def backend(request) -> str:
+    """The JACK backend a test's daemons play through: each test that takes it runs on both.  A test
+    about one backend only says so with ``@pytest.mark.parametrize("backend", [...], indirect=True)``."""
+    return request.param
+
+
+def in_port(backend: str, client: str, name: str = "in") -> str:
+    """The daemon's input port as other JACK clients see it.  The output is ``CLIENT:out`` on both
+    backends; rtmidi opens the input as a JACK client of its own (``CLIENT-in``), the native backend
+    as a second port of its one client."""
+    return f"{client}:{name}" if backend == "jack-native" else f"{client}-in:{name}"
+
+
 @pytest.fixture
-def daemon(spawn, jack_server, tmp_path):
-    """Start ``firefly-midi daemon`` on JACK with extra arguments; wait until its ports exist."""
+def daemon(spawn, jack_server, backend):
+    """Start ``firefly-midi daemon`` on JACK (the ``backend`` fixture's) with extra arguments; wait
+    until its ports exist.  The Proc it returns knows its ``client``, ``backend`` and ``in_port``."""
 
     def start(*extra: str, client: str | None = None) -> Proc:
         client = client or f"ffm-{uuid.uuid4().hex[:6]}"
-        proc = spawn(
-            [sys.executable, "-m", "firefly_midi", "daemon", "--backend", "jack", "--client-name", client, "--status-every", "0.5", *extra]
-        )
-        proc.client = client
+        args = ["daemon", "--backend", backend, "--client-name", client, "--status-every", "0.5", *extra]
+        proc = spawn([sys.executable, "-m", "firefly_midi", *args])
+        proc.client, proc.backend, proc.in_port = client, backend, in_port(backend, client)
         try:
-            wait_for_port(jack_server, f"{client}:out")
+            wait_for_port(jack_server, f"{client}:out", timeout=60)
             if "--no-input" not in extra:
-                wait_for_port(jack_server, f"{client}-in:in")  # the input opens after the output
+                wait_for_port(jack_server, proc.in_port)  # rtmidi: the input opens after the output
             # and it plays: until then the input may still be probed (or opened again, if it opened
             # deaf), and what a test sends meanwhile is the probe's to drop (59 of 60 notes, in CI)
             deadline = time.monotonic() + 20
@@ -187,12 +202,13 @@ def daemon(spawn, jack_server, tmp_path):
     return start
 
 
-def start_peer(launch: Callable[[list[str]], Proc], daemon_client: str, folder: Path, *extra: str) -> Proc:
-    """Start the MIDI peer (tests/integration/peer.py) through ``launch`` against a daemon's client;
-    return once it is connected (its ready file), however long a loaded machine takes to start it."""
+def start_peer(launch: Callable[[list[str]], Proc], daemon_client: str, folder: Path, *extra: str, backend: str = "jack") -> Proc:
+    """Start the MIDI peer (tests/integration/peer.py) through ``launch`` against a daemon's client
+    on ``backend``; return once it is connected (its ready file), however long a loaded machine takes."""
     ready = folder / f"ready-{uuid.uuid4().hex[:6]}"
     name = f"peer-{uuid.uuid4().hex[:6]}"
-    proc = launch([sys.executable, str(HERE / "peer.py"), "--daemon", daemon_client, "--name", name, "--ready-file", str(ready), *extra])
+    where = ["--daemon", daemon_client, "--daemon-in", in_port(backend, daemon_client)]
+    proc = launch([sys.executable, str(HERE / "peer.py"), *where, "--name", name, "--ready-file", str(ready), *extra])
     deadline = time.monotonic() + 20
     while not ready.exists():
         if proc.popen.poll() is not None or time.monotonic() > deadline:
@@ -206,9 +222,9 @@ def start_peer(launch: Callable[[list[str]], Proc], daemon_client: str, folder: 
 
 
 @pytest.fixture
-def peer(spawn, tmp_path):
-    """Start the MIDI peer against a daemon's client; wait until connected."""
-    return lambda daemon_client, *extra: start_peer(spawn, daemon_client, tmp_path, *extra)
+def peer(spawn, tmp_path, backend):
+    """Start the MIDI peer against a daemon's client (on the ``backend`` fixture's backend); wait until connected."""
+    return lambda daemon_client, *extra: start_peer(spawn, daemon_client, tmp_path, *extra, backend=backend)
 
 
 def status_lines(log: str) -> list[dict]:

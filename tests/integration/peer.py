@@ -59,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--name", default="peer")
     parser.add_argument("--daemon", default="firefly-midi", help="the daemon's JACK client name")
+    parser.add_argument("--daemon-in", help="the daemon's input port (default: rtmidi's, DAEMON-in:in)")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--pulse-bpm", type=float, default=0.0, help="send a note-on/off pulse at this tempo")
     parser.add_argument("--pulse-after", type=float, default=0.0, help="start the pulse this many seconds in")
@@ -75,7 +76,7 @@ def main() -> None:
     if not args.no_connect:
         connect(f"{args.daemon}:out", f"{args.name}:in")
     if outport is not None and not args.no_connect:
-        connect(f"{args.name}-out:out", f"{args.daemon}-in:in")  # rtmidi: one JACK client per port
+        connect(f"{args.name}-out:out", args.daemon_in or f"{args.daemon}-in:in")  # rtmidi: one JACK client per port
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))

@@ -34,7 +34,7 @@ from firefly_midi import params as P
 from firefly_midi import presets
 from firefly_midi.control import request
 
-from .conftest import Proc, jack_lsp, jack_ports, wait_for_port
+from .conftest import Proc, in_port, jack_lsp, jack_ports, wait_for_port
 
 COMMAND = [sys.executable, "-m", "firefly_midi"]
 
@@ -155,6 +155,12 @@ def test_tune_stops_on_its_budget_or_once_good_enough(tmp_path, compiled_kernels
 
 
 # ----------------------------------------------------------------------------------- the daemon
+# What these check (OSC, the log, the kept state) is the same code on every backend: each runs once,
+# on the native JACK backend, which opens in a fraction of rtmidi's time (no input probe).  The MIDI
+# tests (here the port names and --connect-in) run on both.
+CONTROL_PLANE = pytest.mark.parametrize("backend", ["jack-native"], indirect=True)
+
+
 def osc_call(port: int, address: str, *args: object, reply: bool = False, timeout: float = 5.0) -> OscMessage | None:
     builder = OscMessageBuilder(address)
     for arg in args:
@@ -167,6 +173,7 @@ def osc_call(port: int, address: str, *args: object, reply: bool = False, timeou
     return None
 
 
+@CONTROL_PLANE
 def test_osc_port_serves_every_address(daemon, short_dir, tmp_path):
     port, sock = free_udp_port(), short_dir / "c.sock"
     proc = daemon("--fresh", "--preset", "pulse-sine", "--socket", str(sock), "--osc-port", str(port))
@@ -206,18 +213,26 @@ def test_osc_port_serves_every_address(daemon, short_dir, tmp_path):
     assert code == 0, log[-2000:]
 
 
-def test_in_and_out_port_names_and_no_input(spawn, jack_server, compiled_kernels):
+# The native client registers its `in` port even under --no-input (the port is never read: its events
+# are dropped): not registering it needs the callback to skip a missing input port, a guard in
+# firefly_midi/jack/process.py (_process: read_input only when st[IN_PORT] != 0) with client.open
+# registering `in` only when wanted.  strict: the day it holds, this marker must go.
+NO_INPUT_PORT = pytest.mark.xfail(reason="the native client registers `in` under --no-input", strict=True)
+
+
+@pytest.mark.parametrize("backend", ["jack", pytest.param("jack-native", marks=NO_INPUT_PORT)], indirect=True)
+def test_in_and_out_port_names_and_no_input(spawn, jack_server, compiled_kernels, backend):
     client = "ffm-named"
-    start = [*COMMAND, "daemon", "--fresh", "--preset", "pulse-sine", "--backend", "jack", "--client-name"]
+    start = [*COMMAND, "daemon", "--fresh", "--preset", "pulse-sine", "--backend", backend, "--client-name"]
     named = spawn([*start, client, "--out-port", "play", "--in-port", "listen"])
-    wait_for_port(jack_server, f"{client}:play")
-    wait_for_port(jack_server, f"{client}-in:listen")
+    wait_for_port(jack_server, f"{client}:play", timeout=60)
+    wait_for_port(jack_server, in_port(backend, client, "listen"))
     deaf = spawn([*start, "ffm-deaf", "--no-input"])
-    wait_for_port(jack_server, "ffm-deaf:out")
+    wait_for_port(jack_server, "ffm-deaf:out", timeout=60)
     wait_until(lambda: "playing preset" in deaf.log(), "the --no-input daemon plays")
     ports = jack_ports(jack_server)
-    assert f"{client}:out" not in ports and f"{client}-in:in" not in ports
-    assert not [p for p in ports if p.startswith("ffm-deaf-in:")], ports
+    assert f"{client}:out" not in ports and in_port(backend, client) not in ports
+    assert not [p for p in ports if p.startswith("ffm-deaf-in:") or p.startswith("ffm-deaf:in")], ports
     for proc in (named, deaf):
         proc.stop()
         assert proc.finish()[2] == 0
@@ -228,12 +243,13 @@ def test_connect_in_wires_an_existing_output_to_the_input(daemon, jack_server):
     listener = daemon("--fresh", "--preset", "pulse-sine", "--connect-in", "ffm-source:out")
 
     def connected() -> bool:
-        return f"{listener.client}-in:in" in jack_lsp(jack_server, "-c", "ffm-source:out")
+        return listener.in_port in jack_lsp(jack_server, "-c", "ffm-source:out")
 
     wait_until(connected, "ffm-source:out connected to the listener's input")
     assert source.popen.poll() is None
 
 
+@CONTROL_PLANE
 def test_seed_and_log_level(daemon, short_dir):
     sock = short_dir / "s.sock"
     proc = daemon("--fresh", "--preset", "pulse-sine", "--seed", "1234", "--log-level", "debug", "--socket", str(sock))
@@ -243,11 +259,12 @@ def test_seed_and_log_level(daemon, short_dir):
     proc.finish()
 
 
-def test_log_level_warning_keeps_the_info_lines_out(spawn, jack_server, short_dir, compiled_kernels):
+@CONTROL_PLANE
+def test_log_level_warning_keeps_the_info_lines_out(spawn, jack_server, short_dir, compiled_kernels, backend):
     sock = short_dir / "w.sock"
-    args = [*COMMAND, "daemon", "--fresh", "--preset", "pulse-sine", "--backend", "jack", "--client-name", "ffm-quiet"]
+    args = [*COMMAND, "daemon", "--fresh", "--preset", "pulse-sine", "--backend", backend, "--client-name", "ffm-quiet"]
     proc = spawn([*args, "--log-level", "warning", "--status-every", "0.2", "--socket", str(sock)])
-    wait_for_port(jack_server, "ffm-quiet:out")
+    wait_for_port(jack_server, "ffm-quiet:out", timeout=60)
     wait_until(lambda: request(sock, "status")["ticks"] > 1000, "a second of playing")
     proc.stop()
     _, log, code = proc.finish()
@@ -255,13 +272,14 @@ def test_log_level_warning_keeps_the_info_lines_out(spawn, jack_server, short_di
     assert " INFO " not in log and " status {" not in log, log[-2000:]
 
 
-def test_an_unusable_kept_state_is_set_aside_and_the_default_plays(spawn, jack_server, tmp_path, compiled_kernels):
+@CONTROL_PLANE
+def test_an_unusable_kept_state_is_set_aside_and_the_default_plays(spawn, jack_server, tmp_path, compiled_kernels, backend):
     """The state file the last run kept is garbage: the daemon keeps it as state.toml.unusable (what the
     user made is not lost), says so, and plays the default preset."""
     state = tmp_path / "xdg_state_home" / "firefly-midi" / "state.toml"
     state.parent.mkdir(parents=True)
     state.write_text("preset = 5\n[swarm\n")
-    proc: Proc = spawn([*COMMAND, "daemon", "--backend", "jack", "--client-name", "ffm-state", "--no-input"])
+    proc: Proc = spawn([*COMMAND, "daemon", "--backend", backend, "--client-name", "ffm-state", "--no-input"])
     wait_until(lambda: "playing preset" in proc.log(), "the daemon plays", timeout=60)
     kept = state.with_suffix(".toml.unusable")
     assert kept.read_text() == "preset = 5\n[swarm\n"
@@ -271,7 +289,7 @@ def test_an_unusable_kept_state_is_set_aside_and_the_default_plays(spawn, jack_s
     assert proc.finish()[2] == 0
 
 
-def test_run_starts_a_daemon_opens_the_ui_and_q_leaves_the_daemon_playing(jack_server, tmp_path, short_dir, compiled_kernels):
+def test_run_starts_a_daemon_opens_the_ui_and_q_leaves_the_daemon_playing(jack_server, tmp_path, short_dir, compiled_kernels, backend):
     """``run`` in a terminal (a pseudo-terminal here): a daemon starts in the background, the UI
     draws, ``q`` quits the UI, and the daemon plays on until it is stopped."""
     sock = short_dir / "run.sock"
@@ -280,7 +298,7 @@ def test_run_starts_a_daemon_opens_the_ui_and_q_leaves_the_daemon_playing(jack_s
         env[name] = str(tmp_path / name.lower())
     leader, follower = os.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    argv = [*COMMAND, "run", "--preset", "pulse-sine", "--backend", "jack", "--socket", str(sock)]
+    argv = [*COMMAND, "run", "--preset", "pulse-sine", "--backend", backend, "--socket", str(sock)]
     ui = subprocess.Popen(argv, stdin=follower, stdout=follower, stderr=follower, env=env, start_new_session=True)
     os.close(follower)
     screen = bytearray()

@@ -34,6 +34,8 @@ def env(compiled_kernels):
 
 @pytest.fixture
 def start(env):
+    """Portless daemons: the backend only fails to open, and the ctl tests run once (on rtmidi's, as
+    before); the background start below runs on both, a portless native daemon included."""
     procs: list[subprocess.Popen] = []
 
     def run(sock: Path, wait: bool = True) -> subprocess.Popen:
@@ -109,12 +111,12 @@ def test_a_killed_daemon_leaves_a_socket_the_next_one_replaces(folder, env, star
     assert ctl(env, sock, "get", "swarm.n").returncode == 0
 
 
-def test_run_starts_a_daemon_in_the_background_once_and_it_outlives_the_caller(env, folder, monkeypatch):
+def test_run_starts_a_daemon_in_the_background_once_and_it_outlives_the_caller(env, folder, monkeypatch, backend):
     sock = folder / "c.sock"
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     try:
-        assert start_daemon_in_background(sock, ["--fresh", "--preset", "pulse-sine", "--backend", "jack"]) is True
+        assert start_daemon_in_background(sock, ["--fresh", "--preset", "pulse-sine", "--backend", backend]) is True
         assert request(sock, "status")["preset"] == "pulse-sine"
         assert start_daemon_in_background(sock, []) is False, "a daemon already answers: start none"
     finally:

@@ -45,7 +45,7 @@ def start_playing(env: dict[str, str], tmp_path, client: str, *extra: str):
 
 def wait_for_ports(env: dict[str, str], client: str, daemon) -> None:
     try:
-        wait_for_port(env, f"{client}:out", timeout=15)
+        wait_for_port(env, f"{client}:out", timeout=30)
     except TimeoutError as exc:
         pytest.fail(f"{exc}; daemon log:\n{daemon.log()[-4000:]}")
 
@@ -84,7 +84,7 @@ def kill_the_server_under(daemon, synth, server, connection: list[str], tmp_path
     assert daemon.popen.poll() is None, f"the daemon must survive its MIDI server: {daemon.log()[-3000:]}"
 
 
-def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_back(own_server, tmp_path):
+def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_back(own_server, tmp_path, backend):
     """A synth connected to the daemon; the server dies (SIGKILL) and comes back, the synth with it.
 
     The daemon keeps ticking, reopens its ports, makes the connection again (the synth waits to be
@@ -95,7 +95,7 @@ def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_ba
     env, servers = own_server
     client, synth_name = f"ffm-{uuid.uuid4().hex[:6]}", f"synth-{uuid.uuid4().hex[:6]}"
     values = presets.resolve("pulse-sine", ["swarm.freq_hz=6", "mapping.note_ms=80"])
-    daemon = start_playing(env, tmp_path, client, "--backend", "jack")
+    daemon = start_playing(env, tmp_path, client, "--backend", backend)
     old = new = None
     try:
         wait_for_ports(env, client, daemon)
@@ -113,6 +113,8 @@ def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_ba
             daemon.stop(signal.SIGCONT)
         wait_until(lambda: theirs in connected_to(env, ours), 20, "the connection did not come back", daemon.log)
         wait_until(lambda: len(note_ons(heard(new))) >= 3, 20, "no notes after the server came back", daemon.log)
+        # the native backend plays again within a status period of its reopen: wait for the status too
+        wait_until(lambda: last_port_state(daemon.log()) == "open", 15, "no status of the reopened ports", daemon.log)
     finally:
         daemon.stop()  # the synth listens on past the daemon's end: it hears every note-off
         _, log, code = daemon.finish()
@@ -133,12 +135,12 @@ def test_the_daemon_survives_the_jack_server_dying_and_plays_again_when_it_is_ba
     assert ticks == sorted(ticks) and ticks[-1] > max(ticks_lost, default=0), "it kept ticking through the gap"
 
 
-def test_a_synth_back_after_the_daemon_reopened_is_connected_again(own_server, tmp_path):
+def test_a_synth_back_after_the_daemon_reopened_is_connected_again(own_server, tmp_path, backend):
     """The other order: the daemon reopens first, the synth's port comes back later.  The daemon keeps
     trying the connection it kept (for 30 s) and makes it once the port is there."""
     env, servers = own_server
     client, synth_name = f"ffm-{uuid.uuid4().hex[:6]}", f"synth-{uuid.uuid4().hex[:6]}"
-    daemon = start_playing(env, tmp_path, client, "--backend", "jack")
+    daemon = start_playing(env, tmp_path, client, "--backend", backend)
     old = new = None
     try:
         wait_for_ports(env, client, daemon)
@@ -163,12 +165,12 @@ def test_a_synth_back_after_the_daemon_reopened_is_connected_again(own_server, t
     assert not hanging_at_the_end(lines), "every note the synth heard start must end"
 
 
-def test_a_server_killed_while_the_ports_open_counts_as_lost_and_they_reopen(own_server, tmp_path):
+def test_a_server_killed_while_the_ports_open_counts_as_lost_and_they_reopen(own_server, tmp_path, backend):
     """Killed as soon as the output appears, while the input is still being probed: the open fails on
     a dead server, which is a loss to wait out, not "no MIDI" for good."""
     env, servers = own_server
     client = f"ffm-{uuid.uuid4().hex[:6]}"
-    daemon = start_playing(env, tmp_path, client, "--backend", "jack")
+    daemon = start_playing(env, tmp_path, client, "--backend", backend)
     try:
         wait_for_ports(env, client, daemon)
         servers[0].send_signal(signal.SIGKILL)
@@ -198,11 +200,12 @@ def connected_to(env: dict[str, str], port: str) -> list[str]:
     return [line.strip() for line in jack_lsp(env, "-c", port).splitlines() if line.startswith(" ")]
 
 
-def test_a_daemon_started_before_the_jack_server_opens_its_ports_once_the_server_starts(compiled_kernels, tmp_path):
+def test_a_daemon_started_before_the_jack_server_opens_its_ports_once_the_server_starts(compiled_kernels, tmp_path, backend):
     """The musician starts firefly-midi, then JACK: the ports appear, with no restart of the daemon."""
     env = own_env("ffm-late", tmp_path)
     client = f"ffm-{uuid.uuid4().hex[:6]}"
-    daemon = start_playing(env, tmp_path, client)  # the default backend: the one a musician gets
+    # jack: the default backend, the one a musician gets (auto: ALSA, then JACK); or the native one
+    daemon = start_playing(env, tmp_path, client, *(() if backend == "jack" else ("--backend", backend)))
     server = peer = None
     try:
         wait_until(lambda: "playing preset" in daemon.log() or daemon.popen.poll() is not None, 60, "no play", daemon.log)
@@ -213,7 +216,7 @@ def test_a_daemon_started_before_the_jack_server_opens_its_ports_once_the_server
         assert "no MIDI backend could be opened" in daemon.log() and "when a JACK server starts" in daemon.log()
         server = start_jackd(env)
         wait_for_ports(env, client, daemon)
-        peer = start_peer(lambda args: start_logged(args, env, tmp_path), client, tmp_path, "--seconds", "30")
+        peer = start_peer(lambda args: start_logged(args, env, tmp_path), client, tmp_path, "--seconds", "30", backend=backend)
         wait_until(lambda: len(note_ons(heard(peer))) >= 3, 30, "no notes once the server started", daemon.log)
         lines, err = [], ""
     finally:
@@ -225,7 +228,7 @@ def test_a_daemon_started_before_the_jack_server_opens_its_ports_once_the_server
         if server is not None:  # on every path: a jackd left running would load the rest of the suite
             stop_jackd(server)
     assert code == 0, log[-3000:]
-    assert "a JACK server started: MIDI ports open on jack" in log, log[-3000:]
+    assert f"a JACK server started: MIDI ports open on {backend}:" in log, log[-3000:]
     states = [s["ports"]["state"] for s in status_lines(log)]
     assert states[0] == "none" and states[-1] == "open", states
     notes = [t for t, kind, *_ in note_traffic(lines) if kind == 0x90]

@@ -23,13 +23,13 @@ pytestmark = [pytest.mark.jack, pytest.mark.slow]  # a minute of soak
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_minute_of_soak_leaks_nothing_and_leaves_no_note_hanging(tmp_path, compiled_kernels):
+def test_a_minute_of_soak_leaks_nothing_and_leaves_no_note_hanging(tmp_path, compiled_kernels, backend):
     if not shutil.which("jackd"):
         unavailable("jackd is not installed (Debian: apt-get install jackd2)")
     out = tmp_path / "soak.json"
     env_dirs = {name: str(tmp_path / name.lower()) for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR")}
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_soak.py"), "--seconds", "60", "--output", str(out)],
+        [sys.executable, str(ROOT / "benchmarks" / "bench_soak.py"), "--seconds", "60", "--output", str(out), "--backend", backend],
         env={**os.environ, **env_dirs},
         capture_output=True,
         text=True,

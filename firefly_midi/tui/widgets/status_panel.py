@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from firefly_midi.tui.model import StatusView
+from firefly_midi.tui.model import NATIVE_COUNTERS, NATIVE_LOSSES, StatusView
 
 
 def _us(value: Any) -> str:
@@ -43,6 +43,14 @@ def _ports(ports: dict[str, Any]) -> Text:
     return Text(text, style="green" if ports.get("state") == "open" else "bold red")
 
 
+def _native(native: dict[str, Any]) -> Text:
+    """The native JACK client's counters (docs/jack-native.md), short (the row has ~55 columns):
+    yellow once an event was late or lost."""
+    late, xruns, tx, rx, sysex = (int(native.get(key, 0) or 0) for key in NATIVE_COUNTERS)
+    text = f"late {late:,} · xruns {xruns:,} · lost tx {tx:,} rx {rx:,} · sysex {sysex:,}"
+    return Text(text, style="yellow" if any(native.get(key) for key in NATIVE_LOSSES) else "")
+
+
 def _engine(v: StatusView) -> Text:
     """While the kernels compile (a fresh install), the numpy engine plays: say so, and for how long."""
     state, seconds = v.kernels.get("state", "compiling"), float(v.kernels.get("seconds", 0.0) or 0.0)
@@ -67,13 +75,16 @@ def _bpm(value: float | None) -> str:
 class StatusPanel(Widget):
     """Holds the connection state (``connection``, ``connected``) and the latest ``StatusView``."""
 
-    DEFAULT_CSS = "StatusPanel { height: 13; }"
+    DEFAULT_CSS = "StatusPanel { height: 13; }"  # 11 rows and the border; a 12th on the native JACK backend
     connection: reactive[str] = reactive("connecting…")
     connected: reactive[bool] = reactive(False)
     view: reactive[StatusView] = reactive(StatusView)
 
     def watch_connected(self, connected: bool) -> None:
         self.set_class(not connected, "-disconnected")
+
+    def watch_view(self, view: StatusView) -> None:
+        self.styles.height = 14 if view.ports.get("native") else 13  # room for the jack row (render)
 
     def render(self) -> Text:
         v = self.view
@@ -97,6 +108,8 @@ class StatusPanel(Widget):
         ]
         if v.engine == "numpy":  # in the frames' row: the panel has no line to spare, and this lasts a minute
             rows[-1] = ("engine", _engine(v))
+        if v.ports.get("native"):  # the native JACK backend counts what it could not play on time, or at all
+            rows.insert(2, ("jack", _native(v.ports["native"])))
         # One row a line, cut with an ellipsis: a long socket path or port problem wrapping onto a
         # second line pushed the last rows out of the panel.
         width = self.content_size.width or 200
