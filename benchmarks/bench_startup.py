@@ -191,8 +191,9 @@ def show(rows: list[dict]) -> None:
         return "-" if value is None else f"{value:.2f}"
 
     print("\nseconds from starting the process; cold: empty kernel cache, warm: filled; takeover: the compiled engine replaces numpy;")
-    print("skipped: ticks the clock skipped on numpy (a second) and in the 0.5 s holding the takeover (stepped silently, caught up)")
-    head = f"{'preset':<18}{'cold: 1st note':>15}{'takeover':>10}{'skipped/s':>10}{'at takeover':>12}"
+    print("skipped: ticks the clock skipped on numpy (a second) and in the 0.5 s holding the takeover; silent: of those, the")
+    print("ticks the catch-up stepped without playing their notes (lost: not even stepped)")
+    head = f"{'preset':<18}{'cold: 1st note':>15}{'takeover':>10}{'skipped/s':>10}{'at takeover':>12}{'silent':>7}{'lost':>5}"
     print(head + f"{'warm: 1st note':>16}{'on':>10}  {'simulate 1 s cold':>18}{'warm':>7}")
     for r in rows:
         cold, warm, sim_c, sim_w = r["cold"] or {}, r["warm"], r["simulate_cold"] or {}, r["simulate_warm"]
@@ -201,6 +202,7 @@ def show(rows: list[dict]) -> None:
         print(
             f"{r['preset']:<18}{cell(cold.get('first_note_s')):>15}{cell(cold.get('compiled_takes_over_s')):>10}"
             f"{cell(around.get('numpy_skipped_per_s')):>10}{'-' if skipped is None else skipped:>12}"
+            f"{around.get('caught_up_ticks', '-'):>7}{around.get('lost_ticks', '-'):>5}"
             f"{cell(warm['first_note_s']):>16}{warm['started_on']:>10}  {cell(sim_c.get('seconds')):>18}{cell(sim_w['seconds']):>7}"
         )
 
