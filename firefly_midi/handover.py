@@ -24,9 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from firefly_midi import kernel_load
+from firefly_midi import kernel_load, presets
 from firefly_midi import params as P
-from firefly_midi import presets
 from firefly_midi.lifecycle import kernels_cached, kernels_loaded, warm_up
 from firefly_midi.swarm import plain
 

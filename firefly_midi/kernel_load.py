@@ -47,9 +47,7 @@ def needed() -> list[Overload]:
             for value in list(vars(module).values()):
                 if isinstance(value, Dispatcher):
                     found[id(value)] = value
-    return [
-        (d.py_func.__module__, d.py_func.__qualname__, tuple(args)) for d in found.values() for args in list(d.overloads)
-    ]
+    return [(d.py_func.__module__, d.py_func.__qualname__, tuple(args)) for d in found.values() for args in list(d.overloads)]
 
 
 def encode(overloads: list[Overload]) -> str:
@@ -58,7 +56,7 @@ def encode(overloads: list[Overload]) -> str:
 
 
 def decode(line: str) -> list[Overload]:
-    return pickle.loads(base64.b64decode(line[len(PREFIX) :]))  # noqa: S301 (our own child's output)
+    return pickle.loads(base64.b64decode(line[len(PREFIX) :]))  # our own child's output
 
 
 def load_paced(overloads: list[Overload], pace: Callable[[], None]) -> int:
@@ -94,11 +92,11 @@ class _InterruptiblePickle:
 
     @staticmethod
     def loads(data: bytes) -> object:
-        return pickle._Unpickler(io.BytesIO(data)).load()  # noqa: S301 (numba's own cache, as before)
+        return pickle._Unpickler(io.BytesIO(data)).load()  # numba's own cache files, as before
 
     @staticmethod
     def load(file: io.BufferedReader) -> object:
-        return pickle._Unpickler(file).load()  # noqa: S301
+        return pickle._Unpickler(file).load()
 
 
 @contextlib.contextmanager
