@@ -1,6 +1,6 @@
 """How long a new user waits: the first note after ``firefly-midi daemon`` on a fresh install, and after it.
 
-Run: python benchmarks/bench_startup.py [--presets pulse-sine,ermentrout-800 | all] [--cold-presets ...] [--ticks-only]
+Run: python benchmarks/bench_startup.py [--presets pulse-sine,ermentrout-800 | all] [--cold-presets ...] [--realtime] [--ticks-only]
 Prints tables and writes benchmarks/results/startup.json.
 
 For each preset, a fresh copy of the package (firefly_midi/ and presets/ copied into a temporary
@@ -215,6 +215,9 @@ def main() -> int:
     )
     parser.add_argument("--wait", type=float, default=600.0, help="longest a cold start is watched, seconds (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS / "startup.json", help="JSON results (default: %(default)s)")
+    parser.add_argument(
+        "--realtime", action="store_true", help="jackd -R, as the README asks musicians: the tick then runs on SCHED_FIFO too"
+    )
     parser.add_argument("--ticks-only", action="store_true", help="only time the numpy engine's ticks (a few seconds)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still stops its server and daemons
@@ -222,12 +225,12 @@ def main() -> int:
     chosen = shipped if args.presets == "all" else args.presets.split(",")
     cold = set(shipped if args.cold_presets == "all" else args.cold_presets.split(","))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    result: dict = {"machine": describe(commit=commit), "command": " ".join(sys.argv), "rows": []}
+    result: dict = {"machine": describe(commit=commit), "command": " ".join(sys.argv), "realtime": args.realtime, "rows": []}
     result["numpy_ticks"] = [numpy_ticks(preset) for preset in chosen]
     show_ticks(result["numpy_ticks"])
     if args.ticks_only:
         return _write(result, args.out)
-    with tempfile.TemporaryDirectory(prefix="ffm-fresh-") as folder, private_jack() as env:
+    with tempfile.TemporaryDirectory(prefix="ffm-fresh-") as folder, private_jack(realtime=args.realtime) as env:
         copy = fresh_copy(Path(folder) / "copy")
         warm_cache = Path(folder) / "cache"
         result["fill_cache_s"] = fill_cache(copy, warm_cache)

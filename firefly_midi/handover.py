@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -156,18 +156,21 @@ class KernelCompiler:
                 log.warning("the kernel compiler ended (code %s): playing on the numpy engine", child.poll())
             return
         self.state = "loading"
-        try:
-            # a tick waiting for the GIL gets it within 0.1 ms, unpickling included
-            with kernel_load.quick_switches(), kernel_load.interruptible_unpickling():
-                kernel_load.load_paced(overloads, self.pace)
-                warm_up(self.values, quiet=True)  # finds them loaded: Python only
-        except Exception:
-            self.state = "failed"
-            log.exception("could not load the compiled kernels: playing on the numpy engine")
-            return
-        self.took, self.state = time.monotonic() - self.began, "ready"
-        self.loaded.set()
-        self.on_loaded()
+        with _paused(child):  # the child, compiling other presets now, leaves the CPUs to the tick meanwhile
+            try:
+                # a tick waiting for the GIL gets it within 0.1 ms, unpickling included
+                with kernel_load.quick_switches(), kernel_load.interruptible_unpickling():
+                    kernel_load.load_paced(overloads, self.pace)
+                    warm_up(self.values, quiet=True)  # finds them loaded: Python only
+            except Exception:
+                self.state = "failed"
+                log.exception("could not load the compiled kernels: playing on the numpy engine")
+                return
+            self.took, self.state = time.monotonic() - self.began, "ready"
+            self.loaded.set()
+            self.on_loaded()
+            self.pace()  # the tick hands over at its next boundary: the child waits till then
+            self.pace()
 
     def stop(self) -> None:
         """Stop the child (it may be compiling other presets' kernels) and wait for it."""
@@ -239,6 +242,23 @@ def _end(child: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+@contextlib.contextmanager
+def _paused(child: subprocess.Popen[str]) -> Iterator[None]:
+    """SIGSTOP the child while the daemon loads and hands over (a fraction of a second), SIGCONT after:
+    on a 2-core machine its compile took a core from the tick when that ran on ordinary scheduling."""
+    stop, cont = getattr(signal, "SIGSTOP", None), getattr(signal, "SIGCONT", None)
+    paused = stop is not None and child.poll() is None
+    if paused:
+        with contextlib.suppress(OSError):
+            os.kill(child.pid, stop)
+    try:
+        yield
+    finally:
+        if paused:
+            with contextlib.suppress(OSError):
+                os.kill(child.pid, cont)
 
 
 def _read_until_ready(stream: IO[str]) -> list[kernel_load.Overload] | None:
