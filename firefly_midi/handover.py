@@ -158,8 +158,8 @@ class KernelCompiler:
         self.state = "loading"
         with _paused(child):  # the child, compiling other presets now, leaves the CPUs to the tick meanwhile
             try:
-                # a tick waiting for the GIL gets it within 0.1 ms, unpickling included
-                with kernel_load.quick_switches(), kernel_load.interruptible_unpickling():
+                # unpickling in Python: the tick waiting for the GIL gets it within the switch interval
+                with kernel_load.interruptible_unpickling():
                     kernel_load.load_paced(overloads, self.pace)
                     warm_up(self.values, quiet=True)  # finds them loaded: Python only
             except Exception:

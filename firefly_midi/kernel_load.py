@@ -7,8 +7,8 @@ GIL, the rest in Python and in short C calls that hold it.  Measured beside the 
 - numba's target context set-up (its first ``refresh``: importing and registering its
   implementations, 100-300 ms, GIL held nearly throughout) ran inside the first load and skipped
   most ticks; ``handover._prepare_numba`` now does it before the first tick;
-- with the default switch interval (5 ms) a tick waiting for the GIL while the loader ran Python
-  waited up to 5 ms; ``quick_switches`` lowers it to 0.1 ms while loading;
+- the daemon's switch interval is 0.1 ms (daemon.py), so a tick waiting for the GIL gets it that
+  soon while the loader runs Python, but not while it is inside one long C call;
 - unpickling a kernel's cached data (``pickle.loads``, one C call) held the GIL 2-7 ms for the
   larger kernels (the offline loop's data is 1.6 MB); ``interruptible_unpickling`` has numba use
   Python's own unpickler meanwhile, as fast here (2.2 ms against 2.0 for that file) and
@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterator
 from numba.core import caching
 from numba.core.dispatcher import Dispatcher
 
-SWITCH_S = 1e-4  # the interpreter's switch interval while loading: a waiting tick gets the GIL this soon
 PREFIX = "kernels "  # the child's line naming the overloads, before "ready"
 
 Overload = tuple[str, str, tuple]  # module, function name, argument types
@@ -71,17 +70,6 @@ def load_paced(overloads: list[Overload], pace: Callable[[], None]) -> int:
         dispatcher.compile(args)
         loaded += 1
     return loaded
-
-
-@contextlib.contextmanager
-def quick_switches(interval_s: float = SWITCH_S) -> Iterator[None]:
-    """Lower the interpreter's switch interval while loading (the whole process's, restored after)."""
-    kept = sys.getswitchinterval()
-    sys.setswitchinterval(min(kept, interval_s))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(kept)
 
 
 class _InterruptiblePickle:

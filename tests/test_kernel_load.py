@@ -55,11 +55,14 @@ def test_the_overloads_line_round_trips():
     assert "\n" not in line and kernel_load.decode(line) == overloads
 
 
-def test_switches_are_quick_while_loading_and_restored_after():
-    kept = sys.getswitchinterval()
-    with kernel_load.quick_switches():
-        assert sys.getswitchinterval() == pytest.approx(kernel_load.SWITCH_S)
-    assert sys.getswitchinterval() == kept
+def test_numba_unpickles_in_python_while_loading_and_in_c_after():
+    from numba.core import caching
+
+    kept = caching.pickle
+    with kernel_load.interruptible_unpickling():
+        assert caching.pickle is not kept
+        assert caching.pickle.loads(kept.dumps(("a", 1))) == ("a", 1)
+    assert caching.pickle is kept
 
 
 def test_the_daemon_hands_over_mid_run_with_the_swarm_going_on():
