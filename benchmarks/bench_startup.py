@@ -1,6 +1,6 @@
 """How long a new user waits: the first note after ``firefly-midi daemon`` on a fresh install, and after it.
 
-Run: python benchmarks/bench_startup.py [--presets pulse-sine,ermentrout-800 | all] [--cold-presets ...] [--ticks-only]
+Run: python benchmarks/bench_startup.py [--presets pulse-sine,ermentrout-800 | all] [--cold-presets ...] [--realtime] [--ticks-only]
 Prints tables and writes benchmarks/results/startup.json.
 
 For each preset, a fresh copy of the package (firefly_midi/ and presets/ copied into a temporary
@@ -191,8 +191,9 @@ def show(rows: list[dict]) -> None:
         return "-" if value is None else f"{value:.2f}"
 
     print("\nseconds from starting the process; cold: empty kernel cache, warm: filled; takeover: the compiled engine replaces numpy;")
-    print("skipped: ticks the clock skipped on numpy (a second) and in the 0.5 s holding the takeover (stepped silently, caught up)")
-    head = f"{'preset':<18}{'cold: 1st note':>15}{'takeover':>10}{'skipped/s':>10}{'at takeover':>12}"
+    print("skipped: ticks the clock skipped on numpy (a second) and in the 0.5 s holding the takeover; silent: of those, the")
+    print("ticks the catch-up stepped without playing their notes (lost: not even stepped)")
+    head = f"{'preset':<18}{'cold: 1st note':>15}{'takeover':>10}{'skipped/s':>10}{'at takeover':>12}{'silent':>7}{'lost':>5}"
     print(head + f"{'warm: 1st note':>16}{'on':>10}  {'simulate 1 s cold':>18}{'warm':>7}")
     for r in rows:
         cold, warm, sim_c, sim_w = r["cold"] or {}, r["warm"], r["simulate_cold"] or {}, r["simulate_warm"]
@@ -201,6 +202,7 @@ def show(rows: list[dict]) -> None:
         print(
             f"{r['preset']:<18}{cell(cold.get('first_note_s')):>15}{cell(cold.get('compiled_takes_over_s')):>10}"
             f"{cell(around.get('numpy_skipped_per_s')):>10}{'-' if skipped is None else skipped:>12}"
+            f"{around.get('caught_up_ticks', '-'):>7}{around.get('lost_ticks', '-'):>5}"
             f"{cell(warm['first_note_s']):>16}{warm['started_on']:>10}  {cell(sim_c.get('seconds')):>18}{cell(sim_w['seconds']):>7}"
         )
 
@@ -213,6 +215,9 @@ def main() -> int:
     )
     parser.add_argument("--wait", type=float, default=600.0, help="longest a cold start is watched, seconds (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS / "startup.json", help="JSON results (default: %(default)s)")
+    parser.add_argument(
+        "--realtime", action="store_true", help="jackd -R, as the README asks musicians: the tick then runs on SCHED_FIFO too"
+    )
     parser.add_argument("--ticks-only", action="store_true", help="only time the numpy engine's ticks (a few seconds)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still stops its server and daemons
@@ -220,12 +225,12 @@ def main() -> int:
     chosen = shipped if args.presets == "all" else args.presets.split(",")
     cold = set(shipped if args.cold_presets == "all" else args.cold_presets.split(","))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    result: dict = {"machine": describe(commit=commit), "command": " ".join(sys.argv), "rows": []}
+    result: dict = {"machine": describe(commit=commit), "command": " ".join(sys.argv), "realtime": args.realtime, "rows": []}
     result["numpy_ticks"] = [numpy_ticks(preset) for preset in chosen]
     show_ticks(result["numpy_ticks"])
     if args.ticks_only:
         return _write(result, args.out)
-    with tempfile.TemporaryDirectory(prefix="ffm-fresh-") as folder, private_jack() as env:
+    with tempfile.TemporaryDirectory(prefix="ffm-fresh-") as folder, private_jack(realtime=args.realtime) as env:
         copy = fresh_copy(Path(folder) / "copy")
         warm_cache = Path(folder) / "cache"
         result["fill_cache_s"] = fill_cache(copy, warm_cache)

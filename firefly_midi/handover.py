@@ -20,12 +20,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from firefly_midi import kernel_load, presets
 from firefly_midi import params as P
-from firefly_midi import presets
 from firefly_midi.lifecycle import kernels_cached, kernels_loaded, warm_up
 from firefly_midi.swarm import plain
 
@@ -54,7 +54,8 @@ class Handover:
         on_numpy = engine == "numpy" or (engine is None and not kernels_cached(values))
         on_numpy = on_numpy and not plain.uncovered(values)
         self.first = "numpy" if on_numpy else "compiled"
-        self.compiler = KernelCompiler(values, self._loaded) if on_numpy else None
+        pace = kernel_load.after_a_tick(lambda: daemon.clock.ticks)  # each kernel loads right after a tick
+        self.compiler = KernelCompiler(values, self._loaded, pace) if on_numpy else None
 
     def start(self) -> None:
         """Before the first tick: load (or compile) the kernels, or start compiling them aside."""
@@ -119,9 +120,10 @@ class Handover:
 class KernelCompiler:
     """The child that compiles, and the thread that loads its work and calls ``on_loaded`` (once)."""
 
-    def __init__(self, values: dict[str, Any], on_loaded: Callable[[], None]):
+    def __init__(self, values: dict[str, Any], on_loaded: Callable[[], None], pace: Callable[[], None] = lambda: None):
         self.values = values
         self.on_loaded = on_loaded
+        self.pace = pace  # returns when a kernel may load (right after a tick ends)
         self.state = "idle"  # compiling, loading, ready, failed
         self.began = 0.0
         self.took = 0.0
@@ -147,21 +149,28 @@ class KernelCompiler:
     def _load_when_ready(self) -> None:
         child = self._child
         assert child is not None and child.stdout is not None
-        if not _said_ready(child.stdout):
+        overloads = _read_until_ready(child.stdout)
+        if overloads is None:
             if self.state == "compiling":  # not stopped by us
                 self.state = "failed"
                 log.warning("the kernel compiler ended (code %s): playing on the numpy engine", child.poll())
             return
         self.state = "loading"
-        try:
-            warm_up(self.values, quiet=True)
-        except Exception:
-            self.state = "failed"
-            log.exception("could not load the compiled kernels: playing on the numpy engine")
-            return
-        self.took, self.state = time.monotonic() - self.began, "ready"
-        self.loaded.set()
-        self.on_loaded()
+        with _paused(child):  # the child, compiling other presets now, leaves the CPUs to the tick meanwhile
+            try:
+                # unpickling in Python: the tick waiting for the GIL gets it within the switch interval
+                with kernel_load.interruptible_unpickling():
+                    kernel_load.load_paced(overloads, self.pace)
+                    warm_up(self.values, quiet=True)  # finds them loaded: Python only
+            except Exception:
+                self.state = "failed"
+                log.exception("could not load the compiled kernels: playing on the numpy engine")
+                return
+            self.took, self.state = time.monotonic() - self.began, "ready"
+            self.loaded.set()
+            self.on_loaded()
+            self.pace()  # the tick hands over at its next boundary: the child waits till then
+            self.pace()
 
     def stop(self) -> None:
         """Stop the child (it may be compiling other presets' kernels) and wait for it."""
@@ -185,12 +194,13 @@ class KernelCompiler:
 
 
 def _prepare_numba() -> None:
-    """Set numba's CPU target up now, before the first tick (~50 ms here), not in the loader thread,
-    where its lazy imports held the GIL from the tick: the load took 0.7 s instead of 0.45, with 2-3
-    times as many pauses over 2 ms of a 0.5 ms sleeper thread beside it (ermentrout-800, measured)."""
+    """Set numba's CPU target up now, before the first tick (100-300 ms here), not in the loader
+    thread, where its lazy imports and registrations (the target context's first ``refresh``, which
+    the first cache load runs) held the GIL from the tick nearly throughout: most of the ticks
+    skipped at the handover (kernel_load.py says what was measured)."""
     from numba.core.registry import cpu_target
 
-    _ = cpu_target.target_context
+    cpu_target.target_context.refresh()
     cpu_target.typing_context.refresh()
 
 
@@ -219,7 +229,7 @@ def compile_aside(values: dict[str, Any]) -> bool:
     child = spawn_compiler(values)
     try:
         assert child.stdout is not None
-        return _said_ready(child.stdout)
+        return _read_until_ready(child.stdout) is not None
     finally:
         _end(child)
 
@@ -234,8 +244,32 @@ def _end(child: subprocess.Popen[str]) -> None:
             child.wait()
 
 
-def _said_ready(stream: IO[str]) -> bool:
-    return any(line.strip() == READY for line in stream)
+@contextlib.contextmanager
+def _paused(child: subprocess.Popen[str]) -> Iterator[None]:
+    """SIGSTOP the child while the daemon loads and hands over (a fraction of a second), SIGCONT after:
+    on a 2-core machine its compile took a core from the tick when that ran on ordinary scheduling."""
+    stop, cont = getattr(signal, "SIGSTOP", None), getattr(signal, "SIGCONT", None)
+    paused = stop is not None and child.poll() is None
+    if paused:
+        with contextlib.suppress(OSError):
+            os.kill(child.pid, stop)
+    try:
+        yield
+    finally:
+        if paused:
+            with contextlib.suppress(OSError):
+                os.kill(child.pid, cont)
+
+
+def _read_until_ready(stream: IO[str]) -> list[kernel_load.Overload] | None:
+    """The overloads the child named, once it said "ready"; None if it ended without saying so."""
+    overloads: list[kernel_load.Overload] = []
+    for line in stream:
+        if line.startswith(kernel_load.PREFIX):
+            overloads = kernel_load.decode(line.strip())
+        elif line.strip() == READY:
+            return overloads
+    return None
 
 
 # ----------------------------------------------------------------------------------------- the child
@@ -255,6 +289,7 @@ def main() -> int:
         os.nice(10)  # the daemon's tick comes first
     values = {**P.defaults(), **presets.parse(sys.stdin.read(), "<daemon>")}
     warm_up(values, quiet=True)
+    print(kernel_load.encode(kernel_load.needed()), flush=True)  # what the daemon loads, one by one
     print(READY, flush=True)
     for name in sorted(presets.available()):
         with contextlib.suppress(Exception):
