@@ -129,7 +129,7 @@ def _add_tune_parser(commands: argparse._SubParsersAction) -> None:
     tune = commands.add_parser(
         "tune",
         help="evolve a preset's parameters toward targets (sync time, tempo, ...) and write the best preset",
-        description="Search a preset's parameters with CMA-ES, a microbial GA or OpenAI-style evolution strategies, "
+        description="Search a preset's parameters with CMA-ES, a microbial GA or separable natural evolution strategies (SNES), "
         "simulating every candidate headless on several seeds and checking the best on hold-out seeds it never searched. "
         "Fitness: the mean over the seeds of the weighted RMS error in tolerances (0 = exact, 1 = one tolerance off). "
         "Metrics: " + ", ".join(TUNE_METRICS) + ".",

@@ -62,7 +62,7 @@ class Adam:
         return lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
-class OpenAIES:
+class SNES:
     """Ask for the candidates to evaluate, tell their costs; repeat."""
 
     name = "es"
