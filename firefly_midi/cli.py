@@ -129,7 +129,7 @@ def _add_tune_parser(commands: argparse._SubParsersAction) -> None:
     tune = commands.add_parser(
         "tune",
         help="evolve a preset's parameters toward targets (sync time, tempo, ...) and write the best preset",
-        description="Search a preset's parameters with CMA-ES, a microbial GA or OpenAI-style evolution strategies, "
+        description="Search a preset's parameters with CMA-ES, a microbial GA or separable natural evolution strategies (SNES), "
         "simulating every candidate headless on several seeds and checking the best on hold-out seeds it never searched. "
         "Fitness: the mean over the seeds of the weighted RMS error in tolerances (0 = exact, 1 = one tolerance off). "
         "Metrics: " + ", ".join(TUNE_METRICS) + ".",
@@ -181,9 +181,9 @@ def _add_tune_parser(commands: argparse._SubParsersAction) -> None:
         "--damage", action="append", default=[], metavar="AT_S:KIND:AMOUNT[@ROW,COL][:FOR_S]", help="damage every run, as simulate does"
     )
     tune.add_argument("--sigma", type=float, default=None, help="ES, CMA-ES: (first) step, in shares of a range (default: 0.1, 0.2)")
-    tune.add_argument("--lr", type=float, default=0.05, help="ES: learning rate (default: %(default)s)")
+    tune.add_argument("--lr", type=float, default=1.0, help="ES: the mean's learning rate, in units of σ (default: %(default)s)")
     tune.add_argument("--lr-decay", type=float, default=1.0, help="ES: learning rate factor per generation (default: %(default)s)")
-    tune.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="ES: step rule (default: %(default)s)")
+    tune.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="ES: the mean's step rule (default: %(default)s)")
     tune.add_argument("--mutation", type=float, default=0.1, help="GA: mutation size, in shares of a range (default: %(default)s)")
     tune.add_argument(
         "--no-anchor", dest="anchor", action="store_false", help="start at the preset's frequencies, not scaled onto a target tempo"

@@ -43,9 +43,9 @@ class TuneSpec:
     damage: Sequence[Any] = ()  # firefly_midi.swarm.damage.Damage events, for recovery_time_s targets
     damage_text: Sequence[str] = ()
     sigma: float | None = None  # ES: 0.1, CMA-ES: 0.2 (shares of each range)
-    lr: float = 0.05
+    lr: float = 1.0
     lr_decay: float = 1.0
-    optimizer: str = "adam"
+    optimizer: str = "sgd"
     mutation: float = 0.1
     anchor: bool = True  # start where the models put the target tempo (see ``prior``)
     written_keys: frozenset[str] = frozenset()  # keys the output preset spells out (besides the varied ones)

@@ -27,7 +27,7 @@ from firefly_midi import presets
 from firefly_midi.simulate import simulate
 from firefly_midi.swarm.engine import usable_cpus
 from firefly_midi.tune.cma import CMAES
-from firefly_midi.tune.es import OpenAIES
+from firefly_midi.tune.es import SNES
 from firefly_midi.tune.fitness import fitness, mean_metrics, standard_errors
 from firefly_midi.tune.ga import Microbial
 from firefly_midi.tune.prior import anchor
@@ -38,7 +38,7 @@ from firefly_midi.tune.stopping import StopRule
 
 INFEASIBLE = 1e6  # the cost of parameters that contradict each other (e.g. freq_hz outside its bounds)
 CHECKPOINT_FORMAT = 2
-Optimizer = Microbial | OpenAIES | CMAES
+Optimizer = Microbial | SNES | CMAES
 
 
 class Tuner:
@@ -71,7 +71,7 @@ class Tuner:
             return Microbial(s.space.dim, s.population, rng, start=start, mutation=s.mutation)
         if s.algo == "cmaes":
             return CMAES(s.space.dim, s.population, rng, start, s.sigma)
-        return OpenAIES(s.space.dim, s.population, rng, start, s.sigma, s.lr, s.optimizer, s.lr_decay)
+        return SNES(s.space.dim, s.population, rng, start, s.sigma, s.lr, s.optimizer, s.lr_decay)
 
     # ------------------------------------------------------------------------------- the loop
     def run(
