@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from jackserver import private_jack, stop_process, wait_for_port  # noqa: E402
-from machine import describe  # noqa: E402
+from machine import commit, describe  # noqa: E402
 
 from firefly_midi.jack.client import NativeJackClient  # noqa: E402
 
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--realtime", action="store_true", help="jackd with real-time priority")
     parser.add_argument("--out", type=Path, default=RESULTS / "clock_out.json")
     args = parser.parse_args()
-    result = describe(seconds=args.seconds, period_frames=PERIOD, rate=RATE, realtime=args.realtime)
+    result = describe(commit=commit(), seconds=args.seconds, period_frames=PERIOD, rate=RATE, realtime=args.realtime)
     with private_jack(RATE, PERIOD, realtime=args.realtime) as env:
         for backend in BACKENDS:
             result[backend] = run_backend(env, backend, args.seconds)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_daemon import REACTION_SET, find_port  # noqa: E402
 from jackserver import private_jack, stop_process, wait_for_port  # noqa: E402
-from machine import describe  # noqa: E402
+from machine import commit, describe  # noqa: E402
 
 from firefly_midi.jack.client import NativeJackClient  # noqa: E402
 
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--realtime", action="store_true", help="jackd with real-time priority")
     parser.add_argument("--out", type=Path, default=RESULTS / "reaction.json")
     args = parser.parse_args()
-    result = describe(probes=args.probes, interval_s=args.interval, period_frames=PERIOD, rate=RATE, realtime=args.realtime)
+    result = describe(commit=commit(), probes=args.probes, interval_s=args.interval, period_frames=PERIOD, rate=RATE, realtime=args.realtime)
     with private_jack(RATE, PERIOD, realtime=args.realtime) as env:
         for k, path in enumerate(PATHS):
             sent, heard = probe(env, path, args.probes, args.interval, seed=k + 1)
