@@ -126,7 +126,9 @@ def main() -> None:
     parser.add_argument("--realtime", action="store_true", help="jackd with real-time priority")
     parser.add_argument("--out", type=Path, default=RESULTS / "reaction.json")
     args = parser.parse_args()
-    result = describe(commit=commit(), probes=args.probes, interval_s=args.interval, period_frames=PERIOD, rate=RATE, realtime=args.realtime)
+    result = describe(
+        commit=commit(), probes=args.probes, interval_s=args.interval, period_frames=PERIOD, rate=RATE, realtime=args.realtime
+    )
     with private_jack(RATE, PERIOD, realtime=args.realtime) as env:
         for k, path in enumerate(PATHS):
             sent, heard = probe(env, path, args.probes, args.interval, seed=k + 1)
