@@ -36,6 +36,7 @@ from firefly_midi.handover import Handover
 from firefly_midi.lifecycle import dying_on_signals, tell_scheduling
 from firefly_midi.player import Player, build_parts
 from firefly_midi.ports import PortConfig, Ports
+from firefly_midi.reflex import Reflex
 from firefly_midi.replay import Recorder
 from firefly_midi.saved_state import SavedState
 from firefly_midi.swarm import Swarm
@@ -98,6 +99,7 @@ class Daemon:
         self.upkeep = PortUpkeep(ports_used, self.saved, self.submit, self._greet_ports)
         self.upkeep.on_tick(self._silence, self._all_notes_off)
         self._input = PortInput(ports_used, self.clock.tick_s)
+        self.reflex = Reflex()  # the native JACK client's same-cycle answers (firefly_midi/reflex.py)
         self._last_due = 0.0  # the latest due time sent (_send)
         self._guard_every = max(1, round(GUARD_EVERY_S / self.clock.tick_s))
         self._status_every = 0.0
@@ -159,6 +161,8 @@ class Daemon:
         self.engines.start()
         with dying_on_signals():
             self.ports.open()
+            if getattr(getattr(self.ports, "config", None), "backend", "") == "jack-native":
+                self.reflex.warm_up()  # never compiled on the tick; the reflex stays off without it
         self._greet_ports()  # a synth left hanging by an earlier run that crashed is silenced first (first tick)
         if self.ports.server_realtime() is False:
             # A real-time tick would run ahead of JACK's own threads and hold up its cycles.
@@ -387,6 +391,7 @@ class Daemon:
         if recorder is not None:
             recorder.log.start_tick(k)
         try:
+            self.reflex.take_back(self.player)  # first: nothing below may change what it was armed for
             commands = self._commands
             if commands:
                 began = time.perf_counter()
@@ -402,6 +407,8 @@ class Daemon:
                 ids, times = swarm.flashes()
                 self.flash_ring.push(ids, times, swarm.ticks - 1, swarm.dt)
             self._send(count, self.clock.started_at + k * self.clock.tick_s)
+            if recorder is None:  # a recording replays the input's own path (the notes are the same)
+                self.reflex.arm(self.ports, player)
             self._errors_in_a_row = 0
         except Exception:
             self._on_error()

@@ -225,6 +225,25 @@ class Mapper:
         self._used[channel] = True
         self.notes_out += 1
 
+    def reflexed(self, voice: int, t: float, velocity: int, shorten: float) -> None:
+        """The native JACK callback played ``voice``'s note-on already (firefly_midi/reflex.py): its
+        burst starts at ``t`` as if this mapper had played it (hold-off, caps, the note-off, which
+        comes ``shorten`` earlier: the note-on left that much before the tick's would have)."""
+        lay = self.layout
+        self._hold_until[voice] = t + 0.5 / self.tempo.hz
+        self._burst[voice] = 0
+        self._tokens -= 1
+        channel, note = int(lay.channel[voice]), int(lay.note[voice])
+        slot = channel * 128 + note
+        if self._off_time[slot] == np.inf:
+            self._sounding += 1
+        off = t + max(self.note_fraction / self.tempo.hz if self.note_fraction > 0.0 else self.note_s, 2 * shorten) - shorten
+        self._off_time[slot] = off
+        self._on_time[slot] = t
+        self._next_off = min(self._next_off, off)
+        self._used[channel] = True
+        self.notes_out += 1
+
     def _end_early(self, slot: int, t: float) -> None:
         self.events.push(t, NOTE_OFF | (slot // 128), slot % 128, 0)
         self._off_time[slot] = np.inf

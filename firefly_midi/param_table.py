@@ -209,6 +209,15 @@ TABLE = (
         "who sees an incoming note: all fireflies, or the voice that plays the nearest note (a grid region with split = region)",
         choices=("all", "voice"),
     ),
+    Param(
+        "input.reflex",
+        "bool",
+        True,
+        "native JACK: fireflies an input note flashes at once answer in the input's own cycle (firefly_midi/reflex.py)",
+    ),
+    Param(
+        "input.reflex_frames", "int", 0, "native JACK: the reflex's notes leave this many frames after the input note", "frames", 0, 4096
+    ),
     Param("input.max_per_tick", "int", 64, "incoming messages handled per tick; the rest are dropped and counted", "", 1, 4096),
     Param("input.clock_in", "bool", False, "incoming MIDI clock sets swarm.freq_hz (one beat per flash cycle)"),
     # Following a drummer (firefly_midi/follow.py, docs/follow.md).

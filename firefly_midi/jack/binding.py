@@ -90,3 +90,34 @@ def _fence(ordering: str):
 # from reordering; on aarch64 they are the barriers that make the record visible before the index.
 fence_acquire = _fence("acquire")
 fence_release = _fence("release")
+
+
+def _slot_pointer(context, builder, base, slot):
+    """``int64*`` to slot ``slot`` of the state array at address ``base``."""
+    address = builder.add(base, builder.mul(slot, context.get_constant(types.intp, 8)))
+    return builder.inttoptr(address, context.get_value_type(types.int64).as_pointer())
+
+
+@intrinsic
+def compare_exchange(typingctx, base, slot, expected, new):
+    """Atomically: if state[slot] == expected, store ``new``; returns the value found (seq_cst).
+    ``base`` is the state array's address (``state[layout.BASE]``)."""
+    signature = types.int64(types.uintp, types.intp, types.int64, types.int64)
+
+    def codegen(context, builder, sig, args):
+        pointer = _slot_pointer(context, builder, args[0], args[1])
+        pair = builder.cmpxchg(pointer, args[2], args[3], "seq_cst", "seq_cst")
+        return builder.extract_value(pair, 0)
+
+    return signature, codegen
+
+
+@intrinsic
+def exchange(typingctx, base, slot, new):
+    """Atomically store ``new`` in state[slot] and return the value it held (seq_cst)."""
+    signature = types.int64(types.uintp, types.intp, types.int64)
+
+    def codegen(context, builder, sig, args):
+        return builder.atomic_rmw("xchg", _slot_pointer(context, builder, args[0], args[1]), args[2], "seq_cst")
+
+    return signature, codegen

@@ -63,6 +63,7 @@ class NativeJackClient:
         self._client = 0
         self._active = False
         self._tx_full = 0
+        self._last_frame = 0  # frames sent never go back: the anchor moves (xruns) must not reorder a note and its off
         self._received = np.zeros((1, 2), dtype=np.int64)
         self.in_port = self.out_port = ""
 
@@ -164,7 +165,9 @@ class NativeJackClient:
             return self.schedule(message, layout.ASAP)
         if not self.active:
             raise NotActive(f"the JACK client {self.name!r} is not active")
-        return self.schedule(message, self.clock.frame_at(time_s + self.lookahead_ms / 1000.0))
+        frame = max(self.clock.frame_at(time_s + self.lookahead_ms / 1000.0), self._last_frame)
+        self._last_frame = frame
+        return self.schedule(message, frame)
 
     def schedule(self, message: Sequence[int], frame: int) -> bool:
         """Queue ``message`` for the absolute 64-bit ``frame`` (``layout.ASAP``: the next cycle's

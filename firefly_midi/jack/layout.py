@@ -32,6 +32,7 @@ PENDING = 19  # entries in the pending table
 FRAME64 = 20  # the last cycle's start frame, extended to 64 bits (clock.extend_frame)
 PARSE_STATUS, PARSE_HAVE, PARSE_DATA, PARSE_IN_SYSEX = 21, 22, 23, 24  # parse.py's state
 XRUNS, SHUTDOWN = 25, 26  # written by the xrun and shutdown callbacks (JACK's notification thread)
+REFLEXES, REFLEX_NOTES = 27, 28  # reflex tables played, and the notes they wrote (reflex.py)
 
 # -- the published position, a seqlock (clock.read_position): this cycle's start frame, its length,
 #    jack_get_time() as the callback entered, and the anchor of the frame <-> time mapping
@@ -45,7 +46,19 @@ TX_WRITE, TX_READ, RX_WRITE, RX_READ = 40, 48, 56, 64
 SAMPLE_RATE, WINDOW_END = 72, 73
 BEST_OFFSET, BEST_FRAME, BEST_USECS = 74, 75, 76
 PREVIOUS_OFFSET, PREVIOUS_FRAME, PREVIOUS_USECS = 77, 78, 79
-HEADER = 80
+
+# -- the reflex (reflex.py): the armed generation (the tick arms it, the callback claims it with a
+#    compare-and-swap, the tick takes it back with an exchange), the last generation whose table the
+#    callback has finished reading, and two tables (by the generation's parity), each a header
+#    (entries, RX write index at arming, channel mask, frame offset, played mask) and its entries
+#    (packed note-on, lowest input velocity, lowest and highest input note)
+REFLEX_ARMED, REFLEX_DONE = 80, 88
+REFLEX_COUNT, REFLEX_RX_MARK, REFLEX_CHANNELS, REFLEX_OFFSET, REFLEX_MASK = 0, 1, 2, 3, 4
+REFLEX_CAPACITY = 32  # notes one input can set off at once (at most 63: the played mask is one int64)
+REFLEX_ENTRY = 4
+REFLEX_TABLE = 8 + REFLEX_ENTRY * REFLEX_CAPACITY
+REFLEX_BASE = 96
+HEADER = REFLEX_BASE + 2 * REFLEX_TABLE
 
 TX_CAPACITY = 1024  # records; powers of two (indices wrap with a mask)
 RX_CAPACITY = 1024

@@ -3,6 +3,7 @@
 Each cycle the process callback
 1. extends the cycle's 32-bit start frame to 64 bits (clock.extend_frame);
 2. reads every input event with its frame through the sysex-safe parser (parse.py) onto the RX ring;
+   a note-on that claims the armed reflex table (reflex.py) puts its notes in the pending table;
 3. moves what the TX ring holds into its pending table, kept sorted by frame (stable: equal frames
    leave in the order they were queued), because ``jack_midi_event_reserve`` refuses an event
    earlier than the last one written;
@@ -25,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import carray, cfunc, njit, types
 
-from firefly_midi.jack import binding, clock, layout, parse, rings
+from firefly_midi.jack import binding, clock, layout, parse, reflex, rings
 
 _JIT = {"cache": True, "error_model": "numpy", "nogil": True}
 PROCESS_SIGNATURE = types.int32(types.uint32, types.voidptr)
@@ -47,32 +48,57 @@ def read_input(st, buffer, start):
             message = parse.feed(st, np.int64(data[position]))
             if message == parse.NOTHING:
                 continue
+            rx_before = st[layout.RX_WRITE]
             if rings.put(st, layout.RX_WRITE, layout.RX_READ, layout.RX_BASE, layout.RX_CAPACITY, frame, message):
                 st[layout.RECEIVED] += 1
+                play_reflex(st, message, frame, rx_before)
             else:
                 st[layout.RX_OVERFLOW] += 1
     st[layout.LOST_IN] += binding.midi_get_lost_event_count(buffer)
 
 
 @njit(inline="always", **_JIT)
+def play_reflex(st, message, frame, rx_before):
+    """A note-on that claims the armed reflex table: its notes into the pending table, at the
+    input's frame plus the table's offset (written in frame order with everything else)."""
+    gen = reflex.claim(st, message, rx_before)
+    if gen == 0:
+        return
+    table = reflex.table_of(gen)
+    mask = st[table + layout.REFLEX_MASK]
+    at = frame + st[table + layout.REFLEX_OFFSET]
+    for index in range(st[table + layout.REFLEX_COUNT]):
+        if (mask >> index) & 1:
+            insert_pending(st, at, st[reflex.entry(table, index)])
+            st[layout.REFLEX_NOTES] += 1
+    reflex.finished(st, gen)
+
+
+@njit(inline="always", **_JIT)
+def insert_pending(st, frame, message):
+    """One event into the pending table, after those of an equal or earlier frame; the caller
+    checks there is room."""
+    pending = st[layout.PENDING]
+    slot = layout.PENDING_BASE + 2 * pending
+    while slot > layout.PENDING_BASE and st[slot - 2] > frame:  # usually none: the tick queues in order
+        st[slot] = st[slot - 2]
+        st[slot + 1] = st[slot - 1]
+        slot -= 2
+    st[slot] = frame
+    st[slot + 1] = message
+    st[layout.PENDING] = pending + 1
+
+
+@njit(inline="always", **_JIT)
 def take_queued(st):
     """TX ring -> pending table, inserted in frame order; stops (leaving the rest queued) when full."""
-    pending = st[layout.PENDING]
     queued = rings.fill(st, layout.TX_WRITE, layout.TX_READ)
     taken = 0
-    while taken < queued and pending < layout.PENDING_CAPACITY:
+    while taken < queued and st[layout.PENDING] < layout.PENDING_CAPACITY:
         frame, message = rings.peek(st, layout.TX_READ, layout.TX_BASE, layout.TX_CAPACITY, taken)
-        slot = layout.PENDING_BASE + 2 * pending
-        while slot > layout.PENDING_BASE and st[slot - 2] > frame:  # usually none: the tick queues in order
-            st[slot] = st[slot - 2]
-            st[slot + 1] = st[slot - 1]
-            slot -= 2
-        st[slot] = frame
-        st[slot + 1] = message
-        pending += 1
+        insert_pending(st, frame, message)
         taken += 1
     rings.advance(st, layout.TX_READ, taken)
-    st[layout.PENDING] = pending
 
 
 @njit(inline="always", **_JIT)

@@ -105,6 +105,10 @@ class Backend:
         """Fields the backend adds to the ports' status."""
         return {}
 
+    def reflex_state(self) -> object | None:
+        """The native JACK client's state array, where the tick may arm a reflex (firefly_midi/reflex.py)."""
+        return None
+
     # --------------------------------------------------------- an input that can go deaf unheard
     def heartbeat(self, now: float) -> None:
         """Called by the tick about every 10 ms with its clock's time; cheap, never blocks."""

@@ -95,6 +95,10 @@ class NativeJackBackend(Backend):
             return item
         return None
 
+    def reflex_state(self) -> object | None:
+        client = self.client
+        return client.state if client.active and self.config.use_input else None
+
     def server_left(self) -> bool:
         return self.client.shut_down
 

@@ -246,6 +246,13 @@ class Ports:
             self._hold_until = 0.0
         return False
 
+    def reflex_state(self) -> object | None:
+        """Where the tick may arm a reflex: the open native JACK client's state, not while note-ons
+        are held for a new listener's All Notes Off (``_holds``)."""
+        if self.state != PortState.OPEN or self._hold_until:
+            return None
+        return self.midi.reflex_state()
+
     @property
     def arrival(self) -> str:
         """What the time ``poll`` gives with a message is (``Backend.arrival``): "delta" or "monotonic"."""
