@@ -100,13 +100,14 @@ def read_position(st, out):
 # JACK period needs more: lookahead >= tick + jitter + period.
 DEFAULT_LOOKAHEAD_MS = 5.0
 OFFSET_REFRESH_S = 0.5  # how often the MONOTONIC - MONOTONIC_RAW offset is measured again
-# The mapping in use follows the anchor with a slow loop, not in steps: a hit is dated and a clock is
-# placed with the same mapping, so the beats sent keep the drummer's spacing in frames.  The dummy
-# driver on a loaded machine loses time in steps (30 ms at an xrun): taken at once, one beat of MIDI
-# clock got 30 ms longer, 5 BPM.  The loop learns how fast the frame clock loses time (integral,
-# DRIFT_GAIN) and closes what is left at most SLEW_US_PER_S faster (0.2 % of tempo).  Meanwhile
-# events go out up to the step later than the lookahead asks, never early; a frame clock that gains
-# time (events would be late) or a mapping further behind than CATCH_UP_US is followed at once.
+# The mapping in use follows the anchor with a slow loop, not in steps.  Live, a hit is dated and a
+# clock is placed through the same mapping, so a step in it (the dummy driver's frame clock loses
+# 30 ms at an xrun on a loaded machine) went into one beat of MIDI clock: 5 BPM in frames, what a DAW
+# hears (benchmarks/follow_diagnose.py).  The loop learns how fast the frame clock loses time
+# (DRIFT_GAIN, fading over DRIFT_MEMORY_S) and closes what is left at most SLEW_US_PER_S faster: a
+# 30 ms step is spread over about 10 s at under 0.6 % of tempo.  Meanwhile events go out up to the
+# step later than the lookahead asks, never early; a frame clock that gains time (events would be
+# late) or a mapping further behind than CATCH_UP_US is followed at once.
 SLEW_US_PER_S = 2_000.0
 DRIFT_GAIN = 0.05  # per s²: the drift rate's share of what is left, learnt each second
 DRIFT_MEMORY_S = 10.0  # the learnt drift fades over this long once the mapping has caught up
@@ -170,7 +171,7 @@ class FrameClock:
         return (raw_us + self._offset_us) / 1e6
 
     def _mapping(self) -> float:
-        """Raw µs at frame 0: the anchor's, reached at SLEW_US_PER_S when it moves later."""
+        """Raw µs at frame 0: the anchor's, followed slowly when it moves later (the clock lost time)."""
         anchor_frame, anchor_usecs = self._read()
         target = anchor_usecs - anchor_frame * 1e6 / self.sample_rate
         now = time.monotonic()
