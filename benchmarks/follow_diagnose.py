@@ -70,7 +70,7 @@ def compare(drummer: D.Drummer, heard: list, frame0: int, recording: Path) -> di
     after = np.arange(drummer.beats.size) >= 11
     hits, clocks = spread(dated[:n] - played[:n]), spread(out[:m] - due[:m])
     return {
-        "latency_ms": hits["offset_ms"] + clocks["offset_ms"] + header["values"]["follow.lead_ms"],  # hit to its clock, lead aside
+        "latency_ms": hits["offset_ms"] + clocks["offset_ms"],  # a hit's frame to its beat's clock, follow.lead_ms aside
         "hits": {"dated": int(dated.size), "played": int(played.size), **hits},
         "clocks": {"due": int(due.size), "heard": int(out.size), **clocks},
         "fill_live_24_clocks_bpm": D.score(drummer, live)["clock_fill_excursion_bpm"],
