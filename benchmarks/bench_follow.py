@@ -66,13 +66,23 @@ def worst(scores: list[dict[str, float]], key: str) -> float:
     return max(found) if found else float("nan")
 
 
-def table(runs: dict[str, list[dict[str, float]]]) -> str:
+def spread(scores: list[dict[str, float]], key: str, fmt: str) -> str:
+    """Median (min–max) over the runs: live runs on a shared machine differ run to run."""
+    found = [s[key] for s in scores if not np.isnan(s[key])]
+    if not found:
+        return "–"
+    low, mid, high = (fmt.format(v) for v in (min(found), float(np.median(found)), max(found)))
+    return mid if low == high else f"{mid} ({low}–{high})"
+
+
+def table(runs: dict[str, list[dict[str, float]]], medians: bool = False) -> str:
+    """One row a drummer: the worst run of each figure, or (``medians``) its median and range."""
     rows = ["| drummer | " + " | ".join(h for _, h, _ in COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
     for name, scores in runs.items():
         cells = []
         for key, _, fmt in COLUMNS:
             value = worst(scores, key)
-            cells.append("–" if np.isnan(value) else fmt.format(value))
+            cells.append(spread(scores, key, fmt) if medians else "–" if np.isnan(value) else fmt.format(value))
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -84,8 +94,17 @@ def main() -> None:
     ap.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
     ap.add_argument("--live", action="store_true", help="play each drummer into a daemon over a private JACK server")
     ap.add_argument("--only", default="", metavar="NAME", help="only the drummers whose name starts with NAME")
+    ap.add_argument("--medians", action="store_true", help="median (min–max) over the seeds, not the worst seed")
+    ap.add_argument("--from-json", type=Path, nargs="*", default=None, metavar="FILE", help="only print the table of earlier results")
     ap.add_argument("--json", type=Path, default=None, help="results (default: benchmarks/results/bench_follow[_live].json)")
     args = ap.parse_args()
+    if args.from_json:  # the runs of several result files in one table
+        runs = {}
+        for path in args.from_json:
+            for name, scores in json.loads(path.read_text())["runs"].items():
+                runs.setdefault(name, []).extend(scores)
+        print(table(runs, args.medians))
+        return
     args.json = args.json or HERE / "results" / f"bench_follow{'_live' if args.live else ''}.json"
     started = time.perf_counter()
     if args.live:
@@ -106,9 +125,9 @@ def main() -> None:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
-    print(table(runs))
+    print(table(runs, args.medians))
     m = report["machine"]
-    print(f"\n{report['mode']}; worst of {args.seeds} drummer seeds, {args.seconds:g} s each")
+    print(f"\n{report['mode']}; {'median (range)' if args.medians else 'worst'} of {args.seeds} drummer seeds, {args.seconds:g} s each")
     print(f"command: {report['command']}; commit {report['commit']}")
     print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; results: {args.json}")
 

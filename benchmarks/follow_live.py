@@ -32,8 +32,8 @@ RATE, FRAMES = 48_000, 64
 SCHEDULE_AHEAD_S = 0.25  # hits go on the native client's ring this long before they are due
 
 
-def start_daemon(env: dict[str, str], folder: Path, client: str, assignments: list[str]) -> subprocess.Popen:
-    args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", "jack-native", "--client-name", client]
+def start_daemon(env: dict[str, str], folder: Path, client: str, assignments: list[str], extra: tuple[str, ...]) -> subprocess.Popen:
+    args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", "jack-native", "--client-name", client, *extra]
     args += ["--preset", "follow-drummer", "--fresh", "--socket", str(folder / "c.sock")]
     args += [a for assignment in assignments for a in ("--set", assignment)]
     own = {**env, "XDG_CONFIG_HOME": str(folder / "config"), "XDG_STATE_HOME": str(folder / "state")}
@@ -99,10 +99,18 @@ def measure_live(seconds: float, seeds: int, assignments: list[str], only: str =
 
 
 def one(env: dict[str, str], drummer: D.Drummer, assignments: list[str]) -> dict[str, float]:
+    heard, frame0 = session(env, drummer, assignments)
+    score = D.score(drummer, followed(heard, frame0, drummer))
+    score["lock_beat"] = float("nan")  # not seen from outside the daemon
+    return score
+
+
+def session(env: dict[str, str], drummer: D.Drummer, assignments: list[str], extra: tuple[str, ...] = ()) -> tuple[list, int]:
+    """Play ``drummer`` into a fresh daemon (``extra``: more daemon arguments); what came back, and frame 0."""
     tag = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory(prefix="ffm-follow-") as name:
         folder, client = Path(name), f"ffm-{tag}"
-        proc = start_daemon(env, folder, client, assignments)
+        proc = start_daemon(env, folder, client, assignments, extra)
         try:
             wait_for_port(env, f"{client}:in", timeout=90)
             wait_until_playing(folder, proc)
@@ -117,6 +125,4 @@ def one(env: dict[str, str], drummer: D.Drummer, assignments: list[str]) -> dict
         finally:
             proc.terminate()
             proc.wait(30)
-    score = D.score(drummer, followed(heard, frame0, drummer))
-    score["lock_beat"] = float("nan")  # not seen from outside the daemon
-    return score
+    return heard, frame0

@@ -34,7 +34,7 @@ from firefly_midi.clock import Clock
 from firefly_midi.control.protocol import MAX_FORWARD_S
 from firefly_midi.handover import Handover
 from firefly_midi.lifecycle import dying_on_signals, tell_scheduling
-from firefly_midi.player import Player, build_parts
+from firefly_midi.player import HIT_PAST_S, Player, build_parts
 from firefly_midi.ports import PortConfig, Ports
 from firefly_midi.reflex import Reflex
 from firefly_midi.replay import Recorder
@@ -72,14 +72,16 @@ class PortInput:
         if item is None:
             return None
         tick, now = self.tick_s, time.monotonic()
+        low = 0.0
         if getattr(self.ports, "arrival", "delta") == "monotonic":
-            arrival = item[1]
+            arrival = item[1]  # the event's frame through the mapping its answer goes out by: kept,
+            low = -HIT_PAST_S / tick  # even when the mapping lags the arrival (the player bounds it)
         else:
             arrival = self._last_arrival + item[1]  # rtmidi's delta time since the message before
             if not now - tick <= arrival <= now:
                 arrival = now  # first message, or a clock mismatch: anchor on the poll time
             self._last_arrival = arrival
-        return item[0], min(max((arrival - (now - tick)) / tick, 0.0), 1.0)
+        return item[0], min(max((arrival - (now - tick)) / tick, low), 1.0)
 
 
 class Daemon:

@@ -31,6 +31,7 @@ AUTOMATION_EVERY_S = 0.01
 MAX_CATCH_UP = 8  # skipped ticks the swarm steps through at most, per tick
 MAX_BEHIND_S = 1.0  # the swarm repays at most this much skipped time; beyond it, ticks are lost
 RETUNE_SHARE = 0.02  # following: the swarm's own tempo is retuned when off by more than this share
+HIT_PAST_S = 0.3  # following: a hit may be dated this far before its tick (a lagging JACK frame mapping)
 _CLOCK_STATUSES = (midi.TIMING_CLOCK, midi.SONG_START, midi.SONG_STOP)
 
 
@@ -211,15 +212,16 @@ class Player:
     def hear(self, message: list[int], frac: float) -> None:
         """One incoming message, ``frac`` of a tick into the coming step: a flash, a clock, a knob, or nothing."""
         counts, status = self.counts, message[0] if message else -1
+        edge = frac if 0.0 <= frac <= 1.0 else (1.0 if frac > 1.0 else 0.0)  # the swarm's step holds no past
         if status in _CLOCK_STATUSES:
-            self._clock(status, frac)
+            self._clock(status, edge)
             counts.other += 1
         elif status & 0xF0 == midi.CONTROL_CHANGE and len(message) == 3 and self._control_change(status & 0x0F, message[1], message[2]):
             counts.other += 1
         elif self.follower.enabled:
             self._hit(message, frac)
         else:
-            self.parts.inputs.apply(message, frac, self.swarm)  # counts into the same InputCounts
+            self.parts.inputs.apply(message, edge, self.swarm)  # counts into the same InputCounts
         if self.note_learner.count and (note_on := self.parts.inputs.note_on(message)) is not None:
             self._learnt_notes(self.note_learner.hear(note_on[0], self.swarm.time_s))
 
@@ -233,7 +235,10 @@ class Player:
     def _hit(self, message: list[int], frac: float) -> None:
         """Following: a note-on that counts is a hit on swarm time (replays exactly offline)."""
         note_on = self.parts.inputs.note_on(message)
-        frac = frac if 0.0 <= frac <= 1.0 else (1.0 if frac > 1.0 else 0.0)  # NaN and beyond: the tick's edges
+        # A JACK hit is dated through the frame mapping the clocks go out by, which may lag behind the
+        # arrival (jack/clock.py slews it): the follower hears it then, up to HIT_PAST_S before the tick.
+        low = -HIT_PAST_S / self.swarm.dt
+        frac = frac if low <= frac <= 1.0 else (1.0 if frac > 1.0 else low if frac < low else 0.0)  # NaN: the edge
         if note_on is not None and self.follower.hear(note_on[0], note_on[1], (self.swarm.ticks + frac) * self.swarm.dt):
             self.counts.flashes += 1
         else:

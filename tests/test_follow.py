@@ -232,3 +232,15 @@ def test_lead_ms_plays_the_bands_beats_that_much_early(values):
         offsets[lead] = (bursts, clock)
     assert offsets[10.0][0] - offsets[0.0][0] == pytest.approx(-0.010, abs=0.002)
     assert offsets[10.0][1] - offsets[0.0][1] == pytest.approx(-0.010, abs=0.002)
+
+
+def test_a_frame_clock_losing_30_ms_inside_a_fill_moves_the_daws_clock_at_most_1_bpm(values):
+    """Live, hits are dated and clocks placed through the JACK frame clock mapping: a step in it went
+    into one beat of clock (5 BPM, benchmarks/follow_diagnose.py); the mapping now slews."""
+    drummer = D.standard(SECONDS, 1, "fill")[0]
+    step_at = drummer.fills[3][0] + 0.3  # 30 ms lost a little after a fill began
+
+    def lost_at(t: float) -> float:
+        return 0.030 if t >= step_at else 0.0
+
+    assert D.fill_through_frame_clock(values, drummer, lost_at) <= 1.0

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from numba import njit
 
 from firefly_midi.jack import clock, layout, parse, rings
+from firefly_midi.testing.drummers import ScriptedAnchor
 
 data_byte = st.integers(0, 0x7F)
 channel_message = st.one_of(
@@ -108,3 +109,26 @@ def test_frame_clock_maps_from_the_earliest_entering_cycle_and_back():
     when = mapping.time_at(1_000 + 64 * 3)
     assert mapping.frame_at(when) == 1_000 + 64 * 3
     assert mapping.frame_at(when + 0.25) == 1_000 + 64 * 3 + 12_000
+
+
+def test_frame_clock_spreads_a_lost_step_over_seconds_and_follows_a_gain_at_once():
+    mapping = ScriptedAnchor()
+
+    def zero_ms(seconds: float, lost_s: float) -> float:  # frame 0 on the mapping, ms
+        return mapping.zero_at(seconds, lost_s) * 1000.0
+
+    assert zero_ms(1.0, 0.0) == 0.0
+    steps = [zero_ms(1.0 + 0.001 * k, 0.030) for k in range(1, 1001)]  # lost 30 ms (the dummy driver at an xrun)
+    assert 0.0 < steps[0] < 0.003  # not 30 ms at once: 2-3 µs in the first ms
+    assert max(np.diff(steps)) < 0.006  # under 6 µs a ms: a beat of clock stretches by < 0.6 %
+    later = [zero_ms(2.0 + 0.01 * k, 0.030) for k in range(1, 3001)]
+    assert later[-1] == 30.0  # caught up within 30 s
+    assert zero_ms(40.0, 0.010) == 10.0  # gained 20 ms: events would be late, so at once
+
+
+def test_frame_clock_follows_a_frame_clock_that_runs_slow():
+    mapping = ScriptedAnchor()
+    # 60 s read every 5 ms; the frame clock loses 3.7 % (what the loaded dummy driver did)
+    lag = [37.0 * k / 1000.0 - mapping.zero_at(0.001 * k, 37e-6 * k) * 1000.0 for k in range(0, 60_000, 5)]
+    assert max(lag) < clock.CATCH_UP_US / 1000.0  # never snaps
+    assert lag[-1] < 100.0  # learnt the drift: 37 ms a second, followed under 100 ms behind

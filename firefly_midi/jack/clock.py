@@ -100,6 +100,19 @@ def read_position(st, out):
 # JACK period needs more: lookahead >= tick + jitter + period.
 DEFAULT_LOOKAHEAD_MS = 5.0
 OFFSET_REFRESH_S = 0.5  # how often the MONOTONIC - MONOTONIC_RAW offset is measured again
+# The mapping in use follows the anchor with a slow loop, not in steps.  Live, a hit is dated and a
+# clock is placed through the same mapping, so a step in it (the dummy driver's frame clock loses
+# 30 ms at an xrun on a loaded machine) went into one beat of MIDI clock: 5 BPM in frames, what a DAW
+# hears (benchmarks/follow_diagnose.py).  The loop learns how fast the frame clock loses time
+# (DRIFT_GAIN, fading over DRIFT_MEMORY_S) and closes what is left at most SLEW_US_PER_S faster: a
+# 30 ms step is spread over about 10 s at under 0.6 % of tempo.  Meanwhile events go out up to the
+# step later than the lookahead asks, never early; a frame clock that gains time (events would be
+# late) or a mapping further behind than CATCH_UP_US is followed at once.
+SLEW_US_PER_S = 2_000.0
+DRIFT_GAIN = 0.05  # per s²: the drift rate's share of what is left, learnt each second
+DRIFT_MEMORY_S = 10.0  # the learnt drift fades over this long once the mapping has caught up
+MAX_DRIFT = 0.05  # the frame clock may lose at most 5 % (the loaded dummy driver lost 3.7 %)
+CATCH_UP_US = 250_000.0
 
 
 def prepare(st: np.ndarray, sample_rate: int) -> None:
@@ -132,6 +145,9 @@ class FrameClock:
         self._position = np.zeros(5, dtype=np.int64)
         self._offset_us = 0.0
         self._offset_at = -float("inf")
+        self._zero_us = float("nan")  # raw µs at frame 0 of the mapping in use (slewed toward the anchor's)
+        self._zero_at = 0.0  # time.monotonic() when it was last moved
+        self._drift = 0.0  # µs a second the frame clock is learnt to lose
 
     def warm_up(self) -> None:
         """Compile (or load) the jitted reader now, not on the tick's first call."""
@@ -145,15 +161,29 @@ class FrameClock:
 
     def frame_at(self, time_s: float) -> int:
         """The frame that plays at ``time_s`` (time.monotonic())."""
-        anchor_frame, anchor_usecs = self._read()
+        zero_us = self._mapping()
         raw_us = time_s * 1e6 - self._offset_us
-        return anchor_frame + round((raw_us - anchor_usecs) * self.sample_rate / 1e6)
+        return round((raw_us - zero_us) * self.sample_rate / 1e6)
 
     def time_at(self, frame: int) -> float:
         """When ``frame`` plays, on time.monotonic()."""
-        anchor_frame, anchor_usecs = self._read()
-        raw_us = anchor_usecs + (frame - anchor_frame) * 1e6 / self.sample_rate
+        raw_us = self._mapping() + frame * 1e6 / self.sample_rate
         return (raw_us + self._offset_us) / 1e6
+
+    def _mapping(self) -> float:
+        """Raw µs at frame 0: the anchor's, followed slowly when it moves later (the clock lost time)."""
+        anchor_frame, anchor_usecs = self._read()
+        target = anchor_usecs - anchor_frame * 1e6 / self.sample_rate
+        now = time.monotonic()
+        behind, elapsed = target - self._zero_us, now - self._zero_at
+        self._zero_at = now
+        if behind < 0.0 or behind > CATCH_UP_US or behind != behind:  # gained time, too far, or the first read
+            self._zero_us = target
+            return target
+        self._drift += (DRIFT_GAIN * behind - self._drift / DRIFT_MEMORY_S) * elapsed
+        self._drift = min(max(self._drift, 0.0), MAX_DRIFT * 1e6)
+        self._zero_us += min(behind, (self._drift + SLEW_US_PER_S) * elapsed)
+        return self._zero_us
 
     def now_frame(self) -> int:
         return self.frame_at(time.monotonic())

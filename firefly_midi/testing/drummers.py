@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from firefly_midi.jack import clock as frame_clock
 from firefly_midi.player import Player
 from firefly_midi.render import TimedInput
 
@@ -163,6 +164,48 @@ def follow(values: dict[str, Any], drummer: Drummer) -> Followed:
     times = np.array([t for t, m in notes if m[2] > 0])
     bursts = times[np.r_[True, np.diff(times) > 0.1]] if times.size else times
     return Followed(bursts, grid, clock, locked.astype(bool), np.array(clock_beats), notes)
+
+
+class ScriptedAnchor(frame_clock.FrameClock):
+    """A JACK frame clock mapping whose anchor is set by hand (``anchor``: frame, raw µs), read at
+    the monotonic time ``now`` (seconds) instead of the machine's."""
+
+    def __init__(self) -> None:
+        super().__init__(np.zeros(1, dtype=np.int64), 48_000)
+        self.anchor = (0, 0)
+        self.now = 0.0
+
+    def _read(self) -> tuple[int, int]:
+        return self.anchor
+
+    def zero_at(self, seconds: float, lost_s: float) -> float:
+        """Frame 0 on the mapping at ``seconds``, once the frame clock has lost ``lost_s`` in all."""
+        self.anchor, self.now = (0, round(lost_s * 1e6)), seconds
+        real = frame_clock.time.monotonic
+        frame_clock.time.monotonic = lambda: self.now  # the loop's own clock, scripted
+        try:
+            return self.time_at(0)
+        finally:
+            frame_clock.time.monotonic = real
+
+
+def fill_through_frame_clock(values: dict[str, Any], drummer: Drummer, lost_at: Any) -> float:
+    """The fill figure of MIDI clock out beat by beat, in JACK frames, when the daemon dates the hits
+    and places its clocks through the frame clock mapping (as live) and the frame clock has lost
+    ``lost_at(t)`` seconds by time t (the dummy driver loses time in steps under load)."""
+    mapping = ScriptedAnchor()
+    zero = np.array([mapping.zero_at(k / 1000.0, lost_at(k / 1000.0)) for k in range(round(drummer.seconds * 1000) + 1)])
+
+    def at(t: Any) -> np.ndarray:
+        return zero[np.clip(np.round(np.asarray(t) * 1000.0).astype(int), 0, zero.size - 1)]
+
+    dated = Drummer(
+        drummer.name, [(t + float(at(t)), m) for t, m in drummer.hits], drummer.beats, drummer.bpm, drummer.played, drummer.fills
+    )
+    dated.seconds = drummer.seconds
+    beats = follow(values, dated).clock_beats
+    after = np.arange(drummer.beats.size) >= 11  # as score's: lock on the third beat, eight to settle
+    return _excursion(drummer, _beat_by_beat(beats - at(beats), drummer.beats), after)
 
 
 def _nearest(bursts: np.ndarray, at: np.ndarray) -> np.ndarray:
