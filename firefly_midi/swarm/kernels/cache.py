@@ -36,6 +36,10 @@ from numba.core import caching
 
 ENV_VAR = "FIREFLY_MIDI_CACHE_DIR"
 PACKAGE_DIR = Path(__file__).resolve().parent
+# The folders whose compiled functions are cached by key: the swarm's kernels, and the native JACK
+# client's callbacks (they inline clock, parse, rings and layout: numba's own stamp, the defining
+# file's, missed an edit to those and loaded a stale callback after a `git pull`).
+KEYED_DIRS = (PACKAGE_DIR, PACKAGE_DIR.parents[1] / "jack")
 UNUSED_DAYS = 30.0
 STAMP = "last-used"
 
@@ -63,11 +67,18 @@ def source_key(package_dir: Path = PACKAGE_DIR) -> str:
     return f"{name}-{digest.hexdigest()[:20]}"
 
 
-@functools.cache
 def cache_dir() -> Path:
     """This process's kernel cache folder, ``<cache root>/numba/<source key>`` (fixed at first use);
     stamped as used, and the folders unused for ``UNUSED_DAYS`` beside it removed."""
-    folder = cache_root() / "numba" / source_key()
+    return keyed_dir(PACKAGE_DIR)
+
+
+@functools.cache
+def keyed_dir(package_dir: Path) -> Path:
+    """The cache folder of the compiled functions defined in ``package_dir`` (one of ``KEYED_DIRS``),
+    keyed on that folder's modules: ``<cache root>/numba/<source key>``, the kernels' unprefixed."""
+    prefix = "" if package_dir == PACKAGE_DIR else f"{package_dir.name}-"
+    folder = cache_root() / "numba" / (prefix + source_key(package_dir))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / STAMP).touch()
@@ -118,13 +129,14 @@ class KernelCacheLocator(caching._CacheLocator):
 
     @classmethod
     def from_function(cls, py_func, py_file):
-        if Path(py_file).resolve().parent != PACKAGE_DIR:
-            return None  # not a kernel: numba's own locators decide
-        locator = cls(py_func, cache_dir())
+        folder = Path(py_file).resolve().parent
+        if folder not in KEYED_DIRS:
+            return None  # not ours to key: numba's own locators decide
+        locator = cls(py_func, keyed_dir(folder))
         try:
             locator.ensure_cache_path()
         except OSError:  # no writable cache folder: a private one for this process, never a stale one
-            locator = cls(py_func, _private_dir() / cache_dir().name)
+            locator = cls(py_func, _private_dir() / keyed_dir(folder).name)
         return locator
 
 
