@@ -53,7 +53,8 @@ class Counters:
 class NativeJackClient:
     """A JACK MIDI client whose real-time side is compiled; see the module's docstring."""
 
-    def __init__(self, name: str, lookahead_ms: float = DEFAULT_LOOKAHEAD_MS, in_name: str = "in", out_name: str = "out") -> None:
+    def __init__(self, name: str, lookahead_ms: float = DEFAULT_LOOKAHEAD_MS, in_name: str | None = "in", out_name: str = "out") -> None:
+        """``in_name=None``: no input port (the callback then reads none)."""
         self.name = name
         self.port_names = (in_name, out_name)
         self.lookahead_ms = lookahead_ms
@@ -76,7 +77,7 @@ class NativeJackClient:
         self._warm_up()
         client = libjack.open_client(self.name)
         try:
-            in_port = libjack.register_midi_port(client, self.port_names[0], libjack.PORT_IS_INPUT)
+            in_port = libjack.register_midi_port(client, self.port_names[0], libjack.PORT_IS_INPUT) if self.port_names[0] else 0
             out_port = libjack.register_midi_port(client, self.port_names[1], libjack.PORT_IS_OUTPUT)
             self.state[layout.CLIENT], self.state[layout.IN_PORT], self.state[layout.OUT_PORT] = client, in_port, out_port
             self.state[layout.BASE] = self.state.ctypes.data
@@ -92,7 +93,7 @@ class NativeJackClient:
             libjack.lib().jack_client_close(client)
             raise
         self._client = client
-        self.in_port, self.out_port = libjack.port_name(in_port), libjack.port_name(out_port)
+        self.in_port, self.out_port = libjack.port_name(in_port) if in_port else "", libjack.port_name(out_port)
 
     def activate(self) -> None:
         """Start the callback: the state is locked in RAM first (where the limit allows)."""

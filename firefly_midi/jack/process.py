@@ -135,7 +135,8 @@ def _process(nframes, arg):
     entered = np.int64(binding.get_time())
     start = clock.extend_frame(st[layout.FRAME64], np.int64(binding.last_frame_time(st[layout.CLIENT])))
     st[layout.FRAME64] = start
-    read_input(st, binding.port_get_buffer(st[layout.IN_PORT], nframes), start)
+    if st[layout.IN_PORT] != 0:  # 0: opened without an input (--no-input)
+        read_input(st, binding.port_get_buffer(st[layout.IN_PORT], nframes), start)
     output = binding.port_get_buffer(st[layout.OUT_PORT], nframes)
     binding.midi_clear_buffer(output)
     take_queued(st)

@@ -138,6 +138,7 @@ def spawn(jack_server, tmp_path):
     env = dict(jack_server)
     for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
         env[name] = str(tmp_path / name.lower())
+    env["PYTHONFAULTHANDLER"] = "1"  # a crash leaves every thread's stack in the log
 
     def start(args: list[str]) -> Proc:
         proc = start_logged(args, env, tmp_path)

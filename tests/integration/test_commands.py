@@ -213,14 +213,6 @@ def test_osc_port_serves_every_address(daemon, short_dir, tmp_path):
     assert code == 0, log[-2000:]
 
 
-# The native client registers its `in` port even under --no-input (the port is never read: its events
-# are dropped): not registering it needs the callback to skip a missing input port, a guard in
-# firefly_midi/jack/process.py (_process: read_input only when st[IN_PORT] != 0) with client.open
-# registering `in` only when wanted.  strict: the day it holds, this marker must go.
-NO_INPUT_PORT = pytest.mark.xfail(reason="the native client registers `in` under --no-input", strict=True)
-
-
-@pytest.mark.parametrize("backend", ["jack", pytest.param("jack-native", marks=NO_INPUT_PORT)], indirect=True)
 def test_in_and_out_port_names_and_no_input(spawn, jack_server, compiled_kernels, backend):
     client = "ffm-named"
     start = [*COMMAND, "daemon", "--fresh", "--preset", "pulse-sine", "--backend", backend, "--client-name"]
