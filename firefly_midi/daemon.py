@@ -21,8 +21,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -34,13 +32,12 @@ from firefly_midi.clock import Clock
 from firefly_midi.control.protocol import MAX_FORWARD_S
 from firefly_midi.handover import Handover
 from firefly_midi.lifecycle import dying_on_signals, tell_scheduling
-from firefly_midi.player import HIT_PAST_S, Player, build_parts
+from firefly_midi.player import Player, build_parts
 from firefly_midi.ports import PortConfig, Ports
-from firefly_midi.reflex import Reflex
 from firefly_midi.replay import Recorder
 from firefly_midi.saved_state import SavedState
 from firefly_midi.swarm import Swarm
-from firefly_midi.telemetry import FlashRing
+from firefly_midi.tick_loop import TickLoop
 from firefly_midi.upkeep import PortUpkeep
 
 if TYPE_CHECKING:
@@ -48,40 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("firefly_midi.daemon")
 
-GUARD_EVERY_S = 0.01  # how often the JACK input's silence is looked at (Ports.end_stray_sysex)
-MAX_ERRORS_IN_A_ROW = 100
 SWITCH_INTERVAL_S = 1e-4
-
-
-class PortInput:
-    """The ports' input as the player reads it: each message with where in the last tick it arrived.
-
-    Messages polled now arrived during the tick that just ended.  Playing each into the coming step
-    at the same offset keeps their spacing and delays every input by exactly one tick, instead of
-    jittering by up to a tick.  A backend dates a message either by the seconds since the one before
-    (rtmidi: chained from the first, anchored on the poll) or by its arrival on time.monotonic()
-    (the native JACK client, from the event's frame): ``ports.arrival`` says which.
-    """
-
-    def __init__(self, ports: Any, tick_s: float):
-        self.ports, self.tick_s = ports, tick_s
-        self._last_arrival = 0.0
-
-    def poll(self) -> tuple[list[int], float] | None:
-        item = self.ports.poll()
-        if item is None:
-            return None
-        tick, now = self.tick_s, time.monotonic()
-        low = 0.0
-        if getattr(self.ports, "arrival", "delta") == "monotonic":
-            arrival = item[1]  # the event's frame through the mapping its answer goes out by: kept,
-            low = -HIT_PAST_S / tick  # even when the mapping lags the arrival (the player bounds it)
-        else:
-            arrival = self._last_arrival + item[1]  # rtmidi's delta time since the message before
-            if not now - tick <= arrival <= now:
-                arrival = now  # first message, or a clock mismatch: anchor on the poll time
-            self._last_arrival = arrival
-        return item[0], min(max((arrival - (now - tick)) / tick, low), 1.0)
 
 
 class Daemon:
@@ -94,32 +58,32 @@ class Daemon:
         self.saved = SavedState(values, preset)
         self.engines = Handover(self, values, engine)
         self.player = Player(values, engine=self.engines.first)
-        self.clock = Clock(self.values["clock.tick_ms"] / 1000.0, self._tick)
-        self.flash_ring = FlashRing()
-        self._commands: deque[Callable[[], None]] = deque()
+        self.clock = Clock(self.values["clock.tick_ms"] / 1000.0, lambda k: None)
         ports_used = Ports(ports or PortConfig(use_input=True, clock_in=values["input.clock_in"]))
+        self.ticks = TickLoop(self.player, ports_used, self.clock)
+        self.clock.on_tick = self.ticks.tick
         self.upkeep = PortUpkeep(ports_used, self.saved, self.submit, self._greet_ports)
-        self.upkeep.on_tick(self._silence, self._all_notes_off)
-        self._input = PortInput(ports_used, self.clock.tick_s)
-        self.reflex = Reflex()  # the native JACK client's same-cycle answers (firefly_midi/reflex.py)
-        self._last_due = 0.0  # the latest due time sent (_send)
-        self._guard_every = max(1, round(GUARD_EVERY_S / self.clock.tick_s))
+        self.upkeep.on_tick(self.ticks.silence, self.ticks.all_notes_off)
         self._status_every = 0.0
-        self.errors = 0
-        self.longest_commands_s = 0.0  # the longest a tick spent on queued commands: swaps must stay cheap
-        self._errors_in_a_row = 0
         self.stopped = threading.Event()
         self.exit_code = 0
-        self.recorder: Recorder | None = None  # daemon --record: the session's input and commands
 
     @property
     def ports(self) -> Any:
-        return self._input.ports
+        return self.ticks.ports
 
     @ports.setter
     def ports(self, ports: Any) -> None:
         """Use other ports (before ``start``): a recording device in tests, say."""
-        self._input.ports = self.upkeep.ports = ports
+        self.ticks.input.ports = self.upkeep.ports = ports
+
+    @property
+    def errors(self) -> int:
+        return self.ticks.errors
+
+    @property
+    def recorder(self) -> Recorder | None:
+        return self.ticks.recorder
 
     # What the tick thread plays (read-only from other threads).
     @property
@@ -164,7 +128,7 @@ class Daemon:
         with dying_on_signals():
             self.ports.open()
             if getattr(getattr(self.ports, "config", None), "backend", "") == "jack-native":
-                self.reflex.warm_up()  # never compiled on the tick; the reflex stays off without it
+                self.ticks.reflex.warm_up()  # never compiled on the tick; the reflex stays off without it
         self._greet_ports()  # a synth left hanging by an earlier run that crashed is silenced first (first tick)
         if self.ports.server_realtime() is False:
             # A real-time tick would run ahead of JACK's own threads and hold up its cycles.
@@ -187,7 +151,7 @@ class Daemon:
         """Stop ticking, send every pending note-off and All Notes Off, close the ports."""
         self.engines.stop()
         self.clock.stop()
-        self._silence()
+        self.ticks.silence()
         self.ports.close()
         if self.recorder is not None:
             self.recorder.close()
@@ -195,12 +159,7 @@ class Daemon:
 
     def record(self, path: Path) -> None:
         """Keep the session in ``path`` (before ``start``): ``render --replay`` plays it again exactly."""
-        self.recorder = Recorder(path, self.preset, self.values, self._input)
-
-    def _did(self, what: str, *args: Any) -> None:
-        """A command reached the player (on the tick thread): the recording keeps it."""
-        if self.recorder is not None:
-            self.recorder.log.did(what, *args)
+        self.ticks.recorder = Recorder(path, self.preset, self.values, self.ticks.input)
 
     def run_forever(self, control: ControlServer | None = None) -> int:
         """Run until SIGINT/SIGTERM (or a ``stop`` command); silence everything; return the exit code."""
@@ -252,7 +211,7 @@ class Daemon:
         its next step (the first one, at start): a synth may hold notes from a run that crashed."""
         self.ports.restore(self.saved.connections)
         self.ports.settle()
-        self.submit(self._all_notes_off)
+        self.submit(self.ticks.all_notes_off)
 
     def log_status_every(self, seconds: float) -> None:
         """Log ``status`` as one JSON line every ``seconds`` while running (for logs and scripts)."""
@@ -263,7 +222,7 @@ class Daemon:
     # tick boundary and returns at once.
     def submit(self, command: Callable[[], None]) -> None:
         """Run ``command`` on the tick thread, between two steps (thread-safe)."""
-        self._commands.append(command)
+        self.ticks.submit(command)
 
     def set(self, key: str, value: Any) -> Any:
         """Check ``key = value`` now (errors raise here, in the caller), apply it at the next tick."""
@@ -275,9 +234,9 @@ class Daemon:
             log.warning("clock.tick_ms changes take effect on restart")
         elif P.PARAMS[key].effect == "reshape":
             swarm = self.player.reshaped(key, value)  # drawn here, not on the tick
-            self.submit(lambda: (self.player.adopt(key, value, swarm), self._did("set", key, P.plain(value))))
+            self.submit(lambda: (self.player.adopt(key, value, swarm), self.ticks.did("set", key, P.plain(value))))
         else:
-            self.submit(lambda: (self.player.apply(key, value), self._did("set", key, P.plain(value))))
+            self.submit(lambda: (self.player.apply(key, value), self.ticks.did("set", key, P.plain(value))))
         return value
 
     def load(self, values: dict[str, Any], preset: str = "") -> None:
@@ -288,9 +247,9 @@ class Daemon:
         kept = P.jsonable(parts.values) if self.recorder is not None else None
 
         def switch() -> None:
-            self._silence()
+            self.ticks.silence()
             self.player.swap(parts)
-            self._did("load", kept)
+            self.ticks.did("load", kept)
             log.info("switched to preset %s", preset or "(custom)")
 
         self.submit(switch)
@@ -313,28 +272,28 @@ class Daemon:
         return P.plain(self.values[P.lookup(key).key])
 
     def panic(self) -> None:
-        self.submit(self._silence)
+        self.submit(self.ticks.silence)
 
     def pause(self) -> None:
         def pause_now() -> None:
-            self._silence()
+            self.ticks.silence()
             self.player.paused = True
-            self._did("pause")
+            self.ticks.did("pause")
 
         self.submit(pause_now)
 
     def resume(self) -> None:
-        self.submit(lambda: (setattr(self.player, "paused", False), self._did("resume")))
+        self.submit(lambda: (setattr(self.player, "paused", False), self.ticks.did("resume")))
 
     def reset(self) -> None:
         """Draw the swarm afresh from its parameters (same seed: the same start)."""
         swarm = Swarm(self.values, threads=self.swarm.threads, engine=self.player.engine)
 
         def reset_now() -> None:
-            self._silence()
+            self.ticks.silence()
             self.player.adopt("swarm.seed", swarm.values["swarm.seed"], swarm)
             self.mapper.tempo.reset()
-            self._did("reseed", swarm.values["swarm.seed"])
+            self.ticks.did("reseed", swarm.values["swarm.seed"])
 
         self.submit(reset_now)
 
@@ -344,9 +303,9 @@ class Daemon:
             raise ValueError(f"forward takes 0 < seconds <= {MAX_FORWARD_S:g}, got {seconds}")
 
         def forward_now() -> None:
-            self._silence()
+            self.ticks.silence()
             self.player.forward(max(1, round(seconds / self.swarm.dt)))
-            self._did("forward", max(1, round(seconds / self.swarm.dt)))
+            self.ticks.did("forward", max(1, round(seconds / self.swarm.dt)))
 
         self.submit(forward_now)
 
@@ -356,13 +315,13 @@ class Daemon:
         param = P.PARAMS[key]
         lo = P.check(key, param.lo if lo is None else lo)
         hi = P.check(key, param.hi if hi is None else hi)
-        self.submit(lambda: (self.player.arm_learn(key, float(lo), float(hi)), self._did("learn", key, float(lo), float(hi))))
+        self.submit(lambda: (self.player.arm_learn(key, float(lo), float(hi)), self.ticks.did("learn", key, float(lo), float(hi))))
         log.info("MIDI learn: move a controller to bind it to %s (%g..%g)", key, lo, hi)
         return {"key": key, "lo": lo, "hi": hi}
 
     def learn_beats(self, count: int, seconds: float) -> dict[str, Any]:
         """The next ``count`` distinct notes on the input (or those within ``seconds`` of the first) become follow.notes."""
-        self.submit(lambda: (self.player.arm_note_learn(count, seconds), self._did("learnbeats", count, seconds)))
+        self.submit(lambda: (self.player.arm_note_learn(count, seconds), self.ticks.did("learnbeats", count, seconds)))
         log.info("learning the notes that are beats: play %d different drums", count)
         return {"count": count, "seconds": seconds}
 
@@ -386,77 +345,3 @@ class Daemon:
     def telemetry_frame(self, cursor: int, points: int) -> tuple[dict[str, Any], int]:
         """A picture of the swarm now, and the flashes since ``cursor`` (-1: from now on)."""
         return telemetry.frame(self, cursor, points)
-
-    # ------------------------------------------------------------------------------------ tick
-    def _tick(self, k: int) -> None:
-        recorder = self.recorder
-        if recorder is not None:
-            recorder.log.start_tick(k)
-        try:
-            self.reflex.take_back(self.player)  # first: nothing below may change what it was armed for
-            commands = self._commands
-            if commands:
-                began = time.perf_counter()
-                while commands:
-                    commands.popleft()()
-                self.longest_commands_s = max(self.longest_commands_s, time.perf_counter() - began)
-            if k % self._guard_every == 0:
-                self.ports.end_stray_sysex(k * self.clock.tick_s)
-            player = self.player
-            count = player.tick(k, self._input if recorder is None else recorder.input)
-            if player.stepped:
-                swarm = player.swarm
-                ids, times = swarm.flashes()
-                self.flash_ring.push(ids, times, swarm.ticks - 1, swarm.dt)
-            self._send(count, self.clock.started_at + k * self.clock.tick_s)
-            if recorder is None:  # a recording replays the input's own path (the notes are the same)
-                self.reflex.arm(self.ports, player)
-            self._errors_in_a_row = 0
-        except Exception:
-            self._on_error()
-        finally:
-            if recorder is not None:
-                recorder.log.end_tick()
-
-    def _on_error(self) -> None:
-        self.errors += 1
-        self._errors_in_a_row += 1
-        log.error("error inside the tick (notes silenced, still playing):\n%s", traceback.format_exc())
-        try:
-            self._silence()
-        except Exception:
-            log.exception("could not silence the notes")
-        if self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
-            self.exit_code = 1
-            self.stopped.set()
-            raise RuntimeError("the tick failed 100 times in a row; stopping")
-
-    def _send(self, count: int, deadline: float | None = None) -> None:
-        """Send the player's first ``count`` events, each due at ``deadline`` (the tick's, on
-        time.monotonic(); None: now) plus its offset within the tick, plus ``clock.lookahead_ms``.
-
-        A scheduling backend (native JACK) writes each at its exact frame; rtmidi sends at once.
-        Due times never go back (``_last_due``): events leave in the order sent, as through rtmidi,
-        so a silence sent mid-tick stays before the tick's notes, and a shorter lookahead reorders nothing.
-        """
-        events, send, player = self.player.events, self.ports.send, self.player
-        lookahead = player.values["clock.lookahead_ms"] / 1000.0
-        if deadline is None:
-            due, dt, start = time.monotonic() + lookahead, 0.0, 0.0
-        else:
-            due, dt = deadline + lookahead, player.swarm.dt
-            start = (player.swarm.ticks - 1) * dt  # the step just played: its events lie in [start, start + dt]
-        times, last = events.time_s, self._last_due
-        for i in range(count):
-            last = max(last, due + min(max(float(times[i]) - start, 0.0), dt))
-            send(events.message(i), last)
-        self._last_due = last
-
-    def _silence(self) -> None:
-        self._send(self.player.silence())
-        self._did("silence")
-
-    def _all_notes_off(self) -> None:
-        """Forget pending notes and send All Notes Off on every channel the preset may play on."""
-        self._send(self.player.all_notes_off())
-        self._did("all_notes_off")

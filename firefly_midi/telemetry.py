@@ -127,7 +127,7 @@ def status(daemon: Any) -> dict[str, Any]:
         "dropped_in": counts.dropped,
         "dropped_external": swarm.dropped_external,
         "errors": daemon.errors,
-        "longest_commands_us": daemon.longest_commands_s * 1e6,
+        "longest_commands_us": daemon.ticks.longest_commands_s * 1e6,
         "caught_up_ticks": player.caught_up_ticks,
         "lost_ticks": player.lost_ticks,
         "behind_ticks": player.behind_ticks,
@@ -140,7 +140,7 @@ def status(daemon: Any) -> dict[str, Any]:
 
 def frame(daemon: Any, cursor: int, points: int) -> tuple[dict[str, Any], int]:
     """A picture of a daemon's swarm now, and the flashes since ``cursor`` (-1: from now on)."""
-    flashes, cursor, lost = daemon.flash_ring.since(cursor)
+    flashes, cursor, lost = daemon.ticks.flash_ring.since(cursor)
     player, clock = daemon.player, daemon.clock.stats()
     swarm, values = player.swarm, player.values
     tempo_hz, nominal_hz = player.mapper.tempo.hz, values["swarm.freq_hz"]

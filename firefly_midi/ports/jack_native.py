@@ -54,7 +54,9 @@ class NativeJackBackend(Backend):
     def open(cls, config: PortConfig, server: str | None, dead: list[object]) -> NativeJackBackend:
         """The client, active, its ports connected where ``config`` asks; ServerGone if the server
         died meanwhile (the half-made client is left in ``dead``, unclosed, as those of any dead server)."""
-        client = NativeJackClient(config.client, lookahead_ms=0.0, in_name=config.in_name if config.use_input else None, out_name=config.out_name)
+        client = NativeJackClient(
+            config.client, lookahead_ms=0.0, in_name=config.in_name if config.use_input else None, out_name=config.out_name
+        )
         try:
             client.open()
             client.activate()

@@ -130,11 +130,11 @@ def test_a_daemon_answers_in_the_inputs_cycle_once_with_its_note_offs(server, tm
         daemon.stop()  # every note-off, then All Notes Off
         time.sleep(0.2)
         heard = collect(sink, 0, timeout=1)
-        assert daemon.reflex.played > 0, "no reflex was played: the swarm never answered at once"
+        assert daemon.ticks.reflex.played > 0, "no reflex was played: the swarm never answered at once"
         events = note_events(heard)
         ons = [(frame, note) for frame, kind, note in events if kind == "on"]
         same_cycle = [f for f, _ in ons if any(f // PERIOD == i // PERIOD and f >= i for i in inputs)]
-        assert len(same_cycle) >= daemon.reflex.played  # each reflex note left in its input's cycle
+        assert len(same_cycle) >= daemon.ticks.reflex.played  # each reflex note left in its input's cycle
         sounding: dict[int, int] = {}
         for frame, kind, note in sorted(events, key=lambda e: e[0]):
             if kind == "on":
