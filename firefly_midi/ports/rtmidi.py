@@ -20,6 +20,7 @@ log = logging.getLogger("firefly_midi.ports")
 
 DRAIN_S = 0.05  # a few JACK periods (1.3 ms at 64 frames; 21 ms at 1024 frames / 48 kHz)
 INPUT_QUEUE = 4096  # messages rtmidi keeps for the tick between two polls
+CLOSE_GAP_S = 0.03  # between closing two ports: see close_quietly
 
 
 def rtmidi_errors() -> tuple[type[BaseException], ...]:
@@ -72,14 +73,22 @@ def open_port(port: Any, name: str, connect_to: str | None, direction: str) -> N
 
 
 def close_quietly(*ports: Any) -> None:
-    """Close rtmidi ports, never raising: closing a port of a dead server must not stop a shutdown."""
-    for port in ports:
-        if port is not None:
-            try:
-                port.close_port()
-                port.delete()
-            except Exception as exc:
-                log.debug("closing a port failed: %s", exc)
+    """Close rtmidi ports, never raising: closing a port of a dead server must not stop a shutdown.
+
+    A pause after each: unregistering a JACK port makes the server tell every client to recompute
+    its latencies, and libjack walks a client's port list on its notification thread while
+    ``jack_port_unregister`` edits that list, unlocked (jack2 #216; docs/reliability.md).  The next
+    port closed before the notifications about the last one were handled can segfault the daemon.
+    """
+    closing = [port for port in ports if port is not None]
+    for i, port in enumerate(closing):
+        if i:
+            time.sleep(CLOSE_GAP_S)
+        try:
+            port.close_port()
+            port.delete()
+        except Exception as exc:
+            log.debug("closing a port failed: %s", exc)
 
 
 def input_client(config: PortConfig, kind: str) -> str:

@@ -171,6 +171,8 @@ class Ports:
         """Close the ports, after what was sent has left."""
         midi, self.midi = self.midi, self._null
         if midi is not self._null:
+            if self.watch is not None:
+                self.watch.wait_quiet()  # see JackWatch.wait_quiet
             midi.close()
         if self.watch is not None:
             self.watch.close()

@@ -74,6 +74,7 @@ class JackWatch:
         self._next_look = 0.0
         self._pending: list[list[str]] = []  # connections to restore once their other port appears
         self._pending_until = 0.0
+        self.graph_changed_at = time.monotonic()  # a port or client came, went, (dis)connected: see wait_quiet
 
     @classmethod
     def start(cls, name: str, server_socket: str | None = None, output: str | None = None) -> JackWatch:
@@ -87,11 +88,17 @@ class JackWatch:
             client = jack.Client(f"{name}-watch", no_start_server=True)
             client.set_shutdown_callback(lambda status, reason: watch.gone.set())
 
-            def connected(a: Any, b: Any, connect: bool) -> None:  # on JACK's notification thread
+            def changed(*_: Any) -> None:  # on JACK's notification thread
+                watch.graph_changed_at = time.monotonic()
+
+            def connected(a: Any, b: Any, connect: bool) -> None:
+                changed()
                 if connect and output is not None and output in (getattr(a, "name", None), getattr(b, "name", None)):
                     watch.listener_joined.set()
 
             client.set_port_connect_callback(connected, only_available=False)
+            client.set_port_registration_callback(changed, only_available=False)
+            client.set_client_registration_callback(changed)
             client.activate()
             client.get_ports()  # JACK-Client keeps the ports it has seen, so the callback gets them (its docs)
             watch._samplerate = client.samplerate
@@ -132,6 +139,17 @@ class JackWatch:
             if self.pace < 0.5:
                 self._stalled_until = now + self.STALL_KEPT_S
         return now < self._stalled_until
+
+    def wait_quiet(self, quiet_s: float = 0.05, timeout_s: float = 0.5) -> None:
+        """Wait until no port or client has come, gone or been (dis)connected for ``quiet_s``.
+
+        Before our rtmidi ports close: each such change sends every client latency notifications,
+        and libjack handles them racing against a port's unregistering (rtmidi.close_quietly)."""
+        if self.client is None or self.gone.is_set():
+            return
+        deadline = time.monotonic() + timeout_s
+        while (now := time.monotonic()) - self.graph_changed_at < quiet_s and now < deadline:
+            time.sleep(0.005)
 
     def wait_cycles(self, cycles: int, timeout_s: float) -> bool:
         """Wait until the server has run ``cycles`` more cycles; False if it did not within ``timeout_s``."""
