@@ -58,7 +58,7 @@ def test_an_armed_table_plays_once_in_the_inputs_cycle(server):
         assert native.take_back(player.state) == native.NOT_CLAIMED
         # armed again (as the tick does after its poll): the next note-on claims it, the one after finds nothing
         arm_one(player, 2, 70, offset=5, lowest_velocity=50)
-        start = source.clock.now_frame() + 4800
+        start = (source.clock.now_frame() + 4800) // PERIOD * PERIOD  # a cycle's first frame: input + 5 stays in its cycle
         inputs = [start + 40, start + 1000 + 3]
         source.schedule([NOTE_ON, 61, 100], inputs[0])
         source.schedule([NOTE_ON, 62, 100], inputs[1])
