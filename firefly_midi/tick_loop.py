@@ -159,11 +159,17 @@ class TickLoop:
         self._last_due = last
 
     def silence(self) -> None:
-        """Every pending note-off, then All Notes Off on every channel used."""
+        """Every pending note-off, then All Notes Off on every channel used.
+
+        The reflex is taken back first: armed, the callback could still play a note for an input
+        that arrives after this (a daemon stopping, its ports draining), and nothing would end it;
+        what it did play is registered, so its note-off is among these."""
+        self.reflex.take_back(self.player)
         self.send(self.player.silence())
         self.did("silence")
 
     def all_notes_off(self) -> None:
         """Forget pending notes and send All Notes Off on every channel the preset may play on."""
+        self.reflex.take_back(self.player)
         self.send(self.player.all_notes_off())
         self.did("all_notes_off")

@@ -109,3 +109,51 @@ def test_what_the_callback_played_is_registered_and_not_played_again():
         offs |= {(int(ev.status[i]) & 0x0F, int(ev.data1[i])) for i in range(n) if ev.status[i] & 0xF0 == 0x80}
     lay = player.mapper.layout
     assert {(int(lay.channel[v]), int(lay.note[v])) for v in armed} <= offs
+
+
+class RecordingPorts(FakePorts):
+    """FakePorts that keep what the tick sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[list[int]] = []
+
+    def send(self, message, time_s) -> None:
+        self.sent.append(list(message))
+
+    def poll(self):
+        return None
+
+    def end_stray_sysex(self, now_s: float) -> None:
+        pass
+
+
+@pytest.mark.timeout(300)
+def test_a_silence_after_the_callback_played_ends_those_notes_too():
+    """A daemon stops with the reflex armed and an input arrives while its ports drain: the callback
+    plays, no tick follows, and the stop's silence must still send those notes' note-offs."""
+    from firefly_midi.clock import Clock
+    from firefly_midi.tick_loop import TickLoop
+
+    ports, player = RecordingPorts(), strong_player(**{"input.velocity_scaled": False})
+    clock = Clock(player.swarm.dt, lambda k: None)  # never started: the loop is driven by hand
+    ticks = TickLoop(player, ports, clock)
+    ticks.reflex.warm_up()
+    k = 0
+    while not ticks.reflex.arm(ports, player):
+        ticks.tick(k)
+        k += 1
+        assert k < 20_000, "the reflex was never armed"
+    count = int(ports.state[native.table_of(ticks.reflex.gen) + layout.REFLEX_COUNT])
+    lay = player.mapper.layout
+    armed = {(int(lay.channel[v]), int(lay.note[v])) for v in armed_velocities(ticks.reflex, ports, count)}
+    st, gen = ports.state, ticks.reflex.gen  # the callback's claim, after the clock stopped
+    st[native.table_of(gen) + layout.REFLEX_MASK] = (1 << count) - 1
+    st[layout.REFLEX_ARMED] = -gen
+    st[layout.REFLEX_DONE] = gen
+    ports.sent.clear()
+    ticks.silence()
+    offs = {(m[0] & 0x0F, m[1]) for m in ports.sent if m[0] & 0xF0 == 0x80 or (m[0] & 0xF0 == NOTE_ON and m[2] == 0)}
+    assert armed and armed <= offs
+    assert st[layout.REFLEX_ARMED] == 0  # and nothing is left armed for a later input
+    assert ticks.errors == 0
