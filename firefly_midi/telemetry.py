@@ -134,8 +134,17 @@ def status(daemon: Any) -> dict[str, Any]:
         "paused": player.paused,
         **daemon.engines.status(),
         **clock,
-        "ports": daemon.ports.status(),
+        "ports": ports_status(daemon),
     }
+
+
+def ports_status(daemon: Any) -> dict[str, Any]:
+    """The ports' status; on the native JACK client with the notes its reflex played (firefly_midi/reflex.py)."""
+    ports = daemon.ports.status()
+    native = ports.get("native") if isinstance(ports, dict) else None
+    if isinstance(native, dict):
+        native["reflex"] = daemon.ticks.reflex.played
+    return ports
 
 
 def frame(daemon: Any, cursor: int, points: int) -> tuple[dict[str, Any], int]:
@@ -163,7 +172,7 @@ def frame(daemon: Any, cursor: int, points: int) -> tuple[dict[str, Any], int]:
         "lateness_us": clock["lateness_us"],
         "lateness_recent_us": clock["lateness_recent_us"],
         "skipped_ticks": clock["skipped_ticks"],
-        "ports": daemon.ports.status(),
+        "ports": ports_status(daemon),
         **daemon.engines.status(),
     }
     return picture, cursor

@@ -529,18 +529,18 @@ def test_no_midi_port_is_shown_in_red_near_the_top_and_every_row_fits():
 
 def test_on_the_native_jack_backend_a_row_shows_its_late_events_and_losses():
     native = {"late": 3, "xruns": 12, "tx_full": 0, "rx_overflow": 0, "sysex_dropped": 1, "sysex_unterminated": 1, "out_refused": 0}
+    native["reflex"] = 7
     ports = {"state": "open", "backend": "jack-native", "ports": ["ffm:out", "ffm:in"], "problem": None, "late": 3, "native": native}
 
     async def test(app, pilot, daemon):
         panel = app.query_one(StatusPanel)
-        await show(
-            pilot, daemon, frame(2, 3.0, spread(10), ports={**ports, "native": {**native, "late": 0, "xruns": 0, "sysex_dropped": 0}})
-        )
+        quiet = {**native, "late": 0, "xruns": 0, "sysex_dropped": 0, "reflex": 0}
+        await show(pilot, daemon, frame(2, 3.0, spread(10), ports={**ports, "native": quiet}))
         lines = panel.text().rstrip("\n").split("\n")
-        assert lines[2].startswith("jack") and "late 0 · xruns 0 · lost tx 0 rx 0 · sysex 0" in lines[2], lines
+        assert lines[2].startswith("jack") and "late 0 · xruns 0 · lost tx 0 rx 0 · reflex 0" in lines[2], lines
         await show(pilot, daemon, frame(3, 4.0, spread(10), ports=ports))
         lines = panel.text().rstrip("\n").split("\n")
-        assert "late 3 · xruns 12 · lost tx 0 rx 0 · sysex 1" in lines[2], lines
+        assert "late 3 · xruns 12 · lost tx 0 rx 0 · reflex 7" in lines[2], lines
         assert any("yellow" in str(span.style) for span in panel.render().split("\n")[2].spans), "late events stand out"
         assert len(lines) == 12 and lines[-1].startswith("frames"), "the row pushes no other out of the panel"
         await pilot.pause()
@@ -554,7 +554,7 @@ def test_on_the_native_jack_backend_a_row_shows_its_late_events_and_losses():
 def test_ctl_status_shows_the_native_backends_counters():
     from firefly_midi.ctl import format_status
 
-    native = {"late": 3, "xruns": 12, "tx_full": 0, "rx_overflow": 2, "sysex_dropped": 1}
+    native = {"late": 3, "xruns": 12, "tx_full": 0, "rx_overflow": 2, "sysex_dropped": 1, "reflex": 4}
     text = format_status({"ports": {"state": "open", "backend": "jack-native", "ports": ["ffm:out"], "native": native}})
-    assert "jack       late 3, xruns 12, tx full 0, rx overflow 2, sysex dropped 1" in text, text
+    assert "jack       late 3, xruns 12, tx full 0, rx overflow 2, sysex dropped 1, reflex 4" in text, text
     assert "jack " not in format_status({"ports": {"state": "open", "backend": "jack", "ports": ["ffm:out"]}})

@@ -24,8 +24,9 @@ PHASE_SCALE = 65536.0
 
 # The native JACK backend's counters that ctl status and the TUI show (ports.jack_native): events played
 # late, the server's xruns, events lost (the TX ring full: sent too many ahead; the RX ring full: read
-# too slowly), sysex dropped (by design: the output sends none, the input passes none on)
-NATIVE_COUNTERS = ("late", "xruns", "tx_full", "rx_overflow", "sysex_dropped")
+# too slowly), sysex dropped (by design: the output sends none, the input passes none on), and the
+# notes the reflex played in their input's own cycle (firefly_midi/reflex.py)
+NATIVE_COUNTERS = ("late", "xruns", "tx_full", "rx_overflow", "sysex_dropped", "reflex")
 NATIVE_LOSSES = ("late", "tx_full", "rx_overflow")  # the ones the musician hears
 
 

@@ -127,10 +127,12 @@ def test_a_daemon_answers_in_the_inputs_cycle_once_with_its_note_offs(server, tm
             source.schedule([NOTE_ON, 60, 100], frame)
         wait_until(lambda: source.clock.now_frame() > inputs[-1] + 9600, 60, "the input to be played")
         counters = daemon.ports.midi.client.counters()
+        shown = daemon.status()["ports"]["native"]["reflex"]  # what ctl status and the TUI show
         daemon.stop()  # every note-off, then All Notes Off
         time.sleep(0.2)
         heard = collect(sink, 0, timeout=1)
         assert daemon.ticks.reflex.played > 0, "no reflex was played: the swarm never answered at once"
+        assert 0 < shown <= daemon.ticks.reflex.played
         events = note_events(heard)
         ons = [(frame, note) for frame, kind, note in events if kind == "on"]
         same_cycle = [f for f, _ in ons if any(f // PERIOD == i // PERIOD and f >= i for i in inputs)]

@@ -46,8 +46,8 @@ def _ports(ports: dict[str, Any]) -> Text:
 def _native(native: dict[str, Any]) -> Text:
     """The native JACK client's counters (docs/jack-native.md), short (the row has ~55 columns):
     yellow once an event was late or lost."""
-    late, xruns, tx, rx, sysex = (int(native.get(key, 0) or 0) for key in NATIVE_COUNTERS)
-    text = f"late {late:,} · xruns {xruns:,} · lost tx {tx:,} rx {rx:,} · sysex {sysex:,}"
+    late, xruns, tx, rx, _, reflex = (int(native.get(key, 0) or 0) for key in NATIVE_COUNTERS)
+    text = f"late {late:,} · xruns {xruns:,} · lost tx {tx:,} rx {rx:,} · reflex {reflex:,}"  # sysex: in ctl status
     return Text(text, style="yellow" if any(native.get(key) for key in NATIVE_LOSSES) else "")
 
 
