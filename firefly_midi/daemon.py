@@ -212,6 +212,15 @@ class Daemon:
         self.ports.restore(self.saved.connections)
         self.ports.settle()
         self.submit(self.ticks.all_notes_off)
+        self._tell_latency(self.values["clock.lookahead_ms"])
+
+    def _tell_latency(self, lookahead_ms: float) -> None:
+        """The follower plays the band's beats early by the daemon's own latency, besides
+        ``follow.lead_ms``: a hit reaches the swarm a tick late, and a note leaves ``lookahead_ms``
+        after its time where the backend schedules (else up to a JACK period).  Recorded for replay."""
+        ports_latency = getattr(self.ports, "output_latency_s", None)
+        seconds = self.clock.tick_s + (ports_latency(lookahead_ms / 1000.0) if ports_latency is not None else 0.0)
+        self.submit(lambda: (self.player.set_output_latency(seconds), self.ticks.did("latency", seconds)))
 
     def log_status_every(self, seconds: float) -> None:
         """Log ``status`` as one JSON line every ``seconds`` while running (for logs and scripts)."""
@@ -232,6 +241,9 @@ class Daemon:
         value = values[key]
         if key == "clock.tick_ms":
             log.warning("clock.tick_ms changes take effect on restart")
+        elif key == "clock.lookahead_ms":
+            self.submit(lambda: (self.player.apply(key, value), self.ticks.did("set", key, P.plain(value))))
+            self._tell_latency(value)
         elif P.PARAMS[key].effect == "reshape":
             swarm = self.player.reshaped(key, value)  # drawn here, not on the tick
             self.submit(lambda: (self.player.adopt(key, value, swarm), self.ticks.did("set", key, P.plain(value))))

@@ -45,6 +45,7 @@ class Follower:
     def __init__(self, values: dict[str, Any]):
         self._counts = np.zeros(128, dtype=np.bool_)  # which notes are beats
         self._onsets = np.zeros(3, dtype=np.float64)  # the last hits heard while looking for a tempo
+        self.output_latency_s = 0.0  # the daemon's own, live (set_output_latency); none offline
         self.restart(values)
 
     def restart(self, values: dict[str, Any]) -> None:
@@ -66,8 +67,15 @@ class Follower:
         self.phase_gain, self.tempo_gain = values["follow.phase_gain"], values["follow.tempo_gain"]
         self.relock_beats = values["follow.relock_beats"]
         self.pace = values["follow.pace"]
-        self.lead_s = values["follow.lead_ms"] / 1000.0
+        self._chosen_lead_s = values["follow.lead_ms"] / 1000.0
+        self.lead_s = self._chosen_lead_s + self.output_latency_s
         self.strength = values["input.strength"]
+
+    def set_output_latency(self, seconds: float) -> None:
+        """Play the band's beats this much earlier besides ``follow.lead_ms``: how long after its
+        swarm time a note is heard, live (the daemon says; a replay does it again from the recording)."""
+        self.output_latency_s = seconds
+        self.lead_s = self._chosen_lead_s + seconds
 
     def reset(self, period_s: float) -> None:
         """Forget the drummer: unlocked, the grid at ``period_s`` from time 0, nothing pending."""

@@ -244,7 +244,7 @@ TABLE = (
         "follow.lead_ms",
         "float",
         0.0,
-        "play the band's beats this early: live, clock.tick_ms + clock.lookahead_ms cancels the daemon's own latency",
+        "play the band's beats this much earlier still: live, the daemon already leads by its own latency (tick + lookahead)",
         "ms",
         0.0,
         200.0,

@@ -93,6 +93,7 @@ class Player:
         self.note_learner = NoteLearner()
         self.learned_values: deque[tuple[str, Any]] = deque()  # values learnt on the tick, for the saved state
         self._knobs: dict[str, float | int] = {}
+        self.output_latency_s = 0.0  # live: the daemon's own latency, which the follower plays ahead of
         self._cadence()
 
     # ---------------------------------------------------------------------------- what it plays
@@ -362,9 +363,15 @@ class Player:
         They play on the engine playing now (they may have been built before a handover)."""
         engine, self.parts = self.engine, parts
         self.use_engine(engine)
+        parts.follower.set_output_latency(self.output_latency_s)
         parts.inputs.counts = self.counts
         self._knobs.clear()
         self._cadence()
+
+    def set_output_latency(self, seconds: float) -> None:
+        """How long after its swarm time a note is heard (live); the follower plays that much early."""
+        self.output_latency_s = seconds
+        self.follower.set_output_latency(seconds)
 
     def reset(self) -> None:
         """Draw the swarm afresh from its parameters (same seed: the same start)."""

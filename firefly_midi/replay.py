@@ -199,6 +199,8 @@ def _do(player: Player, what: str, args: list[Any]) -> int:
         player.arm_learn(args[0], args[1], args[2])
     elif what == "learnbeats":
         player.arm_note_learn(args[0], args[1])
+    elif what == "latency":
+        player.set_output_latency(args[0])
     elif what == "silence":
         return player.silence()
     elif what == "all_notes_off":

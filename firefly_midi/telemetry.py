@@ -102,6 +102,7 @@ def following(player: Any) -> dict[str, Any] | None:
         "phase_error_ms": 1000.0 * follower.last_error_s,
         "hits": follower.heard,
         "relocks": follower.relocks,
+        "lead_ms": 1000.0 * follower.lead_s,  # follow.lead_ms plus the daemon's own latency, live
     }
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from firefly_midi import params as P
 from firefly_midi import presets, telemetry
 from firefly_midi.follow import Follower
-from firefly_midi.player import Player
+from firefly_midi.player import Player, build_parts
 from firefly_midi.render import TimedInput
 from firefly_midi.swarm import Swarm
 from firefly_midi.testing import drummers as D
@@ -244,3 +244,18 @@ def test_a_frame_clock_losing_30_ms_inside_a_fill_moves_the_daws_clock_at_most_1
         return 0.030 if t >= step_at else 0.0
 
     assert D.fill_through_frame_clock(values, drummer, lost_at) <= 1.0
+
+
+def test_the_daemons_own_latency_adds_to_lead_ms_and_outlives_a_change_and_a_preset_switch(values):
+    """Live, the daemon tells the player its latency (a tick, and the lookahead or a JACK period): the
+    follower plays the beats that much earlier on top of follow.lead_ms, through follow.* changes and
+    preset switches, as lead_ms alone would."""
+    player = Player({**values, "follow.lead_ms": 4.0})
+    player.set_output_latency(0.006)
+    assert player.follower.lead_s == pytest.approx(0.010)
+    by_lead = Player({**values, "follow.lead_ms": 10.0}).follower
+    assert player.follower.time_of(7.0) == pytest.approx(by_lead.time_of(7.0))
+    player.apply("follow.lead_ms", 2.0)
+    assert player.follower.lead_s == pytest.approx(0.008)
+    player.swap(build_parts({**values, "follow.lead_ms": 0.0}))
+    assert player.follower.lead_s == pytest.approx(0.006)

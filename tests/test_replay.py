@@ -90,8 +90,9 @@ def test_a_recorded_session_replays_the_same_notes_order_and_clock(session):
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert lines[0]["preset"] == "follow-drummer" and lines[-1]["end"] and lines[-1]["lost"] == 0
     assert sum("m" in line for line in lines) > 50, "the drummer's hits are in the recording"
-    assert {line["do"] for line in lines if "do" in line} >= {"all_notes_off", "set", "pause", "resume", "silence", "learnbeats"}
+    assert {line["do"] for line in lines if "do" in line} >= {"all_notes_off", "set", "pause", "resume", "silence", "learnbeats", "latency"}
     assert daemon.player.follower.locked
+    assert daemon.player.follower.lead_s == pytest.approx(0.005), "live, the beats lead by the daemon's latency: a 5 ms tick here"
     replayed = [m for _, m in replay(path)]
     assert sum(m[0] == 0xF8 for m in sent) > 100, "the session sent MIDI clock"
     assert [0xFB] in sent and any(m[0] == 0xF2 for m in sent), "after the pause: Song Position and Continue"

@@ -60,6 +60,7 @@ class Backend:
     kind = "base"  # the backend's name in the status: alsa, jack, coremidi, windows, null
     on_jack = False  # True when the ports live on a JACK server (the supervisor watches the server)
     arrival = "delta"  # what the time ``poll`` gives with each message is: see ``Incoming``
+    schedules = False  # True when ``send`` plays each event at its ``time_s`` (else at once)
 
     def __init__(self) -> None:
         self.sent = 0

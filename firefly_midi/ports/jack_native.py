@@ -43,6 +43,7 @@ class NativeJackBackend(Backend):
     kind = "jack-native"
     on_jack = True
     arrival = "monotonic"
+    schedules = True
 
     def __init__(self, config: PortConfig, client: NativeJackClient):
         super().__init__()

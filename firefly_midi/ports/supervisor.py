@@ -214,6 +214,13 @@ class Ports:
         self._hold_until = time.monotonic() + HOLD_S
         return True
 
+    def output_latency_s(self, lookahead_s: float) -> float:
+        """How long after its due time an event sent now is heard: the lookahead where the backend
+        plays each event at its frame; else up to one JACK period (rtmidi's events wait for the next cycle)."""
+        if getattr(self.midi, "schedules", False):
+            return lookahead_s
+        return self.watch.cycle_s() if self.state == PortState.OPEN and self.watch is not None else 0.0
+
     def server_realtime(self) -> bool | None:
         """Whether the JACK server the ports are on runs with real-time priority (None: not JACK, or unknown)."""
         return self.watch.realtime() if self.state == PortState.OPEN and self.watch is not None else None

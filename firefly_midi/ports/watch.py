@@ -164,6 +164,15 @@ class JackWatch:
             time.sleep(0.0005)
         return True
 
+    def cycle_s(self) -> float:
+        """The server's period in seconds (0.0: unknown)."""
+        if self.client is None or self.gone.is_set() or not self._samplerate:
+            return 0.0
+        try:
+            return self.client.blocksize / self._samplerate
+        except Exception:  # jack.JackError: a dying server
+            return 0.0
+
     def realtime(self) -> bool | None:
         """Whether the server runs with real-time priority (None: unknown)."""
         if self.client is None:

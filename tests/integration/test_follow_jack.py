@@ -18,7 +18,8 @@ from firefly_midi.control import request
 from firefly_midi.jack.client import NativeJackClient
 from firefly_midi.testing import drummers as D
 
-from .conftest import in_port, unavailable, wait_for_port
+from .conftest import in_port, status_lines, unavailable, wait_for_port
+from .test_daemon_jack import wait_until
 
 pytestmark = [pytest.mark.jack, pytest.mark.timeout(300)]
 
@@ -125,3 +126,13 @@ def test_a_real_clock_follower_hears_the_drummers_tempo(spawn, jack_server, monk
     # the tolerance is the JACK test's own (a dummy server's frames wander on a loaded machine); the
     # figure is bench_follow --live's
     assert np.median(late) == pytest.approx(BPM, abs=3.0), "it follows the drummer's tempo, not the preset's 100"
+
+
+def test_live_the_beats_lead_by_the_daemons_own_latency(daemon):
+    """Each hit reaches the swarm a tick late and each note leaves after the lookahead (native: at its
+    frame) or at the next JACK cycle (rtmidi): the daemon plays the band's beats that much early
+    itself, on top of follow.lead_ms (0 in the preset, which render and replay share)."""
+    proc = daemon("--preset", "follow-drummer", "--set", "clock.tick_ms=2", "--set", "clock.lookahead_ms=7")
+    wait_until(lambda: status_lines(proc.log()), 20, "a status line", proc.log)
+    ports_ms = 7.0 if proc.backend == "jack-native" else 1000.0 * 64 / RATE  # the lookahead, or a period
+    assert status_lines(proc.log())[-1]["follow"]["lead_ms"] == pytest.approx(2.0 + ports_ms)
