@@ -157,10 +157,12 @@ class Mapper:
         self._tokens = min(self._tokens, self.bucket_capacity)
 
     # ------------------------------------------------------------------------------- the tick
-    def tick(self, k: int, ids: np.ndarray, times: np.ndarray, r: float) -> int:
-        """Events due in [k·dt, (k+1)·dt) after the step from tick k (flash i at (k + times[i])·dt)."""
+    def tick(self, k: int, ids: np.ndarray, times: np.ndarray, r: float, keep: bool = False) -> int:
+        """Events due in [k·dt, (k+1)·dt) after the step from tick k (flash i at (k + times[i])·dt);
+        ``keep``: after those already in ``events`` (the steps a tick caught up), not instead."""
         events = self.events
-        events.clear()
+        if not keep:
+            events.clear()
         t0 = k * self.dt
         end = t0 + self.dt
         self.tempo.update(ids.size)

@@ -29,6 +29,9 @@ log = logging.getLogger("firefly_midi.player")
 R_EVERY_TICKS = 10  # the order parameter is O(N): refreshed every 10 ticks, live and offline alike
 AUTOMATION_EVERY_S = 0.01
 MAX_CATCH_UP = 8  # skipped ticks the swarm steps through at most, per tick
+# A tick that owes at most this many steps plays their notes too: late by that many ticks at most, and
+# on time where the native JACK backend's lookahead covers them.  A longer stall's steps are silent.
+AUDIBLE_CATCH_UP = MAX_CATCH_UP
 MAX_BEHIND_S = 1.0  # the swarm repays at most this much skipped time; beyond it, ticks are lost
 RETUNE_SHARE = 0.02  # following: the swarm's own tempo is retuned when off by more than this share
 HIT_PAST_S = 0.3  # following: a hit may be dated this far before its tick (a lagging JACK frame mapping)
@@ -88,6 +91,7 @@ class Player:
         self.caught_up_ticks = 0  # skipped ticks the swarm stepped silently
         self.lost_ticks = 0  # skipped ticks it could not catch up (the music fell behind by these)
         self.behind_ticks = 0  # skipped ticks not yet stepped: repaid MAX_CATCH_UP a tick
+        self.caught_up_now = 0  # steps this tick caught up audibly: ``events`` begins with their notes
         self.learned: deque[tuple[automation.Binding, ...]] = deque()
         self._learning: tuple[str, float, float] | None = None
         self.note_learner = NoteLearner()
@@ -141,6 +145,7 @@ class Player:
             while source.poll() is not None:
                 self.counts.ignored += 1
             return 0
+        self.caught_up_now = 0
         if missed > 0 or self.behind_ticks:
             self._catch_up(missed)
         self._hear(source)
@@ -156,7 +161,7 @@ class Player:
         if step % R_EVERY_TICKS == 0:
             self.r = swarm.order_parameter()
         ids, times = swarm.flashes()
-        return self.mapper.tick(step, ids, times, self.r)
+        return self.mapper.tick(step, ids, times, self.r, keep=self.caught_up_now > 0)
 
     def run(self, ticks: int, recorder: Recorder | None = None) -> None:
         """Advance ``ticks`` ticks offline as fast as the kernels go: no input, no notes, automation kept."""
@@ -182,11 +187,13 @@ class Player:
         return events.count
 
     def _catch_up(self, missed: int) -> None:
-        """Step through ticks the clock skipped, silently, so the swarm keeps the wall clock's time.
+        """Step through ticks the clock skipped, so the swarm keeps the wall clock's time.
 
-        Their flashes still couple the swarm but play no notes (a burst of late notes is worse than
-        none).  A long stall is repaid MAX_CATCH_UP steps a tick, so one tick never makes the next
-        late; beyond MAX_BEHIND_S an overloaded machine would never catch up: the excess is lost, and counted.
+        A short skip (AUDIBLE_CATCH_UP steps at most: a handover, a page fault) plays its notes,
+        ahead of this tick's in ``events``.  A longer stall's steps couple the swarm but play no notes
+        (a burst of late notes is worse than none); it is repaid MAX_CATCH_UP steps a tick, so one tick
+        never makes the next late; beyond MAX_BEHIND_S an overloaded machine would never catch up:
+        the excess is lost, and counted.
         """
         most = round(MAX_BEHIND_S / self.swarm.dt)
         owed = self.behind_ticks + missed
@@ -194,7 +201,17 @@ class Player:
             self.lost_ticks += owed - most
             owed = most
         steps = min(owed, MAX_CATCH_UP)
-        self.swarm.run(steps)
+        if owed <= AUDIBLE_CATCH_UP:
+            swarm, mapper = self.swarm, self.mapper
+            mapper.events.clear()
+            for _ in range(steps):
+                step = swarm.ticks
+                swarm.step()
+                ids, times = swarm.flashes()
+                mapper.tick(step, ids, times, self.r, keep=True)
+            self.caught_up_now = steps
+        else:
+            self.swarm.run(steps)
         self.caught_up_ticks += steps
         self.behind_ticks = owed - steps
 

@@ -152,9 +152,10 @@ class TickLoop:
         else:
             due, dt = deadline + lookahead, player.swarm.dt
             start = (player.swarm.ticks - 1) * dt  # the step just played: its events lie in [start, start + dt]
+        earliest = -player.caught_up_now * dt  # the steps it caught up lie before it (their notes are late, or due yet)
         times, last = events.time_s, self._last_due
         for i in range(count):
-            last = max(last, due + min(max(float(times[i]) - start, 0.0), dt))
+            last = max(last, due + min(max(float(times[i]) - start, earliest), dt))
             send(events.message(i), last)
         self._last_due = last
 

@@ -8,7 +8,7 @@ from collections import deque
 import pytest
 
 from firefly_midi import automation, presets
-from firefly_midi.player import Player, build_parts
+from firefly_midi.player import AUDIBLE_CATCH_UP, Player, build_parts
 from firefly_midi.render import TimedInput, play_offline
 
 pytestmark = pytest.mark.timeout(120)
@@ -49,6 +49,27 @@ def test_skipped_ticks_are_stepped_so_the_swarm_keeps_wall_time():
     player.paused = False
     player.tick(201)
     assert player.swarm.ticks == 120 and player.lost_ticks == 0
+
+
+def test_a_short_skip_plays_every_note_it_owes_and_a_long_stall_plays_none_of_its_own():
+    """A handover or a page fault skips a few ticks: the steps caught up play their notes (the music
+    does not lose a beat), at their own times, ahead of the tick's.  A stall longer than
+    AUDIBLE_CATCH_UP steps plays none of the skipped steps' notes: a burst of late notes is worse."""
+
+    def played(skips: dict[int, int], ticks: int) -> list[tuple[float, list[int]]]:
+        player, heard, k = make("pulse-sine", **{"swarm.freq_hz": 20}), [], 0
+        while player.swarm.ticks < ticks:
+            k += skips.get(k, 0)
+            heard += events_of(player, player.tick(k))
+            k += 1
+        return heard
+
+    steady = played({}, 2000)
+    assert len(steady) > 40
+    assert played({300: 3, 900: AUDIBLE_CATCH_UP, 1500: 1}, 2000) == steady
+    stalled = played({900: 400}, 2000)
+    assert len(stalled) < len(steady)
+    assert [e for e in stalled if e[0] < 0.9] == [e for e in steady if e[0] < 0.9]
 
 
 def test_a_swarm_more_than_a_second_behind_gives_the_excess_up():
