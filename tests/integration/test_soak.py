@@ -1,4 +1,4 @@
-"""The soak benchmark's CI-size run: 10⁵ fireflies, a telemetry subscriber and a steady input, 60 s.
+"""The soak benchmark's CI-size run: 10⁵ fireflies, a telemetry subscriber and a steady input, 30 s.
 
 benchmarks/bench_soak.py starts its own private JACK server and daemon; this runs it as a user
 would and checks what it reports: memory does not grow, nothing is left hanging, nothing failed.
@@ -18,18 +18,20 @@ import pytest
 
 from .conftest import unavailable
 
-pytestmark = [pytest.mark.jack, pytest.mark.slow]  # a minute of soak
+pytestmark = [pytest.mark.jack, pytest.mark.slow]  # half a minute of soak, on each backend
+
+SECONDS = 30  # memory growth is measured from the 10th second on (bench_soak.summarize)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_minute_of_soak_leaks_nothing_and_leaves_no_note_hanging(tmp_path, compiled_kernels, backend):
+def test_a_soak_leaks_nothing_and_leaves_no_note_hanging(tmp_path, compiled_kernels, backend):
     if not shutil.which("jackd"):
         unavailable("jackd is not installed (Debian: apt-get install jackd2)")
     out = tmp_path / "soak.json"
     env_dirs = {name: str(tmp_path / name.lower()) for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR")}
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_soak.py"), "--seconds", "60", "--output", str(out), "--backend", backend],
+        [sys.executable, str(ROOT / "benchmarks" / "bench_soak.py"), "--seconds", str(SECONDS), "--output", str(out), "--backend", backend],
         env={**os.environ, **env_dirs},
         capture_output=True,
         text=True,
@@ -39,8 +41,8 @@ def test_a_minute_of_soak_leaks_nothing_and_leaves_no_note_hanging(tmp_path, com
     result = json.loads(out.read_text())
     assert result["exit_code"] == 0 and result["errors"] == 0, result.get("daemon_log_tail", "")[-3000:]
     assert result["hanging_notes"] == 0
-    assert result["rss_growth_kb"] < 5 * 1024, f"resident memory grew {result['rss_growth_kb']} KB in a minute"
-    assert result["frames"] > 30 * 30 and result["telemetry_error"] in (None, "")
+    assert result["rss_growth_kb"] < 5 * 1024, f"resident memory grew {result['rss_growth_kb']} KB in {SECONDS} s"
+    assert result["frames"] > 20 * SECONDS and result["telemetry_error"] in (None, "")
     why = f"ports {result['ports']}\n{result['daemon_log_tail'][-2500:]}\njackd: {result.get('jackd_log_tail', '')[-1500:]}"
     assert result["flashes_in"] > 0 and result["notes_out_daemon"] > 0, why
     # notes in and out balanced (issue #7): every note sent in is a flash, every note played is heard,
