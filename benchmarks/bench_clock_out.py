@@ -51,6 +51,7 @@ def deviations(frames: list[int]) -> dict:
         "p50": float(np.percentile(dev, 50)),
         "p99": float(np.percentile(dev, 99)),
         "max": float(dev.max()),
+        "over_1": int((dev > 1).sum()),  # intervals off by more than a frame: set beside the xruns
     }
 
 
@@ -108,7 +109,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nMIDI clock out, |interval - median of the beat around it| in frames (JACK {PERIOD} / {RATE} Hz, realtime={args.realtime})")
-    print(f"{'backend':<14}{'witness':<16}{'clocks':>8}{'interval':>10}{'p50':>7}{'p99':>7}{'max':>7}")
+    print(f"{'backend':<14}{'witness':<16}{'clocks':>8}{'interval':>10}{'p50':>7}{'p99':>7}{'max':>7}{'>1 frame':>10}{'xruns':>7}")
     for backend in BACKENDS:
         for witness in ("sink", "jack_midi_dump"):
             r = result[backend][witness]
@@ -117,6 +118,7 @@ def main() -> None:
                 continue
             print(
                 f"{backend:<14}{witness:<16}{r['clocks']:>8}{r['interval_median']:>10.0f}{r['p50']:>7.0f}{r['p99']:>7.0f}{r['max']:>7.0f}"
+                f"{r['over_1']:>10}{result[backend]['xruns_seen_by_sink']:>7}"
             )
 
 
