@@ -4,7 +4,8 @@ Run: python benchmarks/bench_clock_out.py [--seconds 20] [--realtime]
 Prints a table and writes benchmarks/results/clock_out.json.
 
 One private dummy server (64 frames at 48 kHz); the daemon plays the pulse-sine preset at 2 Hz
-(120 BPM) with ``mapping.clock_out = true``, one backend after the other.  ``jack_midi_dump -a``
+(120 BPM) with ``mapping.clock_out = true`` and no phase noise (``swarm.noise = 0``: once in sync its
+tempo is steady, so what moves a clock is the transport, not the swarm), one backend after the other.  ``jack_midi_dump -a``
 (frames from its own start: only differences are used) and a native sink in this process stamp
 every 0xF8.  The clock follows the swarm's live tempo, which drifts slowly, so an interval's
 deviation is taken against the median of the 24 intervals around it (one beat): what a DAW
@@ -59,7 +60,7 @@ def run_backend(env: dict[str, str], backend: str, seconds: float) -> dict:
     name = f"ffm-c-{uuid.uuid4().hex[:6]}"
     home = Path(tempfile.mkdtemp())
     args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", backend, "--client-name", name, "--preset", "pulse-sine"]
-    args += ["--set", "mapping.clock_out=true", "--set", "swarm.freq_hz=2", "--fresh", "--socket", str(home / "control.sock")]
+    args += ["--set", "mapping.clock_out=true", "--set", "swarm.freq_hz=2", "--set", "swarm.noise=0", "--fresh", "--socket", str(home / "control.sock")]
     dump_name = f"ffm-cdump-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryFile(mode="w+") as log, tempfile.TemporaryFile(mode="w+") as dump_out:
         proc = subprocess.Popen(args, env={**env, "XDG_STATE_HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=log, cwd=HERE.parent)
