@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from firefly_midi.player import Player
+from firefly_midi.player import AUDIBLE_CATCH_UP, Player
 from firefly_midi.swarm import kernels as K
 from firefly_midi.swarm.kernels.cache import cache_dir
 
@@ -30,7 +30,8 @@ def warm_up(values: dict[str, Any], quiet: bool = False) -> None:
     spare.hear([0x90, 60, 100], 0.5)
     for k in range(3):
         spare.tick(k)
-    spare.tick(6)  # the catch-up path after skipped ticks
+    spare.tick(6)  # a short skip: the steps caught up play their notes
+    spare.tick(7 + AUDIBLE_CATCH_UP + 1)  # a longer one: stepped silently by the offline loop
     spare.all_notes_off()
     with contextlib.suppress(OSError):
         _cached_mark(values).touch()

@@ -117,6 +117,7 @@ def test_status_reports_the_drummers_tempo_the_bands_and_the_phase_error(values)
     player = Player(values)
     assert telemetry.following(player) == {
         "locked": False, "band_bpm": None, "drummer_bpm": None, "phase_error_ms": 0.0, "hits": 0, "relocks": 0,
+        "lead_ms": 0.0,
     }  # fmt: skip
     drummer = D.play("steady", lambda t: 104.0, 10.0)
     source = TimedInput(drummer.hits, player.swarm.dt)
