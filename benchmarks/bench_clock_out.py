@@ -60,7 +60,8 @@ def run_backend(env: dict[str, str], backend: str, seconds: float) -> dict:
     name = f"ffm-c-{uuid.uuid4().hex[:6]}"
     home = Path(tempfile.mkdtemp())
     args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", backend, "--client-name", name, "--preset", "pulse-sine"]
-    args += ["--set", "mapping.clock_out=true", "--set", "swarm.freq_hz=2", "--set", "swarm.noise=0", "--fresh", "--socket", str(home / "control.sock")]
+    args += ["--set", "mapping.clock_out=true", "--set", "swarm.freq_hz=2", "--set", "swarm.noise=0"]
+    args += ["--fresh", "--socket", str(home / "control.sock")]
     dump_name = f"ffm-cdump-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryFile(mode="w+") as log, tempfile.TemporaryFile(mode="w+") as dump_out:
         proc = subprocess.Popen(args, env={**env, "XDG_STATE_HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=log, cwd=HERE.parent)

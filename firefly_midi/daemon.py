@@ -241,14 +241,13 @@ class Daemon:
         value = values[key]
         if key == "clock.tick_ms":
             log.warning("clock.tick_ms changes take effect on restart")
-        elif key == "clock.lookahead_ms":
-            self.submit(lambda: (self.player.apply(key, value), self.ticks.did("set", key, P.plain(value))))
-            self._tell_latency(value)
         elif P.PARAMS[key].effect == "reshape":
             swarm = self.player.reshaped(key, value)  # drawn here, not on the tick
             self.submit(lambda: (self.player.adopt(key, value, swarm), self.ticks.did("set", key, P.plain(value))))
         else:
             self.submit(lambda: (self.player.apply(key, value), self.ticks.did("set", key, P.plain(value))))
+        if key == "clock.lookahead_ms":
+            self._tell_latency(value)  # the follower's lead goes with it
         return value
 
     def load(self, values: dict[str, Any], preset: str = "") -> None:

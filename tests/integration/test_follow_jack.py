@@ -128,11 +128,21 @@ def test_a_real_clock_follower_hears_the_drummers_tempo(spawn, jack_server, monk
     assert np.median(late) == pytest.approx(BPM, abs=3.0), "it follows the drummer's tempo, not the preset's 100"
 
 
-def test_live_the_beats_lead_by_the_daemons_own_latency(daemon):
+def test_live_the_beats_lead_by_the_daemons_own_latency(daemon, tmp_path):
     """Each hit reaches the swarm a tick late and each note leaves after the lookahead (native: at its
     frame) or at the next JACK cycle (rtmidi): the daemon plays the band's beats that much early
-    itself, on top of follow.lead_ms (0 in the preset, which render and replay share)."""
-    proc = daemon("--preset", "follow-drummer", "--set", "clock.tick_ms=2", "--set", "clock.lookahead_ms=7")
-    wait_until(lambda: status_lines(proc.log()), 20, "a status line", proc.log)
-    ports_ms = 7.0 if proc.backend == "jack-native" else 1000.0 * 64 / RATE  # the lookahead, or a period
-    assert status_lines(proc.log())[-1]["follow"]["lead_ms"] == pytest.approx(2.0 + ports_ms)
+    itself, on top of follow.lead_ms (0 in the preset, which render and replay share), and a new
+    lookahead moves it."""
+    socket = tmp_path / "c.sock"
+    proc = daemon("--preset", "follow-drummer", "--set", "clock.tick_ms=2", "--set", "clock.lookahead_ms=7", "--socket", str(socket))
+
+    def lead_ms() -> float | None:
+        lines = status_lines(proc.log())
+        return lines[-1]["follow"]["lead_ms"] if lines else None
+
+    period_ms = 1000.0 * 64 / RATE
+    wait_until(lambda: lead_ms() is not None, 20, "a status line", proc.log)
+    assert lead_ms() == pytest.approx(2.0 + (7.0 if proc.backend == "jack-native" else period_ms))
+    request(socket, "set", key="clock.lookahead_ms", value=3)
+    want = 2.0 + (3.0 if proc.backend == "jack-native" else period_ms)
+    wait_until(lambda: lead_ms() == pytest.approx(want), 10, f"the lead to become {want} ms", proc.log)
