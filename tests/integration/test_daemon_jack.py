@@ -160,13 +160,15 @@ ENTRAIN_BPMS = (60, 120, 180)  # the ends and the middle of the range the entrai
 
 
 def test_a_steady_pulse_into_in_entrains_the_swarm(daemon, peer):
-    """One daemon and one drummer per tempo, all at once (20 s of playing each, not one after another):
-    the tempo of the bursts in the last 8 s is the pulse's."""
+    """One daemon and one drummer per tempo, all at once (30 s of playing each, not one after another).
+
+    30 s, not less: at 20 s a CI run failed when one daemon's input opened deaf while the server
+    stalled, and that daemon heard none of its drummer's notes."""
     runs = []
     for bpm in ENTRAIN_BPMS:
         socket = Path(tempfile.mkdtemp(prefix="ffm-")) / "c.sock"  # one control socket each (the default is one per user)
         proc = daemon("--preset", "entrain", "--socket", str(socket))  # about 55 BPM on its own
-        runs.append((bpm, proc, peer(proc.client, "--seconds", "20", "--pulse-bpm", str(bpm), "--pulse-after", "0.5")))
+        runs.append((bpm, proc, peer(proc.client, "--seconds", "30", "--pulse-bpm", str(bpm), "--pulse-after", "0.5")))
     tempos = {}
     for bpm, proc, listener in runs:
         lines, _, _ = listener.finish(timeout=60)
@@ -175,8 +177,8 @@ def test_a_steady_pulse_into_in_entrains_the_swarm(daemon, peer):
         assert code == 0, log[-3000:]
         statuses = status_lines(log)
         assert statuses and statuses[-1]["flashes_in"] > 0, "the daemon must count the incoming notes as flashes"
-        bursts = onsets(lines, after=12.0)
-        assert len(bursts) >= 5, f"too few bursts in the last 8 s at {bpm} BPM: {bursts}"
+        bursts = onsets(lines, after=20.0)
+        assert len(bursts) >= 5, f"too few bursts in the last 10 s at {bpm} BPM: {bursts}"
         tempos[bpm] = 60.0 / np.median(np.diff(bursts))
     off = {bpm: round(tempo, 1) for bpm, tempo in tempos.items() if tempo != pytest.approx(bpm, rel=0.03)}
     assert not off, f"swarm tempo against the pulse's (BPM): {off}; all: {tempos}"
