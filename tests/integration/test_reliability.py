@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from firefly_midi import params as P
 from firefly_midi import presets
 from firefly_midi.control import ControlError, request, wait_for_daemon
 
@@ -187,7 +188,8 @@ def test_a_flood_of_notes_sysex_and_garbage_is_counted_and_nothing_hangs(daemon,
     """10,000 note messages/s for 10 s, a 4 MiB sysex and random bytes into ``in``.
 
     The daemon keeps playing, counts what it drops (``dropped_in``), every note it played ends, and
-    its tick lateness p99 under the flood stays within 2x the unloaded figure of the same run.
+    its tick keeps time under the flood: the typical half-second's lateness p99 stays within a tick
+    (or 2x the quiet figure of the same run), and it skips under 2 % of its ticks.
     """
     # input.max_per_tick = 16: a 100-message burst overflows it even when JACK spreads it over a few cycles
     proc = daemon("--preset", "pulse-sine", "--set", "swarm.freq_hz=4", "--set", "mapping.note_ms=150", "--set", "input.max_per_tick=16")
@@ -226,14 +228,22 @@ def test_a_flood_of_notes_sysex_and_garbage_is_counted_and_nothing_hangs(daemon,
     assert ons > 10
     # lateness: each status line carries the p99 of the ticks since the line before (half a second).
     # The typical (median) window of the flood against the typical quiet window, before the flood
-    # and after it: on a shared machine a single window can be late for reasons of its own.
+    # and after it: on a shared machine a single window can be late for reasons of its own.  The
+    # bound is a tick, not the quiet figure alone: the sender's own work takes CPU from the tick
+    # thread on a 2-core machine (a test server is not real-time, so neither is the tick), and the
+    # same commit measured 4 us quiet and 290-430 us flooded on one machine, 0 and under 100 on another.
     quiet = [s["lateness_window_us"]["p99"] for s in statuses if s["logged_at"] < began or s["logged_at"] > ended + 1.0]
     flooded = [s["lateness_window_us"]["p99"] for s in flood]
     assert len(quiet) >= 5 and len(flooded) >= 10, (quiet, flooded)
     base, loaded = float(np.median(quiet)), float(np.median(flooded))
+    ticks = sum(s["lateness_window_us"]["count"] for s in flood[1:])
+    skipped = flood[-1]["skipped_ticks"] - flood[0]["skipped_ticks"]
     print(f"\nlateness p99 of half-second windows, median: quiet {base:.0f} us {quiet}, flood {loaded:.0f} us {flooded}")
-    print(f"sent {report}; status {json.dumps({k: last[k] for k in ('flashes_in', 'ignored_in', 'dropped_in', 'dropped_external')})}")
-    assert loaded <= 2 * max(base, 50), f"lateness p99 under flood {loaded} us, unloaded {base} us"
+    print(f"flood: {ticks} ticks, {skipped} skipped; sent {report}")
+    print(f"status {json.dumps({k: last[k] for k in ('flashes_in', 'ignored_in', 'dropped_in', 'dropped_external')})}")
+    tick_us = 1000.0 * P.PARAMS["clock.tick_ms"].default  # the daemon runs on the default tick
+    assert loaded <= max(2 * base, tick_us), f"lateness p99 under flood {loaded} us, unloaded {base} us"
+    assert skipped <= 0.02 * (ticks + skipped), f"the flood made the tick skip {skipped} of {ticks + skipped} ticks"
 
 
 def test_notes_after_an_unterminated_sysex_still_arrive(daemon, spawn):
