@@ -31,7 +31,8 @@ def warm_up(values: dict[str, Any], quiet: bool = False) -> None:
     for k in range(3):
         spare.tick(k)
     spare.tick(6)  # a short skip: the steps caught up play their notes
-    spare.tick(7 + AUDIBLE_CATCH_UP + 1)  # a longer one: stepped silently by the offline loop
+    spare.tick(7 + AUDIBLE_CATCH_UP + 1)  # a longer one: they start none
+    spare.forward(2)  # the offline loop (``forward``, render)
     spare.all_notes_off()
     with contextlib.suppress(OSError):
         _cached_mark(values).touch()

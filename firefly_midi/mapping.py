@@ -157,9 +157,10 @@ class Mapper:
         self._tokens = min(self._tokens, self.bucket_capacity)
 
     # ------------------------------------------------------------------------------- the tick
-    def tick(self, k: int, ids: np.ndarray, times: np.ndarray, r: float, keep: bool = False) -> int:
+    def tick(self, k: int, ids: np.ndarray, times: np.ndarray, r: float, keep: bool = False, quiet: bool = False) -> int:
         """Events due in [k·dt, (k+1)·dt) after the step from tick k (flash i at (k + times[i])·dt);
-        ``keep``: after those already in ``events`` (the steps a tick caught up), not instead."""
+        ``keep``: after those already in ``events`` (the steps a tick caught up), not instead;
+        ``quiet``: the flashes count for the tempo but start no note (a long stall's catch-up)."""
         events = self.events
         if not keep:
             events.clear()
@@ -171,7 +172,7 @@ class Mapper:
             self.clock.tick(events, t0, self.dt, self.tempo.hz)
         elif self.clock.running:
             self.clock.stop(events, t0)
-        if ids.size:
+        if ids.size and not quiet:
             self._start_notes(ids, times, t0, r)
         if self._next_off < end:
             self._end_due_notes(end)

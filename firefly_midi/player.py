@@ -91,7 +91,7 @@ class Player:
         self.caught_up_ticks = 0  # skipped ticks the swarm stepped silently
         self.lost_ticks = 0  # skipped ticks it could not catch up (the music fell behind by these)
         self.behind_ticks = 0  # skipped ticks not yet stepped: repaid MAX_CATCH_UP a tick
-        self.caught_up_now = 0  # steps this tick caught up audibly: ``events`` begins with their notes
+        self.caught_up_now = 0  # steps this tick caught up: ``events`` begins with theirs
         self.learned: deque[tuple[automation.Binding, ...]] = deque()
         self._learning: tuple[str, float, float] | None = None
         self.note_learner = NoteLearner()
@@ -189,11 +189,13 @@ class Player:
     def _catch_up(self, missed: int) -> None:
         """Step through ticks the clock skipped, so the swarm keeps the wall clock's time.
 
-        A short skip (AUDIBLE_CATCH_UP steps at most: a handover, a page fault) plays its notes,
-        ahead of this tick's in ``events``.  A longer stall's steps couple the swarm but play no notes
-        (a burst of late notes is worse than none); it is repaid MAX_CATCH_UP steps a tick, so one tick
-        never makes the next late; beyond MAX_BEHIND_S an overloaded machine would never catch up:
-        the excess is lost, and counted.
+        Every step caught up goes through the mapper, ahead of this tick's events: the tempo counts
+        its flashes and MIDI clock out keeps its pulses (a DAW counts them: a 20 ms stall that
+        dropped two pulses and a flash put a slaved DAW half a beat off and the tempo 0.5 % off for
+        seconds).  A short skip (AUDIBLE_CATCH_UP steps at most: a handover, a page fault) plays its
+        notes too; a longer stall's steps start none (a burst of late notes is worse than none).  It
+        is repaid MAX_CATCH_UP steps a tick, so one tick never makes the next late; beyond
+        MAX_BEHIND_S an overloaded machine would never catch up: the excess is lost, and counted.
         """
         most = round(MAX_BEHIND_S / self.swarm.dt)
         owed = self.behind_ticks + missed
@@ -201,17 +203,15 @@ class Player:
             self.lost_ticks += owed - most
             owed = most
         steps = min(owed, MAX_CATCH_UP)
-        if owed <= AUDIBLE_CATCH_UP:
-            swarm, mapper = self.swarm, self.mapper
-            mapper.events.clear()
-            for _ in range(steps):
-                step = swarm.ticks
-                swarm.step()
-                ids, times = swarm.flashes()
-                mapper.tick(step, ids, times, self.r, keep=True)
-            self.caught_up_now = steps
-        else:
-            self.swarm.run(steps)
+        quiet = owed > AUDIBLE_CATCH_UP
+        swarm, mapper = self.swarm, self.mapper
+        mapper.events.clear()
+        for _ in range(steps):
+            step = swarm.ticks
+            swarm.step()
+            ids, times = swarm.flashes()
+            mapper.tick(step, ids, times, self.r, keep=True, quiet=quiet)
+        self.caught_up_now = steps
         self.caught_up_ticks += steps
         self.behind_ticks = owed - steps
 

@@ -72,6 +72,26 @@ def test_a_short_skip_plays_every_note_it_owes_and_a_long_stall_plays_none_of_it
     assert [e for e in stalled if e[0] < 0.9] == [e for e in steady if e[0] < 0.9]
 
 
+def test_a_long_stall_keeps_every_midi_clock_pulse_and_the_tempo():
+    """A DAW slaved to our clock counts its pulses: the steps a long stall catches up start no
+    notes, but their pulses go out (late) and their flashes count for the tempo, so the pulses keep
+    their swarm times and the tempo is the steady run's (a 20-tick stall once dropped two pulses and
+    left the tempo 0.5 % off for seconds)."""
+
+    def clocks(skips: dict[int, int]) -> tuple[list[float], float]:
+        player, pulses, k = make("pulse-sine", **{"swarm.freq_hz": 2, "swarm.noise": 0, "mapping.clock_out": True}), [], 0
+        while player.swarm.ticks < 20_000:
+            k += skips.get(k, 0)
+            pulses += [t for t, message in events_of(player, player.tick(k)) if message == [0xF8]]
+            k += 1
+        return pulses, player.mapper.tempo.hz
+
+    steady, steady_hz = clocks({})
+    stalled, stalled_hz = clocks({17_000: 20, 17_400: 3 * AUDIBLE_CATCH_UP})
+    assert len(steady) > 700
+    assert stalled == pytest.approx(steady, abs=1e-9) and stalled_hz == pytest.approx(steady_hz, rel=1e-9)
+
+
 def test_a_swarm_more_than_a_second_behind_gives_the_excess_up():
     player = make()  # 1 ms ticks: at most 1000 owed
     player.tick(0)
