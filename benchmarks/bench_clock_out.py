@@ -3,13 +3,14 @@
 Run: python benchmarks/bench_clock_out.py [--seconds 20] [--realtime]
 Prints a table and writes benchmarks/results/clock_out.json.
 
-One private dummy server (64 frames at 48 kHz); the daemon plays the pulse-sine preset at 2 Hz
-(120 BPM) with ``mapping.clock_out = true`` and no phase noise (``swarm.noise = 0``: once in sync its
-tempo is steady, so what moves a clock is the transport, not the swarm), one backend after the other.  ``jack_midi_dump -a``
-(frames from its own start: only differences are used) and a native sink in this process stamp
-every 0xF8.  The clock follows the swarm's live tempo, which drifts slowly, so an interval's
-deviation is taken against the median of the 24 intervals around it (one beat): what a DAW
-following the clock sees as jitter.
+One private dummy server (64 frames at 48 kHz); the daemon plays the pulse-sine preset with one
+firefly at 2 Hz (120 BPM: a clock every 1,000 frames) with ``mapping.clock_out = true`` and no phase
+noise, one backend after the other.  Its tempo is then steady from the first beat (a swarm of 200
+takes about 16 s to settle, and its clock wobbles by up to 55 frames meanwhile: that is the music, not
+the transport), so what moves a clock here is the transport alone.  ``jack_midi_dump -a`` (frames from
+its own start: only differences are used) and a native sink in this process stamp every 0xF8.  An
+interval's deviation is taken against the median of the 24 intervals around it (one beat): what a
+DAW following the clock sees as jitter.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def run_backend(env: dict[str, str], backend: str, seconds: float) -> dict:
     name = f"ffm-c-{uuid.uuid4().hex[:6]}"
     home = Path(tempfile.mkdtemp())
     args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", backend, "--client-name", name, "--preset", "pulse-sine"]
-    args += ["--set", "mapping.clock_out=true", "--set", "swarm.freq_hz=2", "--set", "swarm.noise=0"]
+    args += ["--set", "mapping.clock_out=true", "--set", "swarm.freq_hz=2", "--set", "swarm.noise=0", "--set", "swarm.n=1"]
     args += ["--fresh", "--socket", str(home / "control.sock")]
     dump_name = f"ffm-cdump-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryFile(mode="w+") as log, tempfile.TemporaryFile(mode="w+") as dump_out:
@@ -78,7 +79,7 @@ def run_backend(env: dict[str, str], backend: str, seconds: float) -> dict:
                 wait_for_port(env, f"{dump_name}:input")
                 sink.connect(f"{name}:out", sink.in_port)
                 sink.connect(f"{name}:out", f"{dump_name}:input")
-                time.sleep(3.0)  # the live tempo settles
+                time.sleep(3.0)  # the ports settle
                 end = time.monotonic() + seconds
                 mark = sink.clock.now_frame()
                 while time.monotonic() < end:

@@ -1,6 +1,6 @@
 """Timing of a steady pulse heard at a receiver: isobar's Timeline against the firefly-midi daemon, on JACK.
 
-Run: python benchmarks/bench_jitter.py [--runs 5] [--seconds 15] [--frames 64] [--no-realtime] [--senders isobar,firefly]
+Run: python benchmarks/bench_jitter.py [--runs 5] [--seconds 15] [--frames 64] [--no-realtime] [--senders isobar,firefly,firefly-native]
 Prints a table and writes benchmarks/results/jitter.json.  Needs isobar (``pip install isobar==0.2.1``;
 it is a benchmark's reference, not a dependency of the package) and jack_midi_dump.
 
@@ -12,7 +12,9 @@ the two senders alternating (isobar, firefly, firefly, isobar, ...), on one priv
   ``MidiOutputDevice`` whose mido port is a virtual JACK port (mido's rtmidi backend with the
   ``UNIX_JACK`` API, chosen through ``MIDO_BACKEND``).
 - firefly-midi (``python -m firefly_midi daemon``, its own process): one firefly at 4 Hz, no
-  coupling, no spread, no noise, ``mapping.mode = density``.
+  coupling, no spread, no noise, ``mapping.mode = density``; ``firefly`` through python-rtmidi
+  (``--backend jack``), ``firefly-native`` through the native client (``--backend jack-native``),
+  whose transport follows the JACK frames.
 
 Everything is measured at the receivers, never from the clock that set the sender's deadlines:
 
@@ -61,7 +63,7 @@ BPM = 120.0
 NOMINAL_S = 60.0 / BPM / 2  # 8th notes
 RATE = 48_000
 WARM_S = 1.0  # played before the measured window
-SENDERS = ("isobar", "firefly")
+SENDERS = ("isobar", "firefly", "firefly-native")  # the daemon on --backend jack, then jack-native
 EVENT = re.compile(r"^\s*(\d+):\s+([0-9a-f]{2}) ([0-9a-f]{2}) ([0-9a-f]{2})")
 FIREFLY_SET = {
     "swarm.model": "pulse",
@@ -174,10 +176,10 @@ def start_isobar(env: dict[str, str], seconds: float) -> tuple[subprocess.Popen,
     return worker, port
 
 
-def start_firefly(env: dict[str, str], home: str, log) -> tuple[subprocess.Popen, str]:
-    """The daemon playing the 4 Hz firefly; returns it and its JACK out port."""
+def start_firefly(env: dict[str, str], home: str, log, backend: str = "jack") -> tuple[subprocess.Popen, str]:
+    """The daemon playing the 4 Hz firefly on ``backend``; returns it and its JACK out port."""
     client = f"ffm-jitter-{uuid.uuid4().hex[:6]}"
-    args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", "jack", "--client-name", client, "--no-input"]
+    args = [sys.executable, "-m", "firefly_midi", "daemon", "--backend", backend, "--client-name", client, "--no-input"]
     args += ["--preset", "pulse-sine", "--status-every", "5", "--fresh", "--socket", str(Path(home) / "control.sock")]
     args += [a for k, v in FIREFLY_SET.items() for a in ("--set", f"{k}={v}")]
     daemon = subprocess.Popen(args, env={**env, "XDG_STATE_HOME": home}, stdout=subprocess.DEVNULL, stderr=log, text=True, cwd=HERE.parent)
@@ -206,7 +208,10 @@ def one_run(env: dict[str, str], sender: str, seconds: float, frames_per_period:
         receiver.set_callback(on_message)
         try:
             wait_for_port(env, f"{dump_name}:input")
-            proc, port = start_isobar(env, WARM_S + seconds + 0.5) if sender == "isobar" else start_firefly(env, home, log)
+            if sender == "isobar":
+                proc, port = start_isobar(env, WARM_S + seconds + 0.5)
+            else:
+                proc, port = start_firefly(env, home, log, "jack-native" if sender == "firefly-native" else "jack")
             connect(env, port, f"{dump_name}:input")  # the dump first: it hears every note the receiver hears
             connect(env, port, f"ffm-rcv-{tag}:in")
             if sender == "isobar":
@@ -254,9 +259,10 @@ def summarise(runs: list[dict]) -> dict:
             mine = [r[base] for r in runs if r["sender"] == sender and "dev_p50_ms" in r[base]]
             if mine:
                 summary[f"{sender} {base}"] = {key: spread([m[key] for m in mine]) for key in SUMMARY_KEYS} | {"runs": len(mine)}
-        a, b = summary.get(f"isobar {base}"), summary.get(f"firefly {base}")
-        if a and b:
-            summary[f"isobar/firefly {base}"] = {key: a[key]["median"] / max(b[key]["median"], 1e-9) for key in SUMMARY_KEYS[:3]}
+        for ours in SENDERS[1:]:
+            a, b = summary.get(f"isobar {base}"), summary.get(f"{ours} {base}")
+            if a and b:
+                summary[f"isobar/{ours} {base}"] = {key: a[key]["median"] / max(b[key]["median"], 1e-9) for key in SUMMARY_KEYS[:3]}
     clocks = [r["frame_clock_ppm"] for r in runs if r["frame_clock_ppm"] is not None]
     if clocks:
         summary["frame_clock_ppm"] = spread(clocks)
@@ -295,17 +301,18 @@ def show(r: dict) -> None:
         f"(a perfect sender shows |dev| = {r['quantisation_floor_ms']:.3f} ms)"
     )
     print("median over runs (min-max)")
-    print(f"{'sender, time base':<22}" + "".join(f"{k:>26}" for k in SUMMARY_KEYS))
+    print(f"{'sender, time base':<29}" + "".join(f"{k:>26}" for k in SUMMARY_KEYS))
     s = r["summary"]
     for base in ("monotonic", "frames"):
         for sender in SENDERS:
             row = s.get(f"{sender} {base}")
             if row:
                 cells = "".join(f"{cell(row[k], k):>26}" for k in SUMMARY_KEYS)
-                print(f"{sender + ', ' + base:<22}{cells}")
-        if f"isobar/firefly {base}" in s:
-            ratios = ", ".join(f"{k} {v:.2f}x" for k, v in s[f"isobar/firefly {base}"].items())
-            print(f"  isobar / firefly-midi, medians ({base}): {ratios}")
+                print(f"{sender + ', ' + base:<29}{cells}")
+        for ours in SENDERS[1:]:
+            if f"isobar/{ours} {base}" in s:
+                ratios = ", ".join(f"{k} {v:.2f}x" for k, v in s[f"isobar/{ours} {base}"].items())
+                print(f"  isobar / {ours}, medians ({base}): {ratios}")
     if "frame_clock_ppm" in s:
         c = s["frame_clock_ppm"]
         print(f"JACK frame clock against monotonic: {c['median']:+.0f} ppm ({c['min']:+.0f} to {c['max']:+.0f})")

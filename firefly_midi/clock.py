@@ -37,6 +37,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from firefly_midi.transport import Transport
+
 SPIN_S = 100e-6  # sleep until this long before the deadline, then spin (the least spin)
 MAX_SPIN_S = 300e-6  # the most spin the loop adapts to
 SPIN_STEP_S = 20e-6  # how far one adaptation moves the spin
@@ -173,17 +175,25 @@ class Clock:
     """Calls ``on_tick(k)`` every ``tick_s`` seconds on absolute deadlines, in a thread of its own.
 
     ``on_tick`` gets the tick number k, counted from the start including skipped ticks, so
-    ``k·tick_s`` is always the wall time since start.  Lateness, skipped ticks and the share of the
+    ``k·tick_s`` is always the transport time since start: wall time, or the JACK frames' time where
+    the ports follow a server's frame clock (``transport``, firefly_midi/transport.py).  Lateness, skipped ticks and the share of the
     time spent inside ``on_tick`` (the loop's CPU share, spin excluded) are kept for telemetry.
     """
 
     def __init__(
-        self, tick_s: float, on_tick: Callable[[int], None], spin_s: float = SPIN_S, name: str = "firefly-tick", realtime: bool = True
+        self,
+        tick_s: float,
+        on_tick: Callable[[int], None],
+        spin_s: float = SPIN_S,
+        name: str = "firefly-tick",
+        realtime: bool = True,
+        transport: Transport | None = None,
     ):
         if not tick_s > 0:
             raise ValueError(f"tick must be positive, got {tick_s}")
         self.tick_s = tick_s
         self.on_tick = on_tick
+        self.transport = transport if transport is not None else Transport()
         self.spin_s = spin_s
         self.lateness = Lateness()
         self.ticks = 0
@@ -240,13 +250,13 @@ class Clock:
 
     def _loop(self) -> None:
         tick, stop, least = self.tick_s, self._stop, self.spin_s
-        monotonic, sleep = time.monotonic, time.sleep
+        monotonic, sleep, wake_at = time.monotonic, time.sleep, self.transport.wake_at
         start = self.started_at = monotonic()
         k = 0
         self._wakes = self._late = 0
         self._window_since, self._window_busy = start, self.busy_s
         while not stop.is_set():
-            deadline = start + k * tick
+            deadline = wake_at(start + k * tick)
             now = monotonic()
             if deadline - now > self.spin_s:
                 sleep(deadline - now - self.spin_s)
@@ -259,7 +269,7 @@ class Clock:
             if behind:  # missed whole ticks: skip them, never burst
                 self.skipped += behind
                 k += behind
-                deadline = start + k * tick
+                deadline = wake_at(start + k * tick)
             self.lateness.record(now - deadline)
             self.on_tick(k)
             done = monotonic()

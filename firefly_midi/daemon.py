@@ -58,8 +58,8 @@ class Daemon:
         self.saved = SavedState(values, preset)
         self.engines = Handover(self, values, engine)
         self.player = Player(values, engine=self.engines.first)
-        self.clock = Clock(self.values["clock.tick_ms"] / 1000.0, lambda k: None)
         ports_used = Ports(ports or PortConfig(use_input=True, clock_in=values["input.clock_in"]))
+        self.clock = Clock(self.values["clock.tick_ms"] / 1000.0, lambda k: None, transport=ports_used.transport)
         self.ticks = TickLoop(self.player, ports_used, self.clock)
         self.clock.on_tick = self.ticks.tick
         self.upkeep = PortUpkeep(ports_used, self.saved, self.submit, self._greet_ports)

@@ -3,8 +3,9 @@
 A ``Backend`` is one open output and (optionally) one input.  Its public ``send()`` and ``poll()``
 check and count, then call the private ``_send()`` / ``_poll()`` hooks that each backend fills in.
 
-Time: ``send(message, time_s)`` takes the message's due time on the monotonic clock
-(``time.monotonic()``), or None for "now".  Backends that write at once (rtmidi) ignore it; a backend
+Time: ``send(message, time_s)`` takes the message's due time on the daemon's transport
+(firefly_midi/transport.py: time.monotonic(), or a server's frames where the backend has a
+``frame_clock``), or None for "now".  Backends that write at once (rtmidi) ignore it; a backend
 that schedules (a native JACK client writing each event at its frame) uses it, so the tick can hand
 over events ahead of time without knowing which kind it plays through.
 """
@@ -61,6 +62,7 @@ class Backend:
     on_jack = False  # True when the ports live on a JACK server (the supervisor watches the server)
     arrival = "delta"  # what the time ``poll`` gives with each message is: see ``Incoming``
     schedules = False  # True when ``send`` plays each event at its ``time_s`` (else at once)
+    frame_clock: object | None = None  # a backend on a server's frame counter: its FrameClock (the transport follows it)
 
     def __init__(self) -> None:
         self.sent = 0

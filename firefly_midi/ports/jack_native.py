@@ -23,9 +23,11 @@ from rtmidi.midiconstants import ACTIVE_SENSING, MIDI_TIME_CODE
 
 from firefly_midi.jack.binding import JackUnavailable
 from firefly_midi.jack.client import NativeJackClient, NotActive
+from firefly_midi.jack.clock import FrameClock
 from firefly_midi.midi import TIMING_CLOCK
 from firefly_midi.ports.base import Backend, Incoming, PortConfig, PortError, ServerGone
 from firefly_midi.ports.watch import server_gone
+from firefly_midi.transport import Transport
 
 log = logging.getLogger("firefly_midi.ports")
 
@@ -34,6 +36,7 @@ log = logging.getLogger("firefly_midi.ports")
 # (see _send), and a flood's last note-offs were lost when close() gave up after 0.2 s
 DRAIN_S = 2.0
 DRAIN_CYCLES = 2  # and then for this many cycles: the last events reach their listeners before we go
+FIRST_CYCLE_S = 2.0  # the longest wait for the first cycle after activation
 SERVER_EXIT_S = 0.5  # after a failed call into libjack, how long to look for the server's exit
 
 
@@ -50,6 +53,7 @@ class NativeJackBackend(Backend):
         self.config, self.client = config, client
         self._timing = () if config.clock_in else (TIMING_CLOCK, MIDI_TIME_CODE)
         self._last_frame = 0  # the frame the event sent last was given: see _send
+        self.transport: Transport | None = None  # the daemon's time, once it follows our frames (Ports._use)
 
     @classmethod
     def open(cls, config: PortConfig, server: str | None, dead: list[object]) -> NativeJackBackend:
@@ -61,6 +65,7 @@ class NativeJackBackend(Backend):
         try:
             client.open()
             client.activate()
+            _first_cycle(client)
             _connect_where_asked(client, config)
         except (JackUnavailable, NotActive) as exc:
             if server_gone(server, SERVER_EXIT_S) or client.shut_down:
@@ -77,6 +82,9 @@ class NativeJackBackend(Backend):
     def _send(self, message: Sequence[int], time_s: float | None) -> None:
         """At the frame ``time_s`` maps to, never before the frame of the event sent before it.
 
+        ``time_s`` is the daemon's transport time: once the transport follows our frame clock, its
+        own exact frame (a steady pulse stays steady in frames); until then, through the mapping.
+
         The callback writes events in frame order, and the frame<->time mapping moves with each
         re-anchoring (backwards by whole cycles after an xrun of the dummy driver): without the floor,
         a note-on due after a note-off (or an All Notes Off after the notes) could leave first.
@@ -87,8 +95,17 @@ class NativeJackBackend(Backend):
         if time_s is None:
             client.send(message, None)
             return
-        self._last_frame = max(client.clock.frame_at(time_s), self._last_frame)
+        transport = self.transport
+        frame = transport.frame(time_s) if transport is not None else None
+        if frame is None:
+            frame = client.clock.frame_at(time_s)
+        self._last_frame = max(frame, self._last_frame)
         client.schedule(message, self._last_frame)
+
+    @property
+    def frame_clock(self) -> FrameClock:
+        """Our server's frames and time.monotonic() (the daemon's transport follows it)."""
+        return self.client.clock
 
     def _poll(self) -> Incoming | None:
         while (item := self.client.poll()) is not None:
@@ -143,6 +160,15 @@ class NativeJackBackend(Backend):
         while client.active and client.counters().cycles < written + DRAIN_CYCLES and time.monotonic() < deadline:
             time.sleep(0.002)
         client.close()
+
+
+def _first_cycle(client: NativeJackClient) -> None:
+    """Wait for the callback's first cycle: the transport follows its frame clock from the start."""
+    deadline = time.monotonic() + FIRST_CYCLE_S
+    while client.counters().cycles == 0:
+        if client.shut_down or time.monotonic() > deadline:
+            raise NotActive(f"the JACK server ran no cycle within {FIRST_CYCLE_S:g} s of activating our client")
+        time.sleep(0.002)
 
 
 def _connect_where_asked(client: NativeJackClient, config: PortConfig) -> None:

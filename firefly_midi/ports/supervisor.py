@@ -23,6 +23,7 @@ from firefly_midi.ports.jack_rtmidi import DeafCounts, JackRtMidiBackend
 from firefly_midi.ports.null import NullBackend
 from firefly_midi.ports.rtmidi import RtMidiBackend, platform_backends
 from firefly_midi.ports.watch import JackWatch, jack_server_socket
+from firefly_midi.transport import Transport
 
 log = logging.getLogger("firefly_midi.ports")
 
@@ -66,6 +67,7 @@ class Ports:
         self.watch: JackWatch | None = None
         self._dead: list[Any] = []  # backends and clients of a server that died: never touched again
         self.awaits_jack = False  # no backend opened, but a JACK server started later would do (open_late)
+        self.transport = Transport()  # the clock's time: follows the frames of a backend that has them
 
     # --------------------------------------------------------------------------------- opening
     def open(self, quiet: bool = False) -> None:
@@ -132,6 +134,12 @@ class Ports:
     def _use(self, midi: Backend, server: str | None) -> None:
         self._hold_until = time.monotonic() + HOLD_S  # a synth may hold notes from before: see _holds
         self.midi, self.backend, self.state, self.problem = midi, midi.kind, PortState.OPEN, ""
+        frame_clock = midi.frame_clock
+        if frame_clock is not None:  # the daemon's ticks and events run on this server's frames
+            self.transport.follow(frame_clock)
+            midi.transport = self.transport
+        else:
+            self.transport.leave()
         output = (midi.names() or [None])[0]
         self.watch = JackWatch.start(self.config.client, server, output) if midi.on_jack else None
 
@@ -164,12 +172,14 @@ class Ports:
         the tick plays into the null backend at once.  ``reopen()`` tries again."""
         self._dead.extend(x for x in (self.midi, self.watch) if x is not None and x is not self._null)
         self.midi, self.watch, self._hold_until = self._null, None, 0.0  # nobody listens: nothing to hold
+        self.transport.leave()
         self.state, self.problem = PortState.LOST, "the MIDI server went away"
         self.losses += 1
 
     def close(self) -> None:
         """Close the ports, after what was sent has left."""
         midi, self.midi = self.midi, self._null
+        self.transport.leave()
         if midi is not self._null:
             if self.watch is not None:
                 self.watch.wait_quiet()  # see JackWatch.wait_quiet
@@ -324,5 +334,7 @@ class Ports:
             "stalls": self.stalls,
             "server_pace": None if self.server_pace is None else round(self.server_pace, 3),
             "sysex_guard": False,
+            "on_frames": self.transport.on_frames,  # the clock and its events run on the server's frames
+            "frame_jumps": self.transport.jumps,
             **self.midi.status(),
         }
