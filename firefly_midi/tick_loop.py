@@ -38,13 +38,15 @@ class PortInput:
 
     Messages polled now arrived during the tick that just ended.  Playing each into the coming step
     at the same offset keeps their spacing and delays every input by exactly one tick, instead of
-    jittering by up to a tick.  A backend dates a message either by the seconds since the one before
-    (rtmidi: chained from the first, anchored on the poll) or by its arrival on time.monotonic()
-    (the native JACK client, from the event's frame): ``ports.arrival`` says which.
+    jittering by up to a tick.  A backend dates a message by the seconds since the one before
+    (rtmidi: chained from the first, anchored on the poll), by its arrival on time.monotonic(), or
+    on the clock's own transport time (the native JACK client, from the event's frame, once the
+    transport follows its frames): ``ports.arrival`` says which.
     """
 
     def __init__(self, ports: Any, tick_s: float):
         self.ports, self.tick_s = ports, tick_s
+        self.tick_at = 0.0  # the transport time of the tick polling now (TickLoop sets it)
         self._last_arrival = 0.0
 
     def poll(self) -> tuple[list[int], float] | None:
@@ -53,7 +55,11 @@ class PortInput:
             return None
         tick, now = self.tick_s, time.monotonic()
         low = 0.0
-        if getattr(self.ports, "arrival", "delta") == "monotonic":
+        kind = getattr(self.ports, "arrival", "delta")
+        if kind == "transport":  # the event's frame on the clock's own time: exact, no mapping between
+            arrival, now = item[1], self.tick_at
+            low = -HIT_PAST_S / tick
+        elif kind == "monotonic":
             arrival = item[1]  # the event's frame through the mapping its answer goes out by: kept,
             low = -HIT_PAST_S / tick  # even when the mapping lags the arrival (the player bounds it)
         else:
@@ -103,6 +109,7 @@ class TickLoop:
             if k % self._guard_every == 0:
                 self.ports.end_stray_sysex(k * self.clock.tick_s)
             player = self.player
+            self.input.tick_at = self.clock.started_at + k * self.clock.tick_s
             count = player.tick(k, self.input if recorder is None else recorder.input)
             if player.stepped:
                 swarm = player.swarm

@@ -68,6 +68,14 @@ class Transport:
         frame_clock, frame0, t0 = anchor
         return frame0 + round((t - t0) * frame_clock.sample_rate)
 
+    def time_of(self, frame: int) -> float | None:
+        """The transport second ``frame`` played at (an input's arrival); None while following no frame clock."""
+        anchor = self._anchor
+        if anchor is None:
+            return None
+        frame_clock, frame0, t0 = anchor
+        return t0 + (frame - frame0) / frame_clock.sample_rate
+
     def wake_at(self, t: float) -> float:
         """When, on time.monotonic(), transport second ``t`` is due."""
         anchor = self._anchor

@@ -112,3 +112,25 @@ def test_a_clock_on_frames_ticks_at_the_frames_pace():
     assert len(ticks) >= 100
     span = ticks[99] - ticks[0]
     assert span == pytest.approx(99 * 0.002 / 0.5, rel=0.1)
+
+
+def test_an_input_dated_on_the_transport_keeps_its_offset_within_the_tick():
+    """Native JACK input, once the transport follows the frames, comes dated on the clock's own time:
+    its place in the tick is exact, whatever time.monotonic() says when the tick polls."""
+    from firefly_midi.tick_loop import PortInput
+
+    class Ports:
+        arrival = "transport"
+
+        def __init__(self, times: list[float]) -> None:
+            self.items = [([0x90, 60, 100], t) for t in times]
+
+        def poll(self):
+            return self.items.pop(0) if self.items else None
+
+    tick = 0.001
+    ports = Ports([99.9995, 99.99925, 99.999, 99.995, 100.0005])
+    polled = PortInput(ports, tick)
+    polled.tick_at = 100.0  # the tick polling now; the messages arrived during the one before
+    fractions = [polled.poll()[1] for _ in range(5)]
+    assert fractions == pytest.approx([0.5, 0.25, 0.0, -4.0, 1.0])

@@ -19,8 +19,9 @@ from firefly_midi.errors import FireflyError
 
 BACKENDS = ("auto", "alsa", "jack", "jack-native", "coremidi", "windows")
 
-# A message and its time: the seconds since the message before (``arrival = "delta"``, rtmidi's), or
-# when it arrived on time.monotonic() (``arrival = "monotonic"``, a backend that dates each event).
+# A message and its time: the seconds since the message before (``arrival = "delta"``, rtmidi's),
+# when it arrived on time.monotonic() (``arrival = "monotonic"``, a backend that dates each event), or
+# on the daemon's transport (``arrival = "transport"``: a backend whose frames the transport follows).
 Incoming = tuple[list[int], float]
 
 

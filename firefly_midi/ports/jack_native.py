@@ -6,8 +6,9 @@ it changes for the daemon (docs/jack.md, docs/jack-native.md):
 - ``send(message, time_s)`` schedules: the event leaves at the frame ``time_s`` maps to (the daemon
   adds ``clock.lookahead_ms`` to each event's due time, so the client itself adds none); ``None``
   means the next cycle's start.  An event whose frame has passed leaves at once, counted ``late``.
-- ``poll()`` gives each message with its arrival on ``time.monotonic()``, taken from its frame
-  (``arrival = "monotonic"``), where rtmidi gives the seconds since the message before.
+- ``poll()`` gives each message with its arrival taken from its frame: on the daemon's transport
+  once it follows our frames (``arrival = "transport"``), else on ``time.monotonic()``
+  (``"monotonic"``), where rtmidi gives the seconds since the message before.
 - One client, ports ``<client>:out`` and ``<client>:in``: the callback parses sysex itself, so an
   unterminated sysex cannot deafen the input, and no probe or sysex guard is needed.
 - Server loss is told by JACK's shutdown callback (``server_left``), not found by polling.
@@ -45,7 +46,6 @@ class NativeJackBackend(Backend):
 
     kind = "jack-native"
     on_jack = True
-    arrival = "monotonic"
     schedules = True
 
     def __init__(self, config: PortConfig, client: NativeJackClient):
@@ -107,12 +107,22 @@ class NativeJackBackend(Backend):
         """Our server's frames and time.monotonic() (the daemon's transport follows it)."""
         return self.client.clock
 
+    @property
+    def arrival(self) -> str:  # type: ignore[override]
+        """"transport" once the daemon's transport follows our frames (an input's exact transport
+        time, with no mapping between), else "monotonic"."""
+        transport = self.transport
+        return "transport" if transport is not None and transport.on_frames else "monotonic"
+
     def _poll(self) -> Incoming | None:
-        while (item := self.client.poll()) is not None:
-            status = item[0][0]
+        client, transport = self.client, self.transport
+        while (item := client.poll_frame()) is not None:
+            message, frame = item
+            status = message[0]
             if status == ACTIVE_SENSING or status in self._timing or not self.config.use_input:
                 continue  # as rtmidi's input ignores them
-            return item
+            arrival = transport.time_of(frame) if transport is not None else None
+            return message, client.clock.time_at(frame) if arrival is None else arrival
         return None
 
     def reflex_state(self) -> object | None:
