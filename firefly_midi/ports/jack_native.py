@@ -109,7 +109,7 @@ class NativeJackBackend(Backend):
 
     @property
     def arrival(self) -> str:  # type: ignore[override]
-        """"transport" once the daemon's transport follows our frames (an input's exact transport
+        """ "transport" once the daemon's transport follows our frames (an input's exact transport
         time, with no mapping between), else "monotonic"."""
         transport = self.transport
         return "transport" if transport is not None and transport.on_frames else "monotonic"
