@@ -11,10 +11,7 @@ a frame put 57 of 623 intervals off by 2-8 frames on this machine.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -24,8 +21,8 @@ from firefly_midi import presets
 from firefly_midi.daemon import Daemon
 from firefly_midi.ports import PortConfig
 
-from .conftest import unavailable, wait_for_port
-from .test_jack_native import DUMP_EVENT, _server, running, wait_until
+from .conftest import wait_for_port
+from .test_jack_native import DUMP_EVENT, _server, frame_dump, running, wait_until
 
 pytestmark = pytest.mark.jack
 CLOCK, FRAMES_PER_CLOCK = 0xF8, 1000  # 48 kHz / (2 beats/s x 24 clocks a beat)
@@ -51,11 +48,7 @@ def off_intervals(frames: list[int]) -> tuple[int, int]:
 
 @pytest.mark.timeout(180)
 def test_midi_clock_out_lands_on_exact_frames(server, tmp_path, compiled_kernels):
-    if not shutil.which("jack_midi_dump"):
-        unavailable("jack_midi_dump is not installed (Debian: jackd2's example clients)")
-    dump_name = f"cdump-{uuid.uuid4().hex[:6]}"
-    with open(tmp_path / "dump.txt", "w") as out:
-        dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", dump_name], env=server, stdout=out, stderr=subprocess.STDOUT)
+    dump, dump_name = frame_dump(server, tmp_path / "dump.txt", "cdump")
     sink = running("ffm-csink")
     daemon = Daemon(steady_clock_values(), ports=PortConfig(backend="jack-native", client="ffm-cday", connect_out=sink.in_port))
     try:

@@ -71,6 +71,18 @@ def running(name: str) -> NativeJackClient:
     return client
 
 
+def frame_dump(server: dict[str, str], path, prefix: str) -> tuple[subprocess.Popen, str]:
+    """``jack_midi_dump -a`` (an independent witness: absolute JACK frames) writing to ``path``,
+    and its client's name; a test without it is unavailable."""
+    if not shutil.which("jack_midi_dump"):
+        unavailable("jack_midi_dump is not installed (Debian: jackd2's example clients)")
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    with open(path, "w") as out:
+        # line-buffered: its stdout is a file, which stdio would otherwise flush only at exit
+        dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", name], env=server, stdout=out, stderr=subprocess.STDOUT)
+    return dump, name
+
+
 def collect(client: NativeJackClient, count: int, timeout: float) -> list[tuple[list[int], int]]:
     received: list[tuple[list[int], int]] = []
 
@@ -103,12 +115,7 @@ def play_exact(source: NativeJackClient, sink: NativeJackClient, notes: int = 60
 
 
 def test_notes_land_at_their_exact_frames(server, tmp_path):
-    if not shutil.which("jack_midi_dump"):
-        unavailable("jack_midi_dump is not installed (Debian: jackd2's example clients)")
-    dump_name = f"dump-{uuid.uuid4().hex[:6]}"
-    with open(tmp_path / "dump.txt", "w") as out:
-        # line-buffered: its stdout is a file, which stdio would otherwise flush only at exit
-        dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", dump_name], env=server, stdout=out, stderr=subprocess.STDOUT)
+    dump, dump_name = frame_dump(server, tmp_path / "dump.txt", "dump")
     source, sink = running("ffm-src"), running("ffm-sink")
     try:
         wait_for_port(server, f"{dump_name}:input")

@@ -9,10 +9,7 @@ every note-on gets its note-off.  Frames are read by our own sink and by ``jack_
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -25,8 +22,8 @@ from firefly_midi.jack import binding, layout, process, rtcheck
 from firefly_midi.jack import reflex as native
 from firefly_midi.ports import PortConfig
 
-from .conftest import unavailable, wait_for_port
-from .test_jack_native import DUMP_EVENT, _server, collect, running, wait_until
+from .conftest import wait_for_port
+from .test_jack_native import DUMP_EVENT, _server, collect, frame_dump, running, wait_until
 
 pytestmark = pytest.mark.jack
 NOTE_ON, NOTE_OFF = 0x90, 0x80
@@ -106,11 +103,7 @@ def note_events(messages: list[tuple[list[int], int]]) -> list[tuple[int, str, i
 
 @pytest.mark.timeout(240)
 def test_a_daemon_answers_in_the_inputs_cycle_once_with_its_note_offs(server, tmp_path, compiled_kernels):
-    if not shutil.which("jack_midi_dump"):
-        unavailable("jack_midi_dump is not installed (Debian: jackd2's example clients)")
-    dump_name = f"rdump-{uuid.uuid4().hex[:6]}"
-    with open(tmp_path / "dump.txt", "w") as out:
-        dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", dump_name], env=server, stdout=out, stderr=subprocess.STDOUT)
+    dump, dump_name = frame_dump(server, tmp_path / "dump.txt", "rdump")
     source, sink = running("ffm-dsrc"), running("ffm-dsink")
     config = PortConfig(backend="jack-native", client="ffm-day", connect_out=sink.in_port, connect_in=source.out_port)
     daemon = Daemon(strong_input_values(), ports=config, engine="compiled")
