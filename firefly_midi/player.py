@@ -88,7 +88,7 @@ class Player:
         self.paused = False
         self.stepped = False  # whether the last tick stepped the swarm (not paused)
         self.next_k = 0  # the tick number expected next: a larger one means ticks were skipped
-        self.caught_up_ticks = 0  # skipped ticks the swarm stepped silently
+        self.caught_up_ticks = 0  # skipped ticks the swarm stepped later (caught up)
         self.lost_ticks = 0  # skipped ticks it could not catch up (the music fell behind by these)
         self.behind_ticks = 0  # skipped ticks not yet stepped: repaid MAX_CATCH_UP a tick
         self.caught_up_now = 0  # steps this tick caught up: ``events`` begins with theirs
@@ -191,8 +191,8 @@ class Player:
 
         Every step caught up goes through the mapper, ahead of this tick's events: the tempo counts
         its flashes and MIDI clock out keeps its pulses (a DAW counts them: a 20 ms stall that
-        dropped two pulses and a flash put a slaved DAW half a beat off and the tempo 0.5 % off for
-        seconds).  A short skip (AUDIBLE_CATCH_UP steps at most: a handover, a page fault) plays its
+        dropped two pulses and a flash left a slaved DAW two clocks behind for good and the tempo
+        0.5 % off for seconds).  A short skip (AUDIBLE_CATCH_UP steps at most: a handover, a page fault) plays its
         notes too; a longer stall's steps start none (a burst of late notes is worse than none).  It
         is repaid MAX_CATCH_UP steps a tick, so one tick never makes the next late; beyond
         MAX_BEHIND_S an overloaded machine would never catch up: the excess is lost, and counted.
