@@ -1,11 +1,12 @@
 """The real-time daemon on a private JACK server: tick lateness, skipped ticks, CPU, MIDI reaction.
 
-Run: python benchmarks/bench_daemon.py [--seconds 20] [--quick]
+Run: python benchmarks/bench_daemon.py [--seconds 20] [--quick] [--backends jack,jack-native]
 Prints tables and writes benchmarks/results/daemon.json.
 
 Tick runs: each (preset, N) plays in a fresh worker process (this script with ``--worker``) that runs
 the real ``Daemon`` with its JACK ports open at 1 kHz (``clock.tick_ms = 1``) while its main thread
-sleeps.  After a warm-up, a command submitted to the tick thread resets the clock's lateness
+sleeps, on each backend in turn (python-rtmidi ``jack``, then ``jack-native``, whose callback's cost
+a cycle is reported too).  After a warm-up, a command submitted to the tick thread resets the clock's lateness
 histogram and notes (tick k, monotonic time, busy time, thread CPU time, swarm steps); a second one
 does the same at the end.  So the window's figures come from the clock's own statistics.  ``swarm
 lag``: ticks the clock played or skipped minus the steps the swarm took, the time the music lost
@@ -122,7 +123,7 @@ def worker(spec: dict) -> dict:
         daemon = ClockOnly(TICK_MS / 1e3)
     else:
         values = presets.resolve(spec["preset"], [f"{k}={v}" for k, v in spec["set"].items()])
-        daemon = Daemon(values, spec["preset"], PortConfig(backend="jack", client=spec["client"], use_input=True))
+        daemon = Daemon(values, spec["preset"], PortConfig(backend=spec["backend"], client=spec["client"], use_input=True))
     daemon.start()
     start_s = time.monotonic() - built
     if daemon.ports.state != "open":
@@ -178,8 +179,11 @@ def worker(spec: dict) -> dict:
     elapsed = b["t"] - a["t"]
     tick = clock.tick_s
     late = final_lateness.summary()
+    native = status["ports"].get("native", {})
     return {
         "preset": spec["preset"],
+        "backend": spec["backend"],
+        "callback_us": {"mean": native.get("callback_mean_us"), "max": native.get("callback_max_us")} if native else None,
         "n": daemon.swarm.n,
         "model": values["swarm.model"],
         "topology": values["swarm.topology"],
@@ -201,12 +205,13 @@ def worker(spec: dict) -> dict:
     }
 
 
-def tick_run(env: dict[str, str], preset: str, n: int | None, seconds: float, warmup: float) -> dict:
+def tick_run(env: dict[str, str], preset: str, n: int | None, seconds: float, warmup: float, backend: str = "jack") -> dict:
     """One configuration in a fresh worker process on the private server."""
     overrides = {"clock.tick_ms": TICK_MS}
     if n is not None:
         overrides["swarm.n"] = n
-    spec = {"preset": preset, "set": overrides, "client": f"ffm-bench-{uuid.uuid4().hex[:6]}", "seconds": seconds, "warmup": warmup}
+    client = f"ffm-bench-{uuid.uuid4().hex[:6]}"
+    spec = {"preset": preset, "set": overrides, "client": client, "seconds": seconds, "warmup": warmup, "backend": backend}
     done = subprocess.run(
         [sys.executable, __file__, "--worker", json.dumps(spec)],
         env=env,
@@ -218,7 +223,7 @@ def tick_run(env: dict[str, str], preset: str, n: int | None, seconds: float, wa
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
-    return {"preset": preset, "n": n, "failed": f"rc {done.returncode}: {done.stderr[-1500:]}"}
+    return {"preset": preset, "backend": backend, "n": n, "failed": f"rc {done.returncode}: {done.stderr[-1500:]}"}
 
 
 # ---------------------------------------------------------------------------------------- reaction
@@ -398,21 +403,24 @@ def reaction(env: dict[str, str], probes: int, interval: float, seed: int = 1) -
 
 # -------------------------------------------------------------------------------------------- main
 def show_ticks(rows: list[dict]) -> None:
-    head = f"{'preset':<15}{'N':>9} {'p50':>7}{'p99':>8}{'p99.9':>9}{'max':>9}  {'skipped':>8} {'busy':>6} {'cpu':>6}"
-    head += f" {'swarm lag':>10} {'sched':>6} {'spin µs':>8}"
+    head = f"{'preset':<15}{'backend':<12}{'N':>9} {'p50':>7}{'p99':>8}{'p99.9':>9}{'max':>9}  {'skipped':>8} {'busy':>6} {'cpu':>6}"
+    head += f" {'swarm lag':>10} {'sched':>6} {'spin µs':>8} {'callback µs':>13}"
     print("\ntick lateness at 1 kHz (µs); busy: share of time inside the tick; cpu: tick thread's CPU (spin included);")
-    print("sched: the tick thread's scheduling at the end (rt = SCHED_FIFO); spin: its adapted spin at the end")
+    print("sched: the tick thread's scheduling at the end (rt = SCHED_FIFO); spin: its adapted spin at the end;")
+    print("callback: the native JACK callback's cost a cycle, mean / max")
     print(head)
     for r in rows:
+        backend = r.get("backend", "jack")
         if "failed" in r:
-            print(f"{r['preset']:<15}{r['n']!s:>9}  FAILED {r['failed'][-300:]}")
+            print(f"{r['preset']:<15}{backend:<12}{r['n']!s:>9}  FAILED {r['failed'][-300:]}")
             continue
         n = r["n"] or "-"
-        late = r["lateness_us"]
+        late, callback = r["lateness_us"], r.get("callback_us")
+        cost = f"{callback['mean']:.1f} / {callback['max']}" if callback else "-"
         print(
-            f"{r['preset']:<15}{n:>9} {late['p50']:>7.0f}{late['p99']:>8.0f}{late['p99.9']:>9.0f}{late['max']:>9.0f}  "
+            f"{r['preset']:<15}{backend:<12}{n:>9} {late['p50']:>7.0f}{late['p99']:>8.0f}{late['p99.9']:>9.0f}{late['max']:>9.0f}  "
             f"{r['skipped']:>8} {r['busy_share']:>6.1%} {r['thread_cpu_share']:>6.1%} {r['swarm_lag_ms']:>8.0f}ms"
-            f" {'rt' if r.get('realtime') else 'normal':>6} {r.get('spin_us', 0.0):>8.0f}"
+            f" {'rt' if r.get('realtime') else 'normal':>6} {r.get('spin_us', 0.0):>8.0f} {cost:>13}"
         )
 
 
@@ -442,6 +450,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds played before measuring (default: %(default)s)")
     parser.add_argument("--probes", type=int, default=400, help="reaction probes of each kind (default: %(default)s)")
     parser.add_argument("--probe-interval", type=float, default=0.1, help="seconds between probe pairs (default: %(default)s)")
+    parser.add_argument("--backends", default="jack,jack-native", help="backends of the tick runs (default: %(default)s)")
     parser.add_argument("--no-ticks", action="store_true", help="skip the tick runs")
     parser.add_argument("--no-reaction", action="store_true", help="skip the reaction measurement")
     parser.add_argument("--out", type=Path, default=RESULTS / "daemon.json", help="JSON results (default: %(default)s)")
@@ -466,8 +475,9 @@ def main() -> None:
             print("  clock-only: done", file=sys.stderr, flush=True)
             for preset in args.presets.split(","):
                 for n in sizes:
-                    rows.append(tick_run(env, preset, n, seconds, args.warmup))
-                    print(f"  {preset} N={n}: done", file=sys.stderr, flush=True)
+                    for backend in args.backends.split(","):  # side by side, on the same server
+                        rows.append(tick_run(env, preset, n, seconds, args.warmup, backend))
+                        print(f"  {preset} N={n} {backend}: done", file=sys.stderr, flush=True)
             result["ticks"] = rows
             show_ticks(rows)
         if not args.no_reaction:
